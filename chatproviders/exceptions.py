@@ -1,0 +1,221 @@
+"""Every error chatproviders raises, in one tree.
+
+::
+
+    ChatProvidersError
+    ├── InvalidMessagesError          (also a ValueError; raised before any I/O)
+    ├── UnsupportedParameterError     (also a TypeError; raised before any I/O)
+    ├── ModelNotSupportedError        (also a ValueError; raised before any I/O)
+    ├── ProviderNotFoundError         (also a LookupError)
+    ├── ProviderNotWorkingError
+    └── APIError                      (something went wrong talking to a provider)
+        ├── APIConnectionError        (no usable connection, or it broke)
+        │   ├── APITimeoutError       (connect, read or total deadline passed)
+        │   └── IncompleteStreamError (the reply ended before the protocol said so)
+        ├── APIStatusError            (the server answered with an error status)
+        │   ├── BadRequestError       (400, 404, 422)
+        │   ├── AuthenticationError   (401, 403)
+        │   ├── RateLimitError        (429, and "Quota exceeded" replies)
+        │   └── InternalServerError   (500 and above)
+        └── ResponseFormatError       (a body that breaks the provider's protocol)
+
+Every error carries the ``provider`` name and the ``host`` it talked to, and
+``partial_text``: the reply text received before things went wrong, so nothing
+is lost. Errors pickle: every argument but the message is keyword-only with a
+default, and the attributes travel in ``__dict__``. No error ever holds a
+request's headers, so an API key cannot leak through ``str()`` or ``repr()``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatProvidersError",
+    "IncompleteStreamError",
+    "InternalServerError",
+    "InvalidMessagesError",
+    "ModelNotSupportedError",
+    "ProviderNotFoundError",
+    "ProviderNotWorkingError",
+    "RateLimitError",
+    "ResponseFormatError",
+    "UnsupportedParameterError",
+]
+
+
+class ChatProvidersError(Exception):
+    """Root of every error raised by chatproviders."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: Optional[str] = None,
+        host: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.host = host
+
+    def __str__(self) -> str:
+        where = self.provider or ""
+        if self.host:
+            where = f"{where} at {self.host}" if where else self.host
+        return f"{where}: {self.message}" if where else self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class InvalidMessagesError(ChatProvidersError, ValueError):
+    """The ``messages`` argument is not a non-empty list of role/content dicts."""
+
+
+class UnsupportedParameterError(ChatProvidersError, TypeError):
+    """A keyword argument the provider's protocol does not understand."""
+
+
+class ModelNotSupportedError(ChatProvidersError, ValueError):
+    """The provider has a fixed model list and the name is not on it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: Optional[str] = None,
+        supported: tuple[str, ...] = (),
+        provider: Optional[str] = None,
+        host: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, provider=provider, host=host)
+        self.model = model
+        self.supported = supported
+
+
+class ProviderNotFoundError(ChatProvidersError, LookupError):
+    """No provider is registered under that name."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: Optional[str] = None,
+        known: tuple[str, ...] = (),
+        provider: Optional[str] = None,
+        host: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, provider=provider, host=host)
+        self.name = name
+        self.known = known
+
+
+class ProviderNotWorkingError(ChatProvidersError):
+    """The facade refuses a provider marked ``working = False``.
+
+    Pass ``ignore_working=True``, or use the client class directly.
+    """
+
+
+class APIError(ChatProvidersError):
+    """Talking to the provider failed; ``partial_text`` holds what did arrive."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial_text: str = "",
+        provider: Optional[str] = None,
+        host: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, provider=provider, host=host)
+        self.partial_text = partial_text
+
+
+class APIConnectionError(APIError):
+    """The connection could not be made, or broke."""
+
+
+class APITimeoutError(APIConnectionError):
+    """A deadline passed; ``limit`` says which one (``"connect"``, ``"read"``...)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: Optional[str] = None,
+        partial_text: str = "",
+        provider: Optional[str] = None,
+        host: Optional[str] = None,
+    ) -> None:
+        super().__init__(
+            message, partial_text=partial_text, provider=provider, host=host
+        )
+        self.limit = limit
+
+
+class IncompleteStreamError(APIConnectionError):
+    """The reply ended before its protocol said it was complete."""
+
+
+class ResponseFormatError(APIError):
+    """The body does not follow the provider's protocol (or is an HTML page)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        body: str = "",
+        partial_text: str = "",
+        provider: Optional[str] = None,
+        host: Optional[str] = None,
+    ) -> None:
+        super().__init__(
+            message, partial_text=partial_text, provider=provider, host=host
+        )
+        self.body = body
+
+
+class APIStatusError(APIError):
+    """The server answered with an error status; ``body`` is a short excerpt."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 0,
+        body: str = "",
+        retry_after: Optional[float] = None,
+        partial_text: str = "",
+        provider: Optional[str] = None,
+        host: Optional[str] = None,
+    ) -> None:
+        super().__init__(
+            message, partial_text=partial_text, provider=provider, host=host
+        )
+        self.status_code = status_code
+        self.body = body
+        self.retry_after = retry_after
+
+
+class BadRequestError(APIStatusError):
+    """400, 404 or 422: the request itself was refused."""
+
+
+class AuthenticationError(APIStatusError):
+    """401 or 403: credentials refused, or a bot wall."""
+
+
+class RateLimitError(APIStatusError):
+    """429, or a provider's own "quota exceeded"; see ``retry_after``."""
+
+
+class InternalServerError(APIStatusError):
+    """500 or above."""
