@@ -1,0 +1,73 @@
+"""chatproviders: blocking chat-completion clients built on requests.
+
+>>> from chatproviders import Cromicle
+>>> with Cromicle(base_url="http://127.0.0.1:8000") as client:   # doctest: +SKIP
+...     with client.stream([{"role": "user", "content": "Hi"}]) as stream:
+...         for chunk in stream:
+...             print(chunk, end="", flush=True)
+"""
+
+from __future__ import annotations
+
+import logging
+
+__version__ = "0.1.0"
+
+from ._api import ChatCompletion, get_provider, list_providers
+from ._client import Provider
+from ._constants import DEFAULT_TIMEOUT
+from ._messages import format_prompt
+from ._streaming import ChatResponse, ChatStream
+from .exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ChatProvidersError,
+    IncompleteStreamError,
+    InternalServerError,
+    InvalidMessagesError,
+    ModelNotSupportedError,
+    ProviderNotFoundError,
+    ProviderNotWorkingError,
+    RateLimitError,
+    ResponseFormatError,
+    UnsupportedParameterError,
+)
+from .providers import Acytoo, CodeLinkAva, Cromicle, GPROChat
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "Acytoo",
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatCompletion",
+    "ChatProvidersError",
+    "ChatResponse",
+    "ChatStream",
+    "CodeLinkAva",
+    "Cromicle",
+    "GPROChat",
+    "IncompleteStreamError",
+    "InternalServerError",
+    "InvalidMessagesError",
+    "ModelNotSupportedError",
+    "Provider",
+    "ProviderNotFoundError",
+    "ProviderNotWorkingError",
+    "RateLimitError",
+    "ResponseFormatError",
+    "UnsupportedParameterError",
+    "__version__",
+    "format_prompt",
+    "get_provider",
+    "list_providers",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

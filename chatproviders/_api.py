@@ -1,0 +1,91 @@
+"""The gpt4free-style facade: find a provider by name, ask it once.
+
+Nothing here keeps a client between calls: each call makes one, uses it and
+closes it, as ``requests.get`` does with a Session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Optional, Union
+
+from ._client import Provider
+from ._messages import Messages
+from .exceptions import ProviderNotFoundError, ProviderNotWorkingError
+from .providers import PROVIDERS
+
+__all__ = ["ChatCompletion", "get_provider", "list_providers"]
+
+ProviderLike = Union[str, type[Provider]]
+
+
+def list_providers() -> list[type[Provider]]:
+    """The provider classes chatproviders ships, sorted by name."""
+    return sorted(PROVIDERS, key=lambda cls: cls.__name__.lower())
+
+
+def get_provider(name: ProviderLike) -> type[Provider]:
+    """The provider class called ``name`` (any case), or the class itself."""
+    if isinstance(name, type) and issubclass(name, Provider):
+        return name
+    known = tuple(cls.__name__ for cls in list_providers())
+    if isinstance(name, str):
+        for cls in list_providers():
+            if cls.__name__.lower() == name.strip().lower():
+                return cls
+    raise ProviderNotFoundError(
+        f"no provider called {name!r}; known providers: {', '.join(known)}",
+        name=str(name),
+        known=known,
+    )
+
+
+class ChatCompletion:
+    """``ChatCompletion.create(...)`` as gpt4free users know it."""
+
+    @staticmethod
+    def create(
+        model: Optional[str],
+        messages: Messages,
+        provider: Optional[ProviderLike] = None,
+        stream: bool = False,
+        ignore_working: bool = False,
+        **kwargs: Any,
+    ) -> Union[str, Iterator[str]]:
+        """The reply as ``str``, or as an iterator of ``str`` when ``stream``.
+
+        ``provider`` is a class or a name; without one, the first provider
+        that serves ``model`` is used. Client options (``base_url``,
+        ``proxy``, ``timeout``...) are accepted as keywords.
+        """
+        cls = _choose(model, provider, ignore_working)
+        if not cls.working and not ignore_working:
+            raise ProviderNotWorkingError(
+                "is marked as not working (its public service is offline); pass "
+                "ignore_working=True, or use the client class directly",
+                provider=cls.__name__,
+            )
+        chunks = cls.create_completion(model, messages, stream=stream, **kwargs)
+        return chunks if stream else "".join(chunks)
+
+
+def _choose(
+    model: Optional[str], provider: Optional[ProviderLike], ignore_working: bool
+) -> type[Provider]:
+    if provider is not None:
+        return get_provider(provider)
+    serving = [cls for cls in list_providers() if not model or model in cls.models]
+    usable = [cls for cls in serving if cls.working or ignore_working]
+    if usable:
+        return usable[0]
+    if serving:
+        names = ", ".join(cls.__name__ for cls in serving)
+        raise ProviderNotWorkingError(
+            f"every provider serving {model!r} is marked as not working ({names}); "
+            "pass ignore_working=True or name a provider"
+        )
+    raise ProviderNotFoundError(
+        f"no provider serves model {model!r}",
+        name=model,
+        known=tuple(cls.__name__ for cls in list_providers()),
+    )

@@ -1,0 +1,157 @@
+"""What a call returns: a :class:`ChatStream` to close, or a :class:`ChatResponse`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Optional
+
+from ._transport import translate_exception
+from .exceptions import APIError, ChatProvidersError
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["ChatResponse", "ChatStream"]
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    """A whole reply. ``str(reply)`` is its text."""
+
+    text: str
+    provider: str
+    model: str
+    attempts: int = 1
+    time_to_first_chunk: Optional[float] = None
+    elapsed: float = 0.0
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class ChatStream:
+    """A reply arriving piece by piece: iterate it for ``str`` chunks, then close it.
+
+    Use it in a ``with`` block. Leaving the block, ``close()``, reaching the end,
+    ``break``-ing out of the ``with`` block, an error, or garbage collection
+    closes the HTTP response; a response read to its end returns its connection
+    to the pool. ``text`` is everything received so far.
+    """
+
+    def __init__(
+        self,
+        response: requests.Response,
+        chunks: Iterator[str],
+        *,
+        provider: str,
+        model: str,
+        host: str,
+        attempts: int = 1,
+        started: Optional[float] = None,
+    ) -> None:
+        self.response = response
+        self.provider = provider
+        self.model = model
+        self.host = host
+        self.attempts = attempts
+        self.time_to_first_chunk: Optional[float] = None
+        self._chunks = chunks
+        self._parts: list[str] = []
+        self._started = time.monotonic() if started is None else started
+        self._closed = False
+
+    @property
+    def text(self) -> str:
+        """Everything received so far, joined."""
+        return "".join(self._parts)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __iter__(self) -> ChatStream:
+        return self
+
+    def __next__(self) -> str:
+        if self._closed:
+            raise StopIteration
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            self.close()
+            raise
+        except ChatProvidersError as exc:
+            self.close()
+            if isinstance(exc, APIError) and not exc.partial_text:
+                exc.partial_text = self.text
+            exc.provider = exc.provider or self.provider
+            exc.host = exc.host or self.host
+            raise
+        except Exception as exc:
+            self.close()
+            error = translate_exception(
+                exc,
+                provider=self.provider,
+                host=self.host,
+                partial_text=self.text,
+                in_body=True,
+            )
+            if error is None:
+                raise
+            raise error from exc
+        if not self._parts:
+            self.time_to_first_chunk = time.monotonic() - self._started
+        self._parts.append(chunk)
+        return chunk
+
+    def until_done(self) -> ChatResponse:
+        """Read the rest of the reply and return the whole of it."""
+        with self:
+            for _ in self:
+                pass
+        return ChatResponse(
+            text=self.text,
+            provider=self.provider,
+            model=self.model,
+            attempts=self.attempts,
+            time_to_first_chunk=self.time_to_first_chunk,
+            elapsed=time.monotonic() - self._started,
+        )
+
+    def close(self) -> None:
+        """Release the HTTP response. Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close_chunks = getattr(self._chunks, "close", None)
+            if close_chunks is not None:
+                close_chunks()
+        finally:
+            self.response.close()
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A stream dropped unread must still give back its socket.
+        if not getattr(self, "_closed", True):
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<ChatStream {self.provider} {self.model!r} {state}, "
+            f"{len(self._parts)} chunks>"
+        )

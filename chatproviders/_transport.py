@@ -1,0 +1,209 @@
+"""Where requests and urllib3 meet chatproviders.
+
+Three jobs, each in one function:
+
+* :func:`iter_raw` hands over body bytes the moment they arrive, whatever the
+  framing (chunked, Content-Length or close-delimited). requests'
+  ``iter_content`` fills a whole buffer before it yields on the latter two.
+* :func:`status_error` turns an HTTP error reply into an :class:`APIStatusError`.
+* :func:`translate_exception` is the only place a requests, urllib3 or socket
+  exception becomes one of ours.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from typing import Optional
+
+import requests
+import urllib3.exceptions
+
+from ._constants import ERROR_BODY_EXCERPT, ERROR_BODY_LIMIT, READ_CHUNK_SIZE
+from ._retry import parse_retry_after
+from .exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    IncompleteStreamError,
+    InternalServerError,
+    RateLimitError,
+    ResponseFormatError,
+)
+
+__all__ = [
+    "error_class_for_status",
+    "html_title",
+    "iter_raw",
+    "looks_like_html",
+    "status_error",
+    "translate_exception",
+]
+
+
+def iter_raw(
+    response: requests.Response, size: int = READ_CHUNK_SIZE
+) -> Iterator[bytes]:
+    """Yield the (content-decoded) body of ``response`` as it arrives.
+
+    ``read1`` returns as soon as any bytes are available, where ``read`` and
+    requests' ``iter_content`` wait for a full buffer unless the body is chunked.
+    Reaching the end releases the connection back to the pool.
+    """
+    raw = response.raw
+    while True:
+        data = raw.read1(size, decode_content=True)
+        if not data:
+            return
+        yield data
+
+
+_HTML_START = re.compile(rb"\s*(<!doctype\s+html|<html|<head|<body)", re.IGNORECASE)
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def looks_like_html(content_type: str, body: bytes) -> bool:
+    """True for a web page (a bot wall, a challenge, an error page)."""
+    return "text/html" in content_type.lower() or bool(_HTML_START.match(body))
+
+
+def html_title(text: str) -> str:
+    """The ``<title>`` of an HTML page, whitespace folded, or ``""``."""
+    found = _HTML_TITLE.search(text)
+    return " ".join(found.group(1).split()) if found else ""
+
+
+_STATUS_CLASSES = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: BadRequestError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+def error_class_for_status(status: int) -> type[APIStatusError]:
+    """The exception class for an HTTP error status."""
+    if status >= 500:
+        return InternalServerError
+    return _STATUS_CLASSES.get(status, APIStatusError)
+
+
+def read_error_body(response: requests.Response) -> bytes:
+    """Read at most ``ERROR_BODY_LIMIT`` bytes of an error reply, never raising."""
+    try:
+        return bytes(response.raw.read(ERROR_BODY_LIMIT, decode_content=True))
+    except (OSError, requests.RequestException, urllib3.exceptions.HTTPError):
+        return b""
+
+
+def status_error(
+    response: requests.Response,
+    body: bytes,
+    *,
+    provider: str,
+    host: str,
+    error_class: Optional[type[APIStatusError]] = None,
+) -> APIStatusError:
+    """Build the error for an HTTP error reply whose body (or its start) is ``body``."""
+    status = response.status_code
+    text = body.decode("utf-8", errors="replace")
+    excerpt = text[:ERROR_BODY_EXCERPT]
+    reason = f"{status} {response.reason}".strip() if response.reason else str(status)
+    if looks_like_html(response.headers.get("content-type", ""), body):
+        title = html_title(text)
+        detail = "an HTML page" + (f" titled {title!r}" if title else "")
+        message = f"answered {reason} with {detail} (a bot wall or error page?)"
+    else:
+        summary = " ".join(excerpt.split())[:200]
+        message = f"answered {reason}" + (f": {summary}" if summary else "")
+    cls = error_class or error_class_for_status(status)
+    return cls(
+        message,
+        status_code=status,
+        body=excerpt,
+        retry_after=parse_retry_after(response.headers.get("retry-after"), text),
+        provider=provider,
+        host=host,
+    )
+
+
+def translate_exception(
+    exc: BaseException,
+    *,
+    provider: str,
+    host: str,
+    partial_text: str = "",
+    in_body: bool = False,
+) -> Optional[APIError]:
+    """Our error for a requests, urllib3 or socket exception, else ``None``.
+
+    ``in_body`` says the failure came while reading the reply's body, where a
+    broken connection means the reply is incomplete.
+    """
+    where = {"provider": provider, "host": host, "partial_text": partial_text}
+    if isinstance(
+        exc, (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)
+    ):
+        return APITimeoutError(
+            "connect timeout: no connection within the connect timeout",
+            limit="connect",
+            **where,
+        )
+    if isinstance(
+        exc,
+        (requests.Timeout, urllib3.exceptions.ReadTimeoutError, socket.timeout),
+    ):
+        return APITimeoutError(
+            "read timeout: the server sent nothing within the read timeout",
+            limit="read",
+            **where,
+        )
+    if isinstance(
+        exc, (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError)
+    ):
+        return ResponseFormatError(f"could not decode the body: {exc}", **where)
+    if in_body and isinstance(
+        exc,
+        (
+            requests.exceptions.ChunkedEncodingError,
+            requests.ConnectionError,
+            urllib3.exceptions.ProtocolError,
+            OSError,
+        ),
+    ):
+        return IncompleteStreamError(
+            f"the connection broke before the reply was complete ({_reason(exc)})",
+            **where,
+        )
+    if isinstance(
+        exc,
+        (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            OSError,
+        ),
+    ):
+        return APIConnectionError(f"connection failed ({_reason(exc)})", **where)
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost useful reason of a (possibly wrapped) network exception."""
+    seen: set[int] = set()
+    while True:
+        seen.add(id(exc))
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            args = getattr(exc, "args", ())
+            inner = next((a for a in args if isinstance(a, BaseException)), None)
+        if inner is None or id(inner) in seen:
+            break
+        exc = inner
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

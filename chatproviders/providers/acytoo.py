@@ -1,0 +1,43 @@
+"""Acytoo: the whole history in; raw UTF-8 text out, until EOF.
+
+=============  ==========================================================
+request        ``POST https://chat.acytoo.com/api/completions``
+headers        ``accept: */*``, ``content-type: application/json``
+body           ``{"key": "", "model": "gpt-3.5-turbo", "messages": M,
+               "temperature": T, "password": ""}``
+M              the caller's messages, verbatim
+T              ``temperature``, default 0.5
+response       raw UTF-8 text, no framing; 429 under load
+=============  ==========================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._client import Provider
+from .._messages import Messages
+
+__all__ = ["Acytoo"]
+
+
+class Acytoo(Provider):
+    url = "https://chat.acytoo.com"
+    path = "/api/completions"
+    working = False
+    supports_stream = True
+    supports_message_history = True
+    supports_gpt_35_turbo = True
+    default_model = "gpt-3.5-turbo"
+    models = ["gpt-3.5-turbo"]
+    headers = {"accept": "*/*", "content-type": "application/json"}
+    parameters = {"temperature": 0.5}
+
+    def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
+        return {
+            "key": "",
+            "model": "gpt-3.5-turbo",
+            "messages": messages,
+            "temperature": params["temperature"],
+            "password": "",
+        }

@@ -1,0 +1,40 @@
+"""Cromicle: the prompt and a hash of it in; raw UTF-8 text out, until EOF.
+
+=============  ==========================================================
+request        ``POST https://cromicle.top/chat``
+headers        ``accept: */*``, ``content-type: application/json``
+body           ``{"message": P, "token": "abc", "hash": H}``
+P              ``format_prompt(messages)``
+H              hex SHA-256 of the UTF-8 bytes of ``"abc" + P``
+response       raw UTF-8 text, no framing
+=============  ==========================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from .._client import Provider
+from .._messages import Messages, format_prompt
+
+__all__ = ["Cromicle"]
+
+TOKEN = "abc"
+
+
+class Cromicle(Provider):
+    url = "https://cromicle.top"
+    path = "/chat"
+    working = False
+    supports_stream = True
+    supports_message_history = False
+    supports_gpt_35_turbo = True
+    default_model = "gpt-3.5-turbo"
+    models = ["gpt-3.5-turbo"]
+    headers = {"accept": "*/*", "content-type": "application/json"}
+
+    def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
+        prompt = format_prompt(messages)
+        digest = hashlib.sha256((TOKEN + prompt).encode("utf-8")).hexdigest()
+        return {"message": prompt, "token": TOKEN, "hash": digest}

@@ -1,0 +1,309 @@
+"""Streaming at the byte level, against a socket server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chatproviders import (
+    Acytoo,
+    APITimeoutError,
+    CodeLinkAva,
+    Cromicle,
+    IncompleteStreamError,
+    ResponseFormatError,
+    _client,
+    _transport,
+)
+from tests.loopback import WAIT, Conn, LoopbackServer
+
+HI = [{"role": "user", "content": "Hi"}]
+FRAMINGS = ["chunked", "length", "close"]
+
+
+def sse(*texts: str) -> bytes:
+    events = [
+        b'data: {"choices": [{"delta": {"content": %s}}]}\n\n'
+        % (b'"' + t.encode() + b'"')
+        for t in texts
+    ]
+    return b"".join(events) + b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_each_token_arrives_before_the_next_is_sent(framing: str) -> None:
+    """Under every framing a token reaches the caller while the server waits."""
+    tokens = [b"one ", b"two ", b"three"]
+    received = [threading.Event() for _ in tokens]
+    late: list[int] = []
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        length = sum(map(len, tokens))
+        conn.send_head(framing=framing, length=length)
+        for index, token in enumerate(tokens):
+            conn.send(token)
+            if not received[index].wait(WAIT):
+                late.append(index)
+        conn.end()
+
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        with client.stream(HI) as stream:
+            for index, chunk in enumerate(stream):
+                assert chunk == tokens[index].decode()
+                received[index].set()
+        assert stream.text == "one two three"
+    assert late == []
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_sse_events_arrive_before_the_next_is_sent(framing: str) -> None:
+    """CodeLinkAva hands each event over while the server waits for it."""
+    events = [sse("a")[: -len(b"data: [DONE]\n\n")], sse("b")]
+    received = [threading.Event() for _ in events]
+    late: list[int] = []
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(framing=framing, length=sum(map(len, events)))
+        for index, event in enumerate(events):
+            conn.send(event)
+            if not received[index].wait(WAIT):
+                late.append(index)
+        with contextlib.suppress(OSError):  # the client may hang up after [DONE]
+            conn.end()
+
+    with LoopbackServer(handler) as server:
+        with CodeLinkAva(base_url=server.url).stream(HI) as stream:
+            for index, chunk in enumerate(stream):
+                assert chunk == "ab"[index]
+                received[index].set()
+    assert late == []
+
+
+CHARS = "é€😀"  # two, three and four bytes in UTF-8
+BODY = ("ok " + CHARS + " done").encode()
+
+
+@pytest.mark.parametrize("split", range(1, len(BODY)))
+def test_a_character_split_at_any_byte_comes_out_whole(split: int) -> None:
+    """A UTF-8 character cut across two network writes is decoded whole."""
+    sent = threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(framing="close")
+        conn.send(BODY[:split])
+        sent.wait(WAIT)
+        conn.send(BODY[split:])
+        conn.end()
+
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        with client.stream(HI) as stream:
+            first = next(stream)
+            sent.set()
+            rest = "".join(stream)
+    assert first + rest == BODY.decode()
+    assert "\ufffd" not in first + rest
+
+
+def test_invalid_bytes_become_replacement_characters() -> None:
+    """Bytes that are not UTF-8 turn into U+FFFD instead of an exception."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.respond(200, b"a\xffb")
+
+    with LoopbackServer(handler) as server:
+        assert Cromicle(base_url=server.url).complete(HI).text == "a\ufffdb"
+
+
+@pytest.mark.parametrize("split", range(1, len(sse("x", "y"))))
+def test_crlf_sse_split_anywhere_gives_the_same_text(
+    split: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CRLF-delimited SSE cut across two reads anywhere decodes the same."""
+    body = sse("x", "y").replace(b"\n", b"\r\n")
+    first_read = threading.Event()
+
+    def iter_raw_then_signal(response: Any) -> Iterator[bytes]:
+        for data in _transport.iter_raw(response):
+            yield data
+            first_read.set()
+
+    monkeypatch.setattr(_client, "iter_raw", iter_raw_then_signal)
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(framing="chunked")
+        conn.send(body[:split])
+        assert first_read.wait(WAIT), "the client never read the first piece"
+        conn.send(body[split:])
+        with contextlib.suppress(OSError):  # the client may hang up after [DONE]
+            conn.end()
+
+    with LoopbackServer(handler) as server:
+        with CodeLinkAva(base_url=server.url).stream(HI) as stream:
+            assert "".join(stream) == "xy"
+
+
+def test_reset_mid_body_raises_incomplete_stream_with_partial_text() -> None:
+    """A TCP reset after some text raises IncompleteStreamError keeping that text."""
+    got_first = threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(framing="chunked")
+        conn.send(b"partial ")
+        got_first.wait(WAIT)
+        conn.reset()
+
+    with LoopbackServer(handler) as server:
+        with Acytoo(base_url=server.url).stream(HI) as stream:
+            assert next(stream) == "partial "
+            got_first.set()
+            with pytest.raises(IncompleteStreamError) as caught:
+                next(stream)
+    assert caught.value.partial_text == "partial "
+    assert caught.value.provider == "Acytoo"
+    assert caught.value.host == server.host
+    assert caught.value.__cause__ is not None
+
+
+def test_content_length_body_cut_short_is_incomplete() -> None:
+    """A body shorter than its Content-Length is an incomplete stream."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(framing="length", length=100)
+        conn.send(b"only this")
+
+    with LoopbackServer(handler) as server:
+        with pytest.raises(IncompleteStreamError) as caught:
+            Cromicle(base_url=server.url).complete(HI)
+    assert caught.value.partial_text == "only this"
+
+
+def test_stall_after_headers_fires_the_read_timeout() -> None:
+    """A server that goes quiet after its headers gives APITimeoutError('read')."""
+    released = threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(framing="chunked")
+        released.wait(WAIT)
+
+    with LoopbackServer(handler) as server:
+        client = Cromicle(base_url=server.url, timeout=(WAIT, 0.2))
+        with client.stream(HI) as stream, pytest.raises(APITimeoutError) as caught:
+            next(stream)
+        released.set()
+    assert caught.value.limit == "read"
+    assert "read timeout" in str(caught.value)
+
+
+def test_sse_stream_without_done_is_incomplete() -> None:
+    """CodeLinkAva's stream closing before [DONE] raises with the partial text."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        body = sse("par", "tial")[: -len(b"data: [DONE]\n\n")]
+        conn.respond(200, body, "text/event-stream")
+
+    with LoopbackServer(handler) as server:
+        with pytest.raises(IncompleteStreamError) as caught:
+            CodeLinkAva(base_url=server.url).complete(HI)
+    assert caught.value.partial_text == "partial"
+    assert "[DONE]" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"data: not json\n\n", "not JSON"),
+        (b'data: {"error": {"message": "model overloaded"}}\n\n', "model overloaded"),
+        (b"data: [1, 2]\n\n", "not a JSON object"),
+    ],
+)
+def test_bad_sse_events_raise_clear_errors(body: bytes, message: str) -> None:
+    """A non-JSON event or an in-band error names the provider and the problem."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.respond(200, body, "text/event-stream")
+
+    with LoopbackServer(handler) as server, pytest.raises(Exception) as caught:
+        CodeLinkAva(base_url=server.url).complete(HI)
+    assert message in str(caught.value)
+    assert str(caught.value).startswith(f"CodeLinkAva at {server.host}: ")
+
+
+def test_html_body_with_status_200_is_refused() -> None:
+    """A bot-wall page sent as text/plain with 200 is an error, not the reply."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.respond(200, b"<!DOCTYPE html><html><title>Just a moment</title></html>")
+
+    with LoopbackServer(handler) as server:
+        with pytest.raises(ResponseFormatError, match="HTML page"):
+            Cromicle(base_url=server.url).complete(HI)
+
+
+def keep_alive_handler(conn: Conn) -> None:
+    """Answer requests on one connection until the client closes it."""
+    while conn.read_request() is not None:
+        conn.send_head(framing="chunked")
+        conn.send(b"hello")
+        conn.end()
+
+
+def test_a_finished_stream_returns_its_connection_to_the_pool() -> None:
+    """Two replies read to the end travel over one TCP connection."""
+    with LoopbackServer(keep_alive_handler) as server:
+        with Cromicle(base_url=server.url) as client:
+            assert client.complete(HI).text == "hello"
+            with client.stream(HI) as stream:
+                assert "".join(stream) == "hello"
+            assert client.complete(HI).text == "hello"
+    assert server.accepted == 1
+
+
+def hold_open_handler(conn: Conn) -> None:
+    """Send one piece, then wait for the client to close the connection."""
+    conn.read_request()
+    conn.send_head(framing="chunked")
+    conn.send(b"first")
+    assert conn.wait_closed_by_client(), "the client never closed the connection"
+
+
+@pytest.mark.parametrize("how", ["break", "close", "with", "gc", "error"])
+def test_stopping_early_closes_the_connection(how: str) -> None:
+    """break, close(), leaving with, garbage collection and an error all hang up."""
+    with LoopbackServer(hold_open_handler) as server:
+        client = Cromicle(base_url=server.url)
+        if how == "break":
+            for _ in client.stream(HI):
+                break
+        elif how == "close":
+            stream = client.stream(HI)
+            next(stream)
+            stream.close()
+            stream.close()  # idempotent
+        elif how == "with":
+            with client.stream(HI) as stream:
+                next(stream)
+        elif how == "gc":
+            next(client.stream(HI))
+            gc.collect()
+        else:
+            with pytest.raises(RuntimeError), client.stream(HI) as stream:
+                next(stream)
+                raise RuntimeError("consumer failed")
+        # the handler asserts that it saw the close; stop() joins it
+    assert server.errors == []
