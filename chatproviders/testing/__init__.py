@@ -1,0 +1,50 @@
+"""Offline emulators of the providers' wire protocols, for demos and tests.
+
+Each emulator is a real HTTP/1.1 server on 127.0.0.1 (a free port by default),
+running in daemon threads, that checks requests the way the provider did and answers
+with a configurable :class:`Reply`: text cut into chunks, a framing, delays, and
+faults (error statuses, stalls, resets, split UTF-8 characters and CRLFs)::
+
+    from chatproviders.testing import serve
+
+    with serve("cromicle", text="Hi there", chunk_size=3, framing="length") as server:
+        ...  # point a client at server.url
+        assert server.requests[0].json["message"] == "hello"
+        server.queue_reply(status=429, headers={"Retry-After": "1"}, body="slow down")
+
+Providers: cromicle, acytoo, gprochat, codelinkava, and openai (an OpenAI-compatible
+``/v1/chat/completions`` and ``/v1/models``). pytest fixtures live in
+:mod:`chatproviders.testing.pytest_plugin`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from chatproviders.testing._exchange import RecordedRequest
+from chatproviders.testing._reply import Reply
+from chatproviders.testing._server import EmulatorServer
+
+__all__ = ["EmulatorServer", "RecordedRequest", "Reply", "serve"]
+
+
+def serve(
+    provider: str,
+    reply: Reply | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    api_key: str | None = None,
+    models: Sequence[str] | None = None,
+    **fields: Any,
+) -> EmulatorServer:
+    """Start an emulator of ``provider``; stop it with ``with`` or ``.stop()``.
+
+    ``fields`` are :class:`Reply` fields (``text``, ``chunk_size``, ``framing``,
+    ...) of the default reply; ``api_key`` and ``models`` apply to openai only.
+    See :class:`EmulatorServer`.
+    """
+    server = EmulatorServer(
+        provider, reply, host=host, port=port, api_key=api_key, models=models, **fields
+    )
+    return server.start()

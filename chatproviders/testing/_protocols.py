@@ -1,0 +1,253 @@
+"""Server side of each protocol: which requests it accepts, how it encodes a Reply.
+
+Each class reads like its table in PROTOCOLS.md. Bodies are checked strictly: a
+missing field, a field of the wrong type or (except for openai, which takes OpenAI's
+other parameters) an unexpected field is a bad request; that catches clients that
+merge stray keyword arguments into the JSON body.
+
+Errors, by provider (the chat request is a POST; the reply body is raw UTF-8 text
+unless said otherwise):
+
+- cromicle ``/chat``: 400 for a bad shape or hash, one line of text/plain.
+- acytoo ``/api/completions``: 400 for a bad shape, one line of text/plain.
+- gprochat ``/api/generate``: 400 for a bad shape, 401 for a bad signature,
+  ``{"error": {"message": ...}}`` as the real service.
+- codelinkava ``/api/chat`` (SSE reply): 400, ``{"error": {"message": ...}}``.
+- openai ``/v1/chat/completions`` (SSE or JSON reply), ``GET /v1/models[/ID]``:
+  400 bad shape, 401 API key, 404 unknown model,
+  ``{"error": {"message", "type", "param", "code"}}``.
+- all: 404 for an unknown path, 405 (with ``Allow``) for a wrong method.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, ClassVar, Mapping, Sequence
+
+from chatproviders.testing import _checks, _encode
+from chatproviders.testing._checks import (
+    BOOLEAN,
+    GEMINI_TURN,
+    INTEGER,
+    MESSAGES,
+    NULL,
+    NUMBER,
+    STRING,
+    TRUE,
+    Kind,
+)
+from chatproviders.testing._exchange import Answer, RecordedRequest
+from chatproviders.testing._reply import Reply
+
+OPENAI_MODELS = ("gpt-3.5-turbo", "gpt-4o-mini")
+
+
+class Protocol:
+    """A provider's server: one POST route, a JSON body check, raw UTF-8 text out."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    route: ClassVar[str]
+    prefix: ClassVar[str] = ""  # part of the base URL
+    fields: ClassVar[Mapping[str, Kind]]  # required
+    optional: ClassVar[Mapping[str, Kind]] = {}
+    others_allowed: ClassVar[bool] = False
+
+    @property
+    def greeting(self) -> str:
+        """The default reply text (the em dash makes it non-ASCII)."""
+        return f"Hello from the {self.title} emulator \u2014 ready."
+
+    def handle(self, request: RecordedRequest) -> Answer | None:
+        """The answer decided by the request alone (an error), or None."""
+        if request.route != self.route:
+            return self.error(404, f"no such path: {request.route}")
+        if request.method != "POST":
+            answer = self.error(405, f"use POST for {self.route}")
+            return answer.with_header("Allow", "POST")
+        return self.check(request.json)
+
+    def check(self, body: Any) -> Answer | None:
+        """An error answer when the parsed JSON body is not a valid request."""
+        args = (self.fields, self.optional, self.others_allowed)
+        problem = _checks.shape_problem(body, *args)
+        return None if problem is None else self.error(400, problem)
+
+    def render(self, reply: Reply, request: RecordedRequest) -> Answer:
+        """The answer to a valid chat request: the reply, or its fault."""
+        if not reply.replaces_answer:
+            return self.encode(reply, request)
+        if reply.body is not None:
+            return _encode.custom(reply.status, reply.body)
+        if reply.status >= 400:
+            return self.error(reply.status, _phrase(reply.status))
+        return Answer(reply.status, {}, [])
+
+    def encode(self, reply: Reply, request: RecordedRequest) -> Answer:
+        return _encode.raw_text(reply)
+
+    def error(self, status: int, message: str) -> Answer:
+        return _encode.plain(status, message)
+
+
+class Cromicle(Protocol):
+    """A prompt signed with sha256(token + message); raw text back."""
+
+    name = "cromicle"
+    title = "Cromicle"
+    route = "/chat"
+    fields = {"message": STRING, "token": STRING, "hash": STRING}
+
+    def check(self, body: Any) -> Answer | None:
+        answer = super().check(body)
+        if answer is None:
+            expected = _checks.cromicle_hash(body["token"], body["message"])
+            if body["hash"] != expected:
+                return self.error(400, "hash must be sha256(token + message), hex")
+        return answer
+
+
+class Acytoo(Protocol):
+    """The messages verbatim; raw text back."""
+
+    name = "acytoo"
+    title = "Acytoo"
+    route = "/api/completions"
+    fields = {
+        "key": STRING,
+        "model": STRING,
+        "messages": MESSAGES,
+        "temperature": NUMBER,
+        "password": STRING,
+    }
+
+
+class GPROChat(Protocol):
+    """One Gemini-style user turn, signed with a shared secret; raw text back."""
+
+    name = "gprochat"
+    title = "GPROChat"
+    route = "/api/generate"
+    fields = {"messages": GEMINI_TURN, "time": INTEGER, "pass": NULL, "sign": STRING}
+
+    def check(self, body: Any) -> Answer | None:
+        answer = super().check(body)
+        if answer is None:
+            prompt = body["messages"][0]["parts"][0]["text"]
+            if body["sign"] != _checks.gprochat_sign(body["time"], prompt):
+                return self.error(401, "invalid signature")
+        return answer
+
+    def error(self, status: int, message: str) -> Answer:
+        return _encode.json_answer(status, {"error": {"message": message}})
+
+
+class CodeLinkAva(Protocol):
+    """The messages verbatim, stream=true; OpenAI chat-chunk SSE back."""
+
+    name = "codelinkava"
+    title = "CodeLinkAva"
+    route = "/api/chat"
+    fields = {"messages": MESSAGES, "temperature": NUMBER, "stream": TRUE}
+
+    def encode(self, reply: Reply, request: RecordedRequest) -> Answer:
+        return _encode.sse(reply, model="gpt-3.5-turbo")
+
+    def error(self, status: int, message: str) -> Answer:
+        return _encode.json_answer(status, {"error": {"message": message}})
+
+
+class OpenAICompatible(Protocol):
+    """``/chat/completions`` and ``/models`` under ``/v1``, optional bearer key."""
+
+    name = "openai"
+    title = "OpenAI-compatible"
+    route = "/v1/chat/completions"
+    prefix = "/v1"
+    fields = {"model": STRING, "messages": MESSAGES}
+    optional = {"stream": BOOLEAN, "temperature": NUMBER}
+    others_allowed = True
+
+    def __init__(self, api_key: str | None, models: Sequence[str] | None) -> None:
+        if isinstance(models, str):
+            raise TypeError("models must be a sequence of names, not a string")
+        self.api_key = api_key
+        self.models = tuple(OPENAI_MODELS if models is None else models)
+
+    def handle(self, request: RecordedRequest) -> Answer | None:
+        authorization = request.headers.get("authorization")
+        if self.api_key is not None and authorization != f"Bearer {self.api_key}":
+            message = "Incorrect API key provided."
+            if authorization is None:
+                message = "You didn't provide an API key (Authorization: Bearer)."
+            return self.error(401, message, code="invalid_api_key")
+        if request.route == "/v1/models" or request.route.startswith("/v1/models/"):
+            return self._models(request)
+        answer = super().handle(request)
+        if answer is None and request.json["model"] not in self.models:
+            return self._no_model(request.json["model"])
+        return answer
+
+    def encode(self, reply: Reply, request: RecordedRequest) -> Answer:
+        model = request.json["model"]
+        if request.json.get("stream"):
+            return _encode.sse(reply, model=model)
+        return _encode.json_answer(200, _encode.completion(reply.text or "", model))
+
+    def error(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+    ) -> Answer:
+        kind = "invalid_request_error"
+        error = {"message": message, "type": kind, "param": param, "code": code}
+        return _encode.json_answer(status, {"error": error})
+
+    def _models(self, request: RecordedRequest) -> Answer:
+        if request.method != "GET":
+            answer = self.error(405, f"use GET for {request.route}")
+            return answer.with_header("Allow", "GET")
+        if request.route == "/v1/models":
+            listing = {"object": "list", "data": [_model(m) for m in self.models]}
+            return _encode.json_answer(200, listing)
+        name = request.route[len("/v1/models/") :]
+        if name not in self.models:
+            return self._no_model(name)
+        return _encode.json_answer(200, _model(name))
+
+    def _no_model(self, name: str) -> Answer:
+        message = f"The model `{name}` does not exist or you do not have access to it."
+        return self.error(404, message, code="model_not_found", param="model")
+
+
+PROTOCOLS: dict[str, type[Protocol]] = {
+    cls.name: cls for cls in (Acytoo, CodeLinkAva, Cromicle, GPROChat)
+}
+
+
+def make_protocol(
+    provider: str, api_key: str | None = None, models: Sequence[str] | None = None
+) -> Protocol:
+    """The protocol for a provider name (case-insensitive)."""
+    name = provider.strip().lower() if isinstance(provider, str) else provider
+    if name == OpenAICompatible.name:
+        return OpenAICompatible(api_key, models)
+    if name not in PROTOCOLS:
+        known = ", ".join([*PROTOCOLS, OpenAICompatible.name])
+        raise ValueError(f"unknown provider {provider!r}; expected one of: {known}")
+    if api_key is not None or models is not None:
+        raise ValueError("api_key and models apply to the openai emulator only")
+    return PROTOCOLS[name]()
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "emulator"}
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"

@@ -1,0 +1,135 @@
+"""What an emulator answers to a chat request: text, chunks, framing, faults."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Mapping, Sequence
+
+Framing = Literal["chunked", "length", "close"]
+FRAMINGS: tuple[Framing, ...] = ("chunked", "length", "close")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """How the emulator answers a chat request (immutable: make a new one to change).
+
+    Text and delivery:
+        text: the reply text; ``None`` means the provider's greeting.
+        chunks: explicit pieces of text, one write each; the text is their join.
+        chunk_size: cut the text into pieces of this many characters (default: one).
+        delay: seconds the server waits before every write after the first.
+        framing: ``"chunked"`` (Transfer-Encoding: chunked, one HTTP chunk per
+            write), ``"length"`` (Content-Length, the body written piece by piece)
+            or ``"close"`` (no length, ``Connection: close``, the body ends when
+            the connection does).
+
+    Faults:
+        status, body: when ``status != 200`` or ``body`` is set, answer with them
+            instead of the protocol's reply. ``body=None`` with a status >= 400
+            gives the provider's own error shape. The Content-Type is guessed from
+            the body (``<``: HTML, ``{``: JSON, else text) unless ``headers`` set it.
+        headers: extra response headers, added to every reply, fault or not.
+        stall_after: send this many body bytes, then nothing until the client
+            closes the connection or the server stops.
+        reset_after: send this many body bytes, then reset the connection (RST).
+        split_utf8: split the first multi-byte UTF-8 character across two writes.
+        split_crlf: SSE replies end lines with CRLF and split each event's first
+            CRLF across two writes; ignored by replies that are not SSE.
+    """
+
+    text: str | None = None
+    chunks: Sequence[str] | None = None
+    chunk_size: int | None = None
+    delay: float = 0.0
+    framing: Framing = "chunked"
+    status: int = 200
+    body: str | bytes | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    stall_after: int | None = None
+    reset_after: int | None = None
+    split_utf8: bool = False
+    split_crlf: bool = False
+
+    def __post_init__(self) -> None:
+        if self.chunks is not None:
+            chunks = tuple(self.chunks)
+            if not all(isinstance(chunk, str) for chunk in chunks):
+                raise TypeError("chunks must be strings")
+            if self.text is not None and self.text != "".join(chunks):
+                raise ValueError("give text or chunks, not both")
+            object.__setattr__(self, "chunks", chunks)
+            object.__setattr__(self, "text", "".join(chunks))
+        object.__setattr__(self, "headers", dict(self.headers))
+        self._validate()
+
+    def _validate(self) -> None:
+        if self.text is not None and not isinstance(self.text, str):
+            raise TypeError(f"text must be a string, not {type(self.text).__name__}")
+        if not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()
+        ):
+            raise TypeError("headers must map strings to strings")
+        _check_int("chunk_size", self.chunk_size, minimum=1)
+        _check_int("status", self.status, minimum=100, maximum=599)
+        _check_int("stall_after", self.stall_after, minimum=0)
+        _check_int("reset_after", self.reset_after, minimum=0)
+        if self.chunks is not None and self.chunk_size is not None:
+            raise ValueError("give chunks or chunk_size, not both")
+        if self.stall_after is not None and self.reset_after is not None:
+            raise ValueError("give stall_after or reset_after, not both")
+        if not math.isfinite(self.delay) or self.delay < 0:
+            raise ValueError(f"delay must be a finite number >= 0, not {self.delay!r}")
+        if self.framing not in FRAMINGS:
+            raise ValueError(f"framing must be one of {FRAMINGS}, not {self.framing!r}")
+        content = self.body if self.replaces_answer else self.text
+        if self.split_utf8 and not _has_multibyte(content):
+            raise ValueError(
+                "split_utf8 needs a non-ASCII character in the text or body"
+            )
+
+    @property
+    def replaces_answer(self) -> bool:
+        """True when status/body replace the protocol's normal answer."""
+        return self.status != 200 or self.body is not None
+
+    def text_chunks(self) -> list[str]:
+        """The text cut into the pieces that are written one by one."""
+        text, size = self.text or "", self.chunk_size
+        if self.chunks is not None:
+            return list(self.chunks)
+        if size is not None:
+            return [text[i : i + size] for i in range(0, len(text), size)]
+        return [text] if text else []
+
+
+def make_reply(reply: Reply | None, fields: Mapping[str, Any], greeting: str) -> Reply:
+    """``reply`` (or a fresh Reply) with ``fields`` replaced; the text defaults to
+    ``greeting``. Replacing ``text`` drops the old chunks and the other way round.
+    """
+    if reply is None:
+        reply, fields = Reply(**fields), {}
+    if "chunks" in fields and "text" not in fields:
+        fields = {**fields, "text": None}
+    if "text" in fields and "chunks" not in fields:
+        fields = {**fields, "chunks": None}
+    result = replace(reply, **fields)
+    return result if result.text is not None else replace(result, text=greeting)
+
+
+def _check_int(
+    name: str, value: object, minimum: int, maximum: int | None = None
+) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = "" if maximum is None else f" and <= {maximum}"
+        raise ValueError(f"{name} must be >= {minimum}{upper}, not {value}")
+
+
+def _has_multibyte(content: str | bytes | None) -> bool:
+    if isinstance(content, bytes):
+        return any(byte >= 0x80 for byte in content)
+    return content is None or any(ord(char) > 0x7F for char in content)
