@@ -10,29 +10,34 @@ arguments, sending with a timeout, mapping errors, streaming the reply.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ClassVar, Optional, Union
+from typing import Any, Callable, ClassVar, Optional, Union
 from urllib.parse import urlsplit
 
 import requests
 
-from . import __version__
-from ._constants import DEFAULT_TIMEOUT, USER_AGENT_PREFIX
+from . import __version__, _retry
+from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, USER_AGENT_PREFIX
 from ._decoders import iter_text
 from ._messages import Messages, validate_messages
+from ._retry import backoff_delay, is_retryable
 from ._streaming import ChatResponse, ChatStream
 from ._transport import (
     iter_raw,
     looks_like_html,
     read_error_body,
     status_error,
+    total_timeout_error,
     translate_exception,
 )
 from .exceptions import (
+    APIError,
     APIStatusError,
+    APITimeoutError,
     InvalidMessagesError,
     ModelNotSupportedError,
     ResponseFormatError,
@@ -45,7 +50,19 @@ Timeout = Union[float, tuple[float, float]]
 Proxy = Union[str, Mapping[str, str]]
 
 #: Keyword arguments that configure the client; they never reach the body.
-CLIENT_OPTIONS = frozenset({"base_url", "proxy", "timeout", "session", "headers"})
+CLIENT_OPTIONS = frozenset(
+    {
+        "base_url",
+        "proxy",
+        "timeout",
+        "session",
+        "headers",
+        "max_retries",
+        "total_timeout",
+    }
+)
+
+logger = logging.getLogger("chatproviders")
 
 
 @dataclass(frozen=True)
@@ -53,7 +70,7 @@ class PreparedChat:
     """One request, checked and encoded, ready to send."""
 
     url: str
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)  # may hold an API key
     body: bytes
     model: str
 
@@ -92,10 +109,18 @@ class Provider:
         timeout: Optional[Timeout] = None,
         session: Optional[requests.Session] = None,
         headers: Optional[Mapping[str, str]] = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        total_timeout: Optional[float] = None,
     ) -> None:
         self.base_url = _check_base_url(base_url)
         self.proxies = _proxies(proxy)
         self.timeout = _check_timeout(timeout)
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        self.max_retries = max_retries
+        if total_timeout is not None:
+            _check_timeout(total_timeout, "total_timeout")
+        self.total_timeout = total_timeout
         self.extra_headers = dict(headers or {})
         self._owns_session = session is None
         if session is None:
@@ -115,6 +140,24 @@ class Provider:
     def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
         """The JSON body for ``messages``; ``params`` are filled with defaults."""
         raise NotImplementedError
+
+    def choose_model(self, model: Optional[str]) -> str:
+        """The model to send: ``model`` if listed in ``models``, else the default.
+
+        Raises :class:`ModelNotSupportedError`. Override for open model lists.
+        """
+        if not model:
+            return self.default_model
+        if model not in self.models:
+            raise ModelNotSupportedError(
+                f"model {model!r} is not supported; "
+                f"use one of {', '.join(self.models)}",
+                model=model,
+                supported=tuple(self.models),
+                provider=self.name(),
+                host=self.host,
+            )
+        return model
 
     def iter_text(self, chunks: Iterable[bytes]) -> Iterator[str]:
         """Turn the body's bytes into text pieces. Default: raw UTF-8."""
@@ -207,16 +250,7 @@ class Provider:
         except InvalidMessagesError as exc:
             exc.provider, exc.host = where["provider"], where["host"]
             raise
-        if not model:
-            model = self.default_model
-        elif model not in self.models:
-            raise ModelNotSupportedError(
-                f"model {model!r} is not supported; "
-                f"use one of {', '.join(self.models)}",
-                model=model,
-                supported=tuple(self.models),
-                **where,
-            )
+        model = self.choose_model(model)
         unknown = sorted(params.keys() - self.parameters.keys())
         if unknown:
             accepted = ", ".join(sorted(self.parameters)) or "none"
@@ -234,19 +268,67 @@ class Provider:
             model=model,
         )
 
-    def _open(self, prepared: PreparedChat) -> ChatStream:
-        """Send ``prepared`` and check the answer's status and kind."""
+    def _open(
+        self,
+        prepared: PreparedChat,
+        deadline: Optional[float] = None,
+        on_response: Optional[Callable[[requests.Response], None]] = None,
+    ) -> ChatStream:
+        """Send ``prepared`` until its first chunk arrives, retrying what may be.
+
+        A failure before the first chunk (see ``_retry.is_retryable``) is tried
+        again up to ``max_retries`` times; after it, never, since that would
+        send the prompt twice and repeat text. ``deadline`` (monotonic) bounds
+        everything, retries included; ``on_response`` sees each response as
+        soon as its headers are in, so another thread can shut it down.
+        """
         started = time.monotonic()
+        if deadline is None and self.total_timeout is not None:
+            deadline = started + self.total_timeout
+        retries = 0
+        while True:
+            try:
+                stream = self._attempt(prepared, started, deadline, on_response)
+            except APIError as error:
+                error.attempts = retries + 1
+                if retries >= self.max_retries or not is_retryable(error):
+                    raise
+                delay = backoff_delay(retries + 1, getattr(error, "retry_after", None))
+                if deadline is not None and time.monotonic() + delay >= deadline:
+                    raise
+                retries += 1
+                logger.info(
+                    "%s: retry %d of %d in %.2f s after: %s",
+                    self.name(),
+                    retries,
+                    self.max_retries,
+                    delay,
+                    error,
+                )
+                _retry.sleep(delay)
+                continue
+            stream.attempts = retries + 1
+            return stream
+
+    def _attempt(
+        self,
+        prepared: PreparedChat,
+        started: float,
+        deadline: Optional[float],
+        on_response: Optional[Callable[[requests.Response], None]],
+    ) -> ChatStream:
+        """One try: send, check the status and kind, wait for the first chunk."""
         where: dict[str, Any] = {
             "provider": self.name(),
             "host": urlsplit(prepared.url).netloc,
         }
+        timeout, deadline_binds = _within(self.timeout, deadline)
         try:
             response = self.session.post(
                 prepared.url,
                 data=prepared.body,
                 headers=prepared.headers,
-                timeout=self.timeout,
+                timeout=timeout,
                 proxies=self.proxies,
                 stream=True,
             )
@@ -254,7 +336,12 @@ class Provider:
             error = translate_exception(exc, **where)
             if error is None:
                 raise
+            if deadline_binds and isinstance(error, APITimeoutError):
+                error = total_timeout_error()
+                error.provider, error.host = where["provider"], where["host"]
             raise error from exc
+        if on_response is not None:
+            on_response(response)
         content_type = response.headers.get("content-type", "")
         if response.status_code >= 400:
             with response:
@@ -275,14 +362,19 @@ class Provider:
                 body=body[:500].decode("utf-8", errors="replace"),
                 **where,
             )
-        chunks = self.iter_text(_refuse_html(iter_raw(response), where))
-        return ChatStream(
+        read_timeout = (
+            self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout
+        )
+        raw = iter_raw(response, deadline=deadline, read_timeout=read_timeout)
+        stream = ChatStream(
             response,
-            chunks,
+            self.iter_text(_refuse_html(raw, where)),
             model=prepared.model,
             started=started,
             **where,
         )
+        stream._read_first_chunk()
+        return stream
 
     def _generate(self, prepared: PreparedChat, stream: bool) -> Iterator[str]:
         try:
@@ -324,7 +416,9 @@ def _check_base_url(base_url: Optional[str]) -> Optional[str]:
     return base_url.rstrip("/")
 
 
-def _check_timeout(timeout: Optional[Timeout]) -> Union[float, tuple[float, float]]:
+def _check_timeout(
+    timeout: Optional[Timeout], name: str = "timeout"
+) -> Union[float, tuple[float, float]]:
     if timeout is None:
         return DEFAULT_TIMEOUT
     values = timeout if isinstance(timeout, tuple) else (timeout,)
@@ -332,11 +426,24 @@ def _check_timeout(timeout: Optional[Timeout]) -> Union[float, tuple[float, floa
         isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
         for v in values
     ):
+        pair = " or a (connect, read) pair of them" if name == "timeout" else ""
         raise ValueError(
-            "timeout must be a positive number of seconds or a (connect, read) "
-            f"pair of them, got {timeout!r}"
+            f"{name} must be a positive number of seconds{pair}, got {timeout!r}"
         )
     return timeout
+
+
+def _within(timeout: Timeout, deadline: Optional[float]) -> tuple[Timeout, bool]:
+    """``timeout`` shortened to end by ``deadline``; and whether it was."""
+    if deadline is None:
+        return timeout, False
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise total_timeout_error()
+    connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    if remaining >= max(connect, read):
+        return timeout, False
+    return (min(connect, remaining), min(read, remaining)), True
 
 
 def _proxies(proxy: Optional[Proxy]) -> Optional[dict[str, str]]:

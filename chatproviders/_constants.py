@@ -19,3 +19,14 @@ ERROR_BODY_EXCERPT = 500
 ERROR_BODY_LIMIT = 64 * 1024
 
 USER_AGENT_PREFIX = "chatproviders"
+
+#: Retries of a call that failed before its first chunk (connection errors,
+#: connect timeouts, 408, 409, 429, 5xx). ``max_retries=0`` turns them off.
+DEFAULT_MAX_RETRIES = 2
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+#: Exponential backoff: INITIAL_RETRY_DELAY * 2**n, at most MAX_RETRY_DELAY,
+#: less up to a quarter of random jitter.
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+#: A server's Retry-After is honoured up to this many seconds.
+MAX_RETRY_AFTER = 60.0

@@ -1,13 +1,52 @@
-"""Pure helpers for retrying: how long the server asked us to wait."""
+"""Retrying, in pure helpers: what may be retried, and how long to wait.
+
+The loop that uses them is ``Provider._open``; it sleeps through
+:func:`sleep`, which tests replace.
+"""
 
 from __future__ import annotations
 
 import email.utils
+import random
 import re
 import time
 from typing import Optional
 
-__all__ = ["parse_retry_after"]
+from ._constants import (
+    INITIAL_RETRY_DELAY,
+    MAX_RETRY_AFTER,
+    MAX_RETRY_DELAY,
+    RETRY_STATUSES,
+)
+from .exceptions import APIConnectionError, APIError, APIStatusError, APITimeoutError
+
+__all__ = ["backoff_delay", "is_retryable", "parse_retry_after", "sleep"]
+
+#: The one sleep retries take; patch it in tests.
+sleep = time.sleep
+
+
+def is_retryable(error: APIError) -> bool:
+    """True for failures worth another try before any text reached the caller."""
+    if isinstance(error, APIStatusError):
+        return error.status_code in RETRY_STATUSES
+    if isinstance(error, APITimeoutError):
+        return error.limit == "connect"
+    return isinstance(error, APIConnectionError)
+
+
+def backoff_delay(
+    retry: int, retry_after: Optional[float] = None, jitter: float = 0.25
+) -> float:
+    """Seconds to wait before retry number ``retry`` (1, 2, ...).
+
+    A server's ``retry_after`` up to ``MAX_RETRY_AFTER`` wins; otherwise
+    exponential backoff, capped, less up to ``jitter`` of itself at random.
+    """
+    if retry_after is not None and 0 <= retry_after <= MAX_RETRY_AFTER:
+        return retry_after
+    delay: float = min(INITIAL_RETRY_DELAY * 2.0 ** (retry - 1), MAX_RETRY_DELAY)
+    return delay * (1 - jitter * random.random())
 
 _TRY_AGAIN = re.compile(
     r"(?:try again|retry)\s+(?:in|after)\s+(\d+(?:\.\d+)?)\s*"

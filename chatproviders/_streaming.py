@@ -62,6 +62,7 @@ class ChatStream:
         self._parts: list[str] = []
         self._started = time.monotonic() if started is None else started
         self._closed = False
+        self._first: Optional[str] = None
 
     @property
     def text(self) -> str:
@@ -76,6 +77,9 @@ class ChatStream:
         return self
 
     def __next__(self) -> str:
+        if self._first is not None:
+            chunk, self._first = self._first, None
+            return chunk
         if self._closed:
             raise StopIteration
         try:
@@ -106,6 +110,15 @@ class ChatStream:
             self.time_to_first_chunk = time.monotonic() - self._started
         self._parts.append(chunk)
         return chunk
+
+    def _read_first_chunk(self) -> None:
+        """Wait for the first chunk (or the end) and keep it for ``__next__``.
+
+        Failures up to here can still be retried: no text reached the caller.
+        """
+        for chunk in self:
+            self._first = chunk
+            break
 
     def until_done(self) -> ChatResponse:
         """Read the rest of the reply and return the whole of it."""

@@ -12,8 +12,10 @@ Three jobs, each in one function:
 
 from __future__ import annotations
 
+import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 from typing import Optional
 
@@ -41,25 +43,56 @@ __all__ = [
     "iter_raw",
     "looks_like_html",
     "status_error",
+    "total_timeout_error",
     "translate_exception",
 ]
 
 
 def iter_raw(
-    response: requests.Response, size: int = READ_CHUNK_SIZE
+    response: requests.Response,
+    size: int = READ_CHUNK_SIZE,
+    deadline: Optional[float] = None,
+    read_timeout: Optional[float] = None,
 ) -> Iterator[bytes]:
     """Yield the (content-decoded) body of ``response`` as it arrives.
 
     ``read1`` returns as soon as any bytes are available, where ``read`` and
     requests' ``iter_content`` wait for a full buffer unless the body is chunked.
     Reaching the end releases the connection back to the pool.
+
+    With a ``deadline`` (a ``time.monotonic()`` value), every read waits at
+    most until then, so a server trickling bytes forever cannot outlast it.
     """
     raw = response.raw
+    if deadline is None:
+        while True:
+            data = raw.read1(size, decode_content=True)
+            if not data:
+                return
+            yield data
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
     while True:
-        data = raw.read1(size, decode_content=True)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise total_timeout_error()
+        deadline_binds = read_timeout is None or remaining < read_timeout
+        if sock is not None:
+            sock.settimeout(remaining if deadline_binds else read_timeout)
+        try:
+            data = raw.read1(size, decode_content=True)
+        except (urllib3.exceptions.ReadTimeoutError, socket.timeout) as exc:
+            if deadline_binds:
+                raise total_timeout_error() from exc
+            raise
         if not data:
             return
         yield data
+
+
+def total_timeout_error() -> APITimeoutError:
+    return APITimeoutError(
+        "total timeout: the call ran past its total_timeout", limit="total"
+    )
 
 
 _HTML_START = re.compile(rb"\s*(<!doctype\s+html|<html|<head|<body)", re.IGNORECASE)
@@ -120,7 +153,7 @@ def status_error(
         detail = "an HTML page" + (f" titled {title!r}" if title else "")
         message = f"answered {reason} with {detail} (a bot wall or error page?)"
     else:
-        summary = " ".join(excerpt.split())[:200]
+        summary = " ".join((_error_message(text) or excerpt).split())[:200]
         message = f"answered {reason}" + (f": {summary}" if summary else "")
     cls = error_class or error_class_for_status(status)
     return cls(
@@ -131,6 +164,21 @@ def status_error(
         provider=provider,
         host=host,
     )
+
+
+def _error_message(text: str) -> str:
+    """``error.message`` (and ``error.code``) of an OpenAI-style ``{"error": {...}}``
+    body, or ``""``.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ""
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return ""
+    code = error.get("code")
+    return error["message"] + (f" ({code})" if isinstance(code, str) else "")
 
 
 def translate_exception(

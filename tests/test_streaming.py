@@ -131,8 +131,8 @@ def test_crlf_sse_split_anywhere_gives_the_same_text(
     body = sse("x", "y").replace(b"\n", b"\r\n")
     first_read = threading.Event()
 
-    def iter_raw_then_signal(response: Any) -> Iterator[bytes]:
-        for data in _transport.iter_raw(response):
+    def iter_raw_then_signal(response: Any, **options: Any) -> Iterator[bytes]:
+        for data in _transport.iter_raw(response, **options):
             yield data
             first_read.set()
 
@@ -200,8 +200,8 @@ def test_stall_after_headers_fires_the_read_timeout() -> None:
 
     with LoopbackServer(handler) as server:
         client = Cromicle(base_url=server.url, timeout=(WAIT, 0.2))
-        with client.stream(HI) as stream, pytest.raises(APITimeoutError) as caught:
-            next(stream)
+        with pytest.raises(APITimeoutError) as caught:
+            client.stream(HI)
         released.set()
     assert caught.value.limit == "read"
     assert "read timeout" in str(caught.value)

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+import pytest
+
+from chatproviders import _retry
+
+
+@pytest.fixture(autouse=True)
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Retries record their backoff here instead of sleeping."""
+    slept: list[float] = []
+    monkeypatch.setattr(_retry, "sleep", slept.append)
+    return slept
