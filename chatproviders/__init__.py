@@ -15,14 +15,17 @@ __version__ = "0.1.0"
 
 from ._api import ChatCompletion, get_provider, list_providers
 from ._client import Provider
-from ._constants import DEFAULT_TIMEOUT
+from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from ._fallback import FallbackProvider
 from ._messages import format_prompt
 from ._streaming import ChatResponse, ChatStream
 from .exceptions import (
+    AllProvidersFailedError,
     APIConnectionError,
     APIError,
     APIStatusError,
     APITimeoutError,
+    Attempt,
     AuthenticationError,
     BadRequestError,
     ChatProvidersError,
@@ -39,12 +42,15 @@ from .exceptions import (
 from .providers import Acytoo, CodeLinkAva, Cromicle, GPROChat
 
 __all__ = [
+    "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
     "APITimeoutError",
     "Acytoo",
+    "AllProvidersFailedError",
+    "Attempt",
     "AuthenticationError",
     "BadRequestError",
     "ChatCompletion",
@@ -53,6 +59,7 @@ __all__ = [
     "ChatStream",
     "CodeLinkAva",
     "Cromicle",
+    "FallbackProvider",
     "GPROChat",
     "IncompleteStreamError",
     "InternalServerError",

@@ -12,6 +12,7 @@
         ├── APIConnectionError        (no usable connection, or it broke)
         │   ├── APITimeoutError       (connect, read or total deadline passed)
         │   └── IncompleteStreamError (the reply ended before the protocol said so)
+        ├── AllProvidersFailedError   (a FallbackProvider ran out; see .attempts)
         ├── APIStatusError            (the server answered with an error status)
         │   ├── BadRequestError       (400, 404, 422)
         │   ├── AuthenticationError   (401, 403)
@@ -28,6 +29,7 @@ request's headers, so an API key cannot leak through ``str()`` or ``repr()``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "AllProvidersFailedError",
+    "Attempt",
     "AuthenticationError",
     "BadRequestError",
     "ChatProvidersError",
@@ -125,7 +129,11 @@ class ProviderNotWorkingError(ChatProvidersError):
 
 
 class APIError(ChatProvidersError):
-    """Talking to the provider failed; ``partial_text`` holds what did arrive."""
+    """Talking to the provider failed.
+
+    ``partial_text`` holds the text that did arrive; ``attempts`` how many
+    tries the call made (retries included) before giving up.
+    """
 
     def __init__(
         self,
@@ -137,6 +145,7 @@ class APIError(ChatProvidersError):
     ) -> None:
         super().__init__(message, provider=provider, host=host)
         self.partial_text = partial_text
+        self.attempts = 1
 
 
 class APIConnectionError(APIError):
@@ -219,3 +228,42 @@ class RateLimitError(APIStatusError):
 
 class InternalServerError(APIStatusError):
     """500 or above."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a :class:`FallbackProvider`: who, what went wrong, how long."""
+
+    provider: str
+    error: BaseException
+    elapsed: float
+    status_code: Optional[int] = None
+
+    def __str__(self) -> str:
+        status = f" [{self.status_code}]" if self.status_code else ""
+        reason = getattr(self.error, "message", None) or str(self.error)
+        kind = type(self.error).__name__
+        return f"{self.provider}{status}: {kind}: {reason} ({self.elapsed:.2f} s)"
+
+
+class AllProvidersFailedError(APIError):
+    """Every provider of a FallbackProvider failed; ``attempts`` says how."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: tuple[Attempt, ...] = (),
+        partial_text: str = "",
+        provider: Optional[str] = None,
+        host: Optional[str] = None,
+    ) -> None:
+        super().__init__(
+            message, partial_text=partial_text, provider=provider, host=host
+        )
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        lines = [super().__str__()]
+        lines += [f"  {attempt}" for attempt in self.attempts]
+        return "\n".join(lines)

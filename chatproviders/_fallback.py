@@ -1,0 +1,144 @@
+"""Several providers behind one client interface, tried in turn."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Optional
+
+from ._client import Provider, _check_timeout
+from ._messages import Messages, validate_messages
+from ._streaming import ChatResponse, ChatStream
+from .exceptions import (
+    AllProvidersFailedError,
+    APIStatusError,
+    APITimeoutError,
+    Attempt,
+    ChatProvidersError,
+    InvalidMessagesError,
+)
+
+__all__ = ["FallbackProvider"]
+
+
+class FallbackProvider:
+    """Ask ``providers`` in turn until one starts answering.
+
+    A provider that fails before its first chunk (after its own retries) is
+    skipped for ``cooldown`` seconds, unless every provider is cooling down.
+    Once a chunk has arrived the stream belongs to that provider: a later
+    failure is raised, never spliced with another provider's answer. When all
+    fail, :class:`AllProvidersFailedError` lists every attempt.
+    ``total_timeout`` bounds the whole call, every provider included. One
+    instance may be shared between threads.
+    """
+
+    def __init__(
+        self,
+        providers: Sequence[Provider],
+        shuffle: bool = False,
+        cooldown: float = 60.0,
+        total_timeout: Optional[float] = None,
+    ) -> None:
+        if not providers or not all(isinstance(p, Provider) for p in providers):
+            raise TypeError(
+                "providers must be a non-empty sequence of client instances, "
+                "e.g. [Cromicle(base_url=...), Acytoo(base_url=...)]"
+            )
+        if not isinstance(cooldown, (int, float)) or cooldown < 0:
+            raise ValueError(f"cooldown must be seconds >= 0, got {cooldown!r}")
+        if total_timeout is not None:
+            _check_timeout(total_timeout, "total_timeout")
+        self.providers = list(providers)
+        self.shuffle = shuffle
+        self.cooldown = cooldown
+        self.total_timeout = total_timeout
+        self._failed_at: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def stream(
+        self, messages: Messages, model: Optional[str] = None, **params: Any
+    ) -> ChatStream:
+        """The first provider's stream that produced a chunk (or ended cleanly)."""
+        validate_messages(messages)
+        started = time.monotonic()
+        deadline = started + self.total_timeout if self.total_timeout else None
+        attempts: list[Attempt] = []
+        tries = 0
+        for index in self._order():
+            provider = self.providers[index]
+            begun = time.monotonic()
+            try:
+                stream = provider._open(
+                    provider.prepare(messages, model, params), deadline=deadline
+                )
+            except InvalidMessagesError:
+                raise
+            except ChatProvidersError as error:
+                tries += getattr(error, "attempts", 1)
+                attempts.append(_attempt(provider, error, time.monotonic() - begun))
+                if isinstance(error, APITimeoutError) and error.limit == "total":
+                    break
+                self._mark(index, failed=True)
+                continue
+            self._mark(index, failed=False)
+            stream.attempts += tries
+            return stream
+        raise AllProvidersFailedError(
+            f"all {len(attempts)} provider attempt(s) failed:", attempts=tuple(attempts)
+        )
+
+    def complete(
+        self, messages: Messages, model: Optional[str] = None, **params: Any
+    ) -> ChatResponse:
+        """The whole reply of the first provider that answers."""
+        return self.stream(messages, model, **params).until_done()
+
+    def close(self) -> None:
+        """Close every provider."""
+        for provider in self.providers:
+            provider.close()
+
+    def __enter__(self) -> FallbackProvider:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        names = ", ".join(p.name() for p in self.providers)
+        return f"<FallbackProvider [{names}]>"
+
+    def _order(self) -> list[int]:
+        """Indexes to try: those not cooling down, or all if every one is."""
+        indexes = list(range(len(self.providers)))
+        if self.shuffle:
+            random.shuffle(indexes)
+        now = time.monotonic()
+        with self._lock:
+            ready = [
+                i
+                for i in indexes
+                if now - self._failed_at.get(i, -self.cooldown) >= self.cooldown
+            ]
+        return ready or indexes
+
+    def _mark(self, index: int, failed: bool) -> None:
+        with self._lock:
+            if failed:
+                self._failed_at[index] = time.monotonic()
+            else:
+                self._failed_at.pop(index, None)
+
+
+def _attempt(provider: Provider, error: BaseException, elapsed: float) -> Attempt:
+    status = error.status_code if isinstance(error, APIStatusError) else None
+    return Attempt(provider.name(), error, elapsed, status)
