@@ -290,7 +290,7 @@ class Provider:
             try:
                 stream = self._attempt(prepared, started, deadline, on_response)
             except APIError as error:
-                error.attempts = retries + 1
+                error.tries = retries + 1
                 if retries >= self.max_retries or not is_retryable(error):
                     raise
                 delay = backoff_delay(retries + 1, getattr(error, "retry_after", None))

@@ -78,7 +78,7 @@ class FallbackProvider:
             except InvalidMessagesError:
                 raise
             except ChatProvidersError as error:
-                tries += getattr(error, "attempts", 1)
+                tries += getattr(error, "tries", 1)
                 attempts.append(_attempt(provider, error, time.monotonic() - begun))
                 if isinstance(error, APITimeoutError) and error.limit == "total":
                     break

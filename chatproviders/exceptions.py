@@ -131,8 +131,8 @@ class ProviderNotWorkingError(ChatProvidersError):
 class APIError(ChatProvidersError):
     """Talking to the provider failed.
 
-    ``partial_text`` holds the text that did arrive; ``attempts`` how many
-    tries the call made (retries included) before giving up.
+    ``partial_text`` holds the text that did arrive; ``tries`` how many
+    requests the call made (retries included) before giving up.
     """
 
     def __init__(
@@ -145,7 +145,7 @@ class APIError(ChatProvidersError):
     ) -> None:
         super().__init__(message, provider=provider, host=host)
         self.partial_text = partial_text
-        self.attempts = 1
+        self.tries = 1
 
 
 class APIConnectionError(APIError):

@@ -73,7 +73,7 @@ def test_retries_give_up_after_max_retries(sleeps: list[float]) -> None:
     responses.post(URL, status=502)
     with pytest.raises(InternalServerError) as caught:
         Cromicle(base_url=BASE, max_retries=3).complete(HI)
-    assert caught.value.attempts == 4
+    assert caught.value.tries == 4
     assert len(responses.calls) == 4
     assert len(sleeps) == 3
 
