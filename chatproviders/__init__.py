@@ -14,6 +14,7 @@ import logging
 __version__ = "0.1.0"
 
 from ._api import ChatCompletion, get_provider, list_providers
+from ._background import BackgroundStream
 from ._client import Provider
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._fallback import FallbackProvider
@@ -52,6 +53,7 @@ __all__ = [
     "AllProvidersFailedError",
     "Attempt",
     "AuthenticationError",
+    "BackgroundStream",
     "BadRequestError",
     "ChatCompletion",
     "ChatProvidersError",

@@ -9,8 +9,10 @@ arguments, sending with a timeout, mapping errors, streaming the reply.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +23,13 @@ from urllib.parse import urlsplit
 import requests
 
 from . import __version__, _retry
-from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, USER_AGENT_PREFIX
+from ._background import BackgroundStream
+from ._constants import (
+    BACKGROUND_QUEUE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    USER_AGENT_PREFIX,
+)
 from ._decoders import iter_text
 from ._messages import Messages, validate_messages
 from ._retry import backoff_delay, is_retryable
@@ -194,6 +202,24 @@ class Provider:
         """Send the chat and return the whole reply as a :class:`ChatResponse`."""
         return self.stream(messages, model, **params).until_done()
 
+    def stream_in_background(
+        self,
+        messages: Messages,
+        model: Optional[str] = None,
+        maxsize: int = BACKGROUND_QUEUE_SIZE,
+        **params: Any,
+    ) -> BackgroundStream:
+        """Stream the reply on a worker thread; returns at once.
+
+        The arguments are checked here (bad ones raise now); the request is
+        sent from the worker. At most ``maxsize`` chunks wait in memory. One
+        client may serve background streams from many threads at once.
+        """
+        prepared = self.prepare(messages, model, params)
+        return BackgroundStream._of_request(
+            functools.partial(self._open, prepared), maxsize
+        )
+
     @classmethod
     def create_completion(
         cls,
@@ -273,6 +299,7 @@ class Provider:
         prepared: PreparedChat,
         deadline: Optional[float] = None,
         on_response: Optional[Callable[[requests.Response], None]] = None,
+        cancel: Optional[threading.Event] = None,
     ) -> ChatStream:
         """Send ``prepared`` until its first chunk arrives, retrying what may be.
 
@@ -280,7 +307,8 @@ class Provider:
         again up to ``max_retries`` times; after it, never, since that would
         send the prompt twice and repeat text. ``deadline`` (monotonic) bounds
         everything, retries included; ``on_response`` sees each response as
-        soon as its headers are in, so another thread can shut it down.
+        soon as its headers are in, so another thread can shut it down;
+        once ``cancel`` is set, nothing is retried and a backoff wait ends.
         """
         started = time.monotonic()
         if deadline is None and self.total_timeout is not None:
@@ -292,6 +320,8 @@ class Provider:
             except APIError as error:
                 error.tries = retries + 1
                 if retries >= self.max_retries or not is_retryable(error):
+                    raise
+                if cancel is not None and cancel.is_set():
                     raise
                 delay = backoff_delay(retries + 1, getattr(error, "retry_after", None))
                 if deadline is not None and time.monotonic() + delay >= deadline:
@@ -305,7 +335,7 @@ class Provider:
                     delay,
                     error,
                 )
-                _retry.sleep(delay)
+                _retry.sleep(delay, cancel)
                 continue
             stream.attempts = retries + 1
             return stream

@@ -11,6 +11,7 @@ DEFAULT_TIMEOUT = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT)
 #: Largest read handed to the decoder at once; smaller pieces are handed
 #: over as soon as they arrive.
 READ_CHUNK_SIZE = 64 * 1024
+BACKGROUND_QUEUE_SIZE = 64  #: chunks a BackgroundStream holds before its worker waits
 
 #: How much of an error body is kept on the exception.
 ERROR_BODY_EXCERPT = 500

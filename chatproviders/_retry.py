@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import random
 import re
+import threading
 import time
 from typing import Optional
 
@@ -22,8 +23,13 @@ from .exceptions import APIConnectionError, APIError, APIStatusError, APITimeout
 
 __all__ = ["backoff_delay", "is_retryable", "parse_retry_after", "sleep"]
 
-#: The one sleep retries take; patch it in tests.
-sleep = time.sleep
+
+def sleep(seconds: float, cancel: Optional[threading.Event] = None) -> None:
+    """The one sleep retries take (tests replace it); ``cancel`` cuts it short."""
+    if cancel is None:
+        time.sleep(seconds)
+    else:
+        cancel.wait(seconds)
 
 
 def is_retryable(error: APIError) -> bool:
@@ -47,6 +53,7 @@ def backoff_delay(
         return retry_after
     delay: float = min(INITIAL_RETRY_DELAY * 2.0 ** (retry - 1), MAX_RETRY_DELAY)
     return delay * (1 - jitter * random.random())
+
 
 _TRY_AGAIN = re.compile(
     r"(?:try again|retry)\s+(?:in|after)\s+(\d+(?:\.\d+)?)\s*"

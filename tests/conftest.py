@@ -9,5 +9,7 @@ from chatproviders import _retry
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Retries record their backoff here instead of sleeping."""
     slept: list[float] = []
-    monkeypatch.setattr(_retry, "sleep", slept.append)
+    monkeypatch.setattr(
+        _retry, "sleep", lambda seconds, cancel=None: slept.append(seconds)
+    )
     return slept

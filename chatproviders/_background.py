@@ -1,0 +1,504 @@
+"""A stream read on a worker thread: :class:`BackgroundStream`.
+
+The worker owns the source: it opens it, reads it and closes it. Chunks cross
+to the consumer through a bounded queue in :class:`_Channel`, one lock with
+two conditions, so that:
+
+* the worker stops reading while the queue is full (TCP flow control then
+  holds the server back) and as soon as the consumer cancels;
+* cancelling wakes a worker blocked on the network by shutting the socket
+  down (urllib3's ``HTTPResponse.shutdown()``); the worker then closes the
+  stream itself, since a generator cannot be closed from another thread
+  while it runs, and exits;
+* an error on the worker reaches the consumer as the same object, after the
+  chunks that came before it; an error caused by cancelling is dropped;
+* asyncio consumers wait on a future that the worker resolves with
+  ``loop.call_soon_threadsafe``, so the event loop never blocks.
+
+The worker holds the channel, never the :class:`BackgroundStream`, so an
+abandoned stream is garbage-collected and its finalizer cancels the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+
+from ._constants import BACKGROUND_QUEUE_SIZE
+from ._streaming import ChatStream
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["BackgroundStream"]
+
+logger = logging.getLogger("chatproviders")
+
+#: A ChatStream, any iterable of str, or a zero-argument callable returning one.
+Source = Union[Iterable[str], Callable[[], Iterable[str]]]
+
+#: The longest close() waits for a worker it cannot wake: one inside a user's
+#: ``next()``, or one whose request has no response headers yet. A worker
+#: reading a reply, or waiting for room in the queue, exits at once.
+_CLOSE_WAIT = 0.5
+
+_numbers = itertools.count(1)
+_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
+
+class _Cancelled(Exception):
+    """Raised on the worker when a response arrives after the consumer closed."""
+
+
+class _Channel:
+    """What the worker and the consumers share, all under one lock."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.lock = threading.Lock()
+        self.readable = threading.Condition(self.lock)  # a chunk or the end came
+        self.writable = threading.Condition(self.lock)  # room, or cancelled
+        self.maxsize = maxsize
+        self.queue: deque[str] = deque()
+        self.ended = False  # the worker has finished and closed the source
+        self.error: Optional[BaseException] = None
+        self.cancelled = False  # the consumer closed the stream
+        self.cancel_event = threading.Event()  # the same, for the retry loop
+        self.response: Optional[requests.Response] = None  # the one being read
+        self.waiters: list[_Waiter] = []  # asyncio consumers waiting
+
+    # -- the worker's side --------------------------------------------------
+
+    def watch(self, response: requests.Response) -> None:
+        """Let :meth:`cancel` shut ``response`` down; refuse it if already closed."""
+        with self.lock:
+            cancelled = self.cancelled
+            if not cancelled:
+                self.response = response
+        if cancelled:
+            response.close()
+            raise _Cancelled
+
+    def put(self, chunk: str) -> bool:
+        """Queue ``chunk``, waiting for room; False once the consumer closed."""
+        with self.lock:
+            while len(self.queue) >= self.maxsize and not self.cancelled:
+                self.writable.wait()
+            if self.cancelled:
+                return False
+            self.queue.append(chunk)
+            if len(self.queue) > 1:
+                return True  # consumers wait only on an empty queue
+            self.readable.notify_all()
+            waiters = self._take_waiters()
+        _wake(waiters)
+        return True
+
+    def end(self, error: Optional[BaseException]) -> None:
+        """The source is done and closed; ``error`` is how it failed, if it did."""
+        with self.lock:
+            self.response = None
+            if self.cancelled:
+                if error is not None:
+                    logger.debug("dropped after close(): %r", error)
+            else:
+                self.error = error
+            self.ended = True
+            self.readable.notify_all()
+            waiters = self._take_waiters()
+        _wake(waiters)
+
+    # -- the consumer's side ------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the worker: wake it wherever it waits. Never blocks."""
+        with self.lock:
+            if self.cancelled:
+                return
+            self.cancelled = True
+            self.cancel_event.set()
+            response = self.response
+            self.readable.notify_all()
+            self.writable.notify_all()
+            waiters = self._take_waiters()
+        _wake(waiters)
+        if response is not None:
+            _shut_down(response)
+
+    def _take_waiters(self) -> list[_Waiter]:
+        waiters, self.waiters = self.waiters, []
+        return waiters
+
+
+def _shut_down(response: requests.Response) -> None:
+    """Make a read blocked on another thread return, where urllib3 can.
+
+    It cannot under ``responses`` (ValueError), once the connection went back
+    to the pool (RuntimeError) or once the socket is closed (OSError).
+    """
+    with contextlib.suppress(AttributeError, OSError, RuntimeError, ValueError):
+        response.raw.shutdown()
+
+
+def _wake(waiters: list[_Waiter]) -> None:
+    for loop, future in waiters:
+        with contextlib.suppress(RuntimeError):  # that loop is closed
+            loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _work(channel: _Channel, open_chunks: Callable[[_Channel], Iterable[str]]) -> None:
+    """The worker thread: open the source, queue its chunks, close it, report."""
+    error: Optional[BaseException] = None
+    chunks: Optional[Iterator[str]] = None
+    time.sleep(0)  # hand the GIL back, so that start() returns to the caller now
+    try:
+        if channel.cancelled:  # closed before the worker ran: send nothing
+            return
+        chunks = iter(open_chunks(channel))
+        if isinstance(chunks, ChatStream):
+            channel.watch(chunks.response)
+        for chunk in chunks:
+            if not channel.put(chunk):
+                break
+    except BaseException as exc:  # handed to the consumer, never printed here
+        error = exc
+    finally:
+        close = getattr(chunks, "close", None)
+        if callable(close):
+            try:
+                close()
+            except BaseException as exc:
+                error = error or exc
+        channel.end(error)
+
+
+def _opener(source: Source) -> Callable[[_Channel], Iterable[str]]:
+    if isinstance(source, (str, bytes)):
+        raise TypeError("source must be an iterable of str chunks, not a string")
+    if isinstance(source, Iterable):
+        iterable = source
+        return lambda channel: iterable
+    if callable(source):
+        factory = source
+        return lambda channel: factory()
+    raise TypeError(
+        "source must be a ChatStream, an iterable of str, or a zero-argument "
+        f"callable returning one, got {type(source).__name__}"
+    )
+
+
+class BackgroundStream:
+    """A stream read on a worker thread, so that the caller never blocks.
+
+    ``source`` is a :class:`ChatStream`, any iterable of ``str``, or a
+    zero-argument callable returning one (called on the worker). The worker
+    owns it and closes it at the end. At most ``maxsize`` chunks wait in
+    memory; then the worker stops reading until the consumer takes some.
+
+    Iterate it (blocking, in order; ``next(stream)`` takes one chunk), ``poll()``
+    it (never blocks), or wait for ``result()``; ``async for`` works too and
+    never blocks the event loop. An error on the worker is raised by whichever
+    of these reaches it, after the chunks that came before it, as the same
+    exception object.
+
+    ``close()`` cancels: it shuts the socket down so that a stalled read
+    returns, and waits for the worker to close the response and exit. Leaving
+    a ``with`` block, ``break``-ing out of a ``for`` or ``async for`` loop over
+    it, cancelling the task awaiting it, and garbage collection close it too.
+    Two waits cannot be interrupted: a request whose response headers have not
+    come (the worker hangs up when they come, at the latest after the read
+    timeout) and a user iterable inside ``next()``; ``close()`` then returns
+    after half a second and the worker stops as soon as it can.
+
+    Threads: one client may serve background streams from many threads at
+    once; its ``requests.Session`` pools connections thread-safely, keeping up
+    to 10 per host by default (more concurrent streams to one host work, but
+    the extra connections are closed instead of reused, with a warning from
+    urllib3; give the client a session with a larger ``pool_maxsize``). One
+    BackgroundStream may be read from several threads; each chunk goes to one.
+    """
+
+    def __init__(self, source: Source, maxsize: int = BACKGROUND_QUEUE_SIZE) -> None:
+        self._start(_opener(source), maxsize)
+
+    @classmethod
+    def _of_request(
+        cls, send: Callable[..., Iterable[str]], maxsize: int
+    ) -> BackgroundStream:
+        """For :meth:`Provider.stream_in_background`: ``send(on_response=hook)``
+        runs on the worker, so that close() can shut down every response it opens.
+        """
+        stream = cls.__new__(cls)
+        stream._start(
+            lambda channel: send(
+                on_response=channel.watch, cancel=channel.cancel_event
+            ),
+            maxsize,
+        )
+        return stream
+
+    def _start(
+        self, open_chunks: Callable[[_Channel], Iterable[str]], maxsize: int
+    ) -> None:
+        if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
+            raise ValueError(f"maxsize must be an int >= 1, got {maxsize!r}")
+        self._channel = _Channel(maxsize)
+        self._parts: list[str] = []  # every chunk taken from the queue, in order
+        self._handed = 0  # how many of them iteration or poll() handed out
+        self._error_raised = False
+        self._thread = threading.Thread(
+            target=_work,
+            args=(self._channel, open_chunks),
+            name=f"chatproviders-background-{next(_numbers)}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    # -- the consumer's calls -------------------------------------------------
+
+    def __iter__(self) -> Iterator[str]:
+        # A generator, so that ``break`` (which drops it) closes the stream.
+        try:
+            while True:
+                chunk = self._wait_next()
+                if chunk is None:
+                    return
+                yield chunk
+        finally:
+            self.close()
+
+    def __next__(self) -> str:
+        """The next chunk, waiting for it; unlike a loop, leaves the stream open."""
+        chunk = self._wait_next()
+        if chunk is None:
+            raise StopIteration
+        return chunk
+
+    def poll(self) -> list[str]:
+        """The chunks that arrived since the last call; never blocks.
+
+        Raises the worker's error once every chunk before it was handed out.
+        """
+        with self._channel.lock:
+            if self._channel.cancelled:
+                return []
+            self._fill()
+            chunks = self._parts[self._handed :]
+            self._handed = len(self._parts)
+            if not chunks:
+                self._raise_error()
+            return chunks
+
+    @property
+    def done(self) -> bool:
+        """The stream ended (completed, failed or closed) and everything was
+        handed out: every chunk, and the error if it failed.
+        """
+        channel = self._channel
+        with channel.lock:
+            return channel.cancelled or (
+                channel.ended
+                and not channel.queue
+                and self._handed == len(self._parts)
+                and (channel.error is None or self._error_raised)
+            )
+
+    def result(self, timeout: Optional[float] = None) -> str:
+        """Wait for the end and return the whole reply: every chunk, polled or not.
+
+        Raises the worker's error, or ``TimeoutError`` if the stream has not
+        ended within ``timeout`` seconds (it goes on; nothing is lost). After
+        ``close()``, the chunks that arrived before it.
+        """
+        channel = self._channel
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with channel.lock:
+            while True:
+                self._fill()
+                if channel.ended or channel.cancelled:
+                    break
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"the stream did not end within {timeout} s")
+                channel.readable.wait(remaining)
+            self._handed = len(self._parts)
+            self._raise_error()
+            return "".join(self._parts)
+
+    def close(self) -> None:
+        """Cancel: stop the worker and its reads, and wait for it to exit.
+
+        Idempotent. Returns at once when the stream has ended; otherwise as soon
+        as the worker has closed the response (see the class notes for the two
+        cases where it cannot be woken).
+        """
+        self._channel.cancel()
+        if self._thread is not threading.current_thread():
+            self._thread.join(_CLOSE_WAIT)
+            if self._thread.is_alive():
+                logger.debug("%s still runs after close()", self._thread.name)
+
+    def __enter__(self) -> BackgroundStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Finalizers run on any thread, at any time: cancel, never wait.
+        channel = getattr(self, "_channel", None)
+        if channel is not None:
+            channel.cancel()
+
+    # -- asyncio --------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return _AsyncChunks(self)
+
+    async def aclose(self) -> None:
+        """Cancel like :meth:`close`, awaiting the worker without blocking the loop."""
+        self._channel.cancel()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._ended(), _CLOSE_WAIT)
+        if self._channel.ended:
+            self._thread.join(_CLOSE_WAIT)  # it is past its last step: microseconds
+
+    async def __aenter__(self) -> BackgroundStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.aclose()
+
+    async def _anext(self) -> Optional[str]:
+        """The next chunk, None at the end; awaits without blocking the loop."""
+        loop = asyncio.get_running_loop()
+        channel = self._channel
+        while True:
+            with channel.lock:
+                chunk = self._take()
+                if chunk is not None or self._exhausted():
+                    return chunk
+                waiter = loop.create_future()
+                channel.waiters.append((loop, waiter))
+            await waiter
+
+    async def _ended(self) -> None:
+        loop = asyncio.get_running_loop()
+        channel = self._channel
+        while True:
+            with channel.lock:
+                if channel.ended:
+                    return
+                waiter = loop.create_future()
+                channel.waiters.append((loop, waiter))
+            await waiter
+
+    # -- under the lock -------------------------------------------------------
+
+    def _wait_next(self) -> Optional[str]:
+        """The next chunk, waiting for it; None at the end."""
+        channel = self._channel
+        with channel.lock:
+            while True:
+                chunk = self._take()
+                if chunk is not None or self._exhausted():
+                    return chunk
+                channel.readable.wait()
+
+    def _take(self) -> Optional[str]:
+        """The next chunk if one is there; raises the error once all are out."""
+        if self._channel.cancelled:
+            return None
+        if self._handed == len(self._parts):
+            self._fill()
+        if self._handed < len(self._parts):
+            chunk = self._parts[self._handed]
+            self._handed += 1
+            return chunk
+        self._raise_error()
+        return None
+
+    def _exhausted(self) -> bool:
+        channel = self._channel
+        return channel.cancelled or (
+            channel.ended and not channel.queue and self._handed == len(self._parts)
+        )
+
+    def _fill(self) -> None:
+        """Move the queued chunks to ``_parts``; wake a worker waiting for room."""
+        queue = self._channel.queue
+        if queue:
+            was_full = len(queue) >= self._channel.maxsize
+            self._parts.extend(queue)
+            queue.clear()
+            if was_full:
+                self._channel.writable.notify()
+
+    def _raise_error(self) -> None:
+        error = self._channel.error
+        if error is not None and self._channel.ended:
+            self._error_raised = True
+            raise error
+
+    def __repr__(self) -> str:
+        channel = self._channel
+        state = (
+            "closed" if channel.cancelled else "ended" if channel.ended else "running"
+        )
+        return f"<BackgroundStream {state}, {len(self._parts)} chunks received>"
+
+
+class _AsyncChunks:
+    """``async for`` over a BackgroundStream; dropping it (``break``) cancels."""
+
+    def __init__(self, stream: BackgroundStream) -> None:
+        self._stream: Optional[BackgroundStream] = stream
+
+    def __aiter__(self) -> _AsyncChunks:
+        return self
+
+    async def __anext__(self) -> str:
+        if self._stream is None:
+            raise StopAsyncIteration
+        try:
+            chunk = await self._stream._anext()
+        except BaseException:
+            self._stream._channel.cancel()
+            self._stream = None
+            raise
+        if chunk is None:
+            self._stream = None
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await stream.aclose()
+
+    def __del__(self) -> None:
+        stream: Any = getattr(self, "_stream", None)
+        if stream is not None:
+            stream._channel.cancel()

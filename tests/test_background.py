@@ -1,0 +1,642 @@
+"""BackgroundStream: a worker thread reads, the caller never blocks, close() cancels."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, Optional
+
+import pytest
+
+from chatproviders import (
+    BackgroundStream,
+    ChatStream,
+    Cromicle,
+    IncompleteStreamError,
+    InternalServerError,
+    ModelNotSupportedError,
+    UnsupportedParameterError,
+    _background,
+)
+from tests.loopback import WAIT, Conn, LoopbackServer
+
+HI = [{"role": "user", "content": "Hi"}]
+CLOSE_BOUND = 1.0  # the issue's liveness bound on close()
+WORKER = "chatproviders-background-"
+
+
+def workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(WORKER)]
+
+
+@pytest.fixture(autouse=True)
+def no_worker_left() -> Iterator[None]:
+    """Every test starts and ends with no worker thread alive."""
+    assert workers() == []
+    yield
+    for thread in workers():
+        thread.join(WAIT)
+    assert workers() == [], "a worker thread outlived its test"
+
+
+def open_sockets() -> Optional[int]:
+    """How many sockets this process holds (Linux), else None."""
+    if not os.path.isdir("/proc/self/fd"):
+        return None
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed since the listing
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return count
+
+
+def stall_handler(conn: Conn, framing: str = "chunked") -> None:
+    """Send one piece, then nothing until the client hangs up."""
+    conn.read_request()
+    conn.send_head(framing=framing, length=100)
+    conn.send(b"first")
+    assert conn.wait_closed_by_client(), "the client never closed the connection"
+
+
+# -- ordering, and what the call does on the caller's thread ---------------------
+
+
+def test_tokens_arrive_in_order_while_the_server_waits() -> None:
+    """Each token reaches the consumer through the worker before the next is sent."""
+    tokens = [b"one ", b"two ", b"three"]
+    received = [threading.Event() for _ in tokens]
+    late: list[int] = []
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(framing="chunked")
+        for index, token in enumerate(tokens):
+            conn.send(token)
+            if not received[index].wait(WAIT):
+                late.append(index)
+        conn.end()
+
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        with client.stream_in_background(HI) as stream:
+            for index, chunk in enumerate(stream):
+                assert chunk == tokens[index].decode()
+                received[index].set()
+            assert stream.result() == "one two three"
+    assert late == []
+
+
+def test_many_chunks_through_a_tiny_queue_keep_their_order() -> None:
+    """10,000 chunks through a queue of 3 come out complete and in order."""
+    chunks = [str(n) for n in range(10_000)]
+    assert list(BackgroundStream(chunks, maxsize=3)) == chunks
+
+
+def test_the_call_returns_before_the_server_answers() -> None:
+    """stream_in_background() returns at once; the request goes from the worker."""
+    released = threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        assert released.wait(WAIT), "the call blocked until the server answered"
+        conn.respond(200, b"late hello")
+
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        stream = client.stream_in_background(HI)
+        released.set()
+        assert stream.result(timeout=WAIT) == "late hello"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"temperature": 1}, UnsupportedParameterError),
+        ({"model": "gpt-5"}, ModelNotSupportedError),
+    ],
+)
+def test_bad_arguments_raise_from_the_call_without_a_thread(
+    kwargs: dict[str, object], error: type[Exception]
+) -> None:
+    """Arguments are checked on the caller's thread: no worker, no request."""
+    with LoopbackServer(stall_handler) as server, Cromicle(base_url=server.url) as c:
+        with pytest.raises(error):
+            c.stream_in_background(HI, **kwargs)  # type: ignore[arg-type]
+        assert workers() == []
+    assert server.accepted == 0
+
+
+@pytest.mark.parametrize("maxsize", [0, -1, 1.5, True])
+def test_maxsize_must_be_a_positive_int(maxsize: object) -> None:
+    """A queue bound that is not an int >= 1 is refused."""
+    with pytest.raises(ValueError, match="maxsize"):
+        BackgroundStream(["a"], maxsize=maxsize)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("source", ["text", b"bytes", 42])
+def test_a_source_must_be_an_iterable_of_chunks_or_a_callable(source: object) -> None:
+    """A string (iterable by character) or a number is refused at once."""
+    with pytest.raises(TypeError, match="source"):
+        BackgroundStream(source)  # type: ignore[arg-type]
+
+
+# -- errors ----------------------------------------------------------------------
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("how", ["iterate", "poll", "result"])
+def test_a_source_error_arrives_as_the_same_object_after_its_chunks(
+    how: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A user iterable's exception is raised as is, after the chunks before it."""
+    boom = Boom("from the source")
+
+    def source() -> Iterator[str]:
+        yield "a"
+        yield "b"
+        raise boom
+
+    stream = BackgroundStream(source)
+    got: list[str] = []
+    with pytest.raises(Boom) as caught:
+        if how == "iterate":
+            for chunk in stream:
+                got.append(chunk)
+        elif how == "poll":
+            deadline = time.monotonic() + WAIT
+            while time.monotonic() < deadline:
+                got += stream.poll()
+        else:
+            stream.result()
+    assert caught.value is boom
+    assert got == ([] if how == "result" else ["a", "b"])
+    assert stream.done
+    with pytest.raises(Boom) as again:
+        stream.result()  # the outcome stays
+    assert again.value is boom
+    assert capfd.readouterr().err == ""
+
+
+def test_an_error_status_is_raised_by_the_consumer() -> None:
+    """A 500 answered to the worker's request reaches the consumer, not stderr."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.respond(500, b'{"detail": "down"}', "application/json")
+
+    with LoopbackServer(handler) as server:
+        client = Cromicle(base_url=server.url, max_retries=0)
+        with client, client.stream_in_background(HI) as stream:
+            with pytest.raises(InternalServerError) as caught:
+                list(stream)
+            with pytest.raises(InternalServerError) as again:
+                stream.result()
+    assert again.value is caught.value
+    assert caught.value.status_code == 500
+
+
+def test_a_reset_mid_body_comes_after_the_text_before_it() -> None:
+    """IncompleteStreamError follows the chunk that arrived, and keeps it."""
+    got_first = threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(framing="chunked")
+        conn.send(b"partial ")
+        assert got_first.wait(WAIT)
+        conn.reset()
+
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        with client.stream_in_background(HI) as stream:
+            assert next(stream) == "partial "
+            got_first.set()
+            with pytest.raises(IncompleteStreamError) as caught:
+                next(stream)
+    assert caught.value.partial_text == "partial "
+
+
+# -- poll, done, result ------------------------------------------------------------
+
+
+def test_poll_done_and_result_after_partial_polls() -> None:
+    """poll() never blocks, done waits for the last chunk, result() has them all."""
+    started, asked_for_c, release = (threading.Event() for _ in range(3))
+
+    def source() -> Iterator[str]:
+        assert started.wait(WAIT)
+        yield "a"
+        yield "b"
+        asked_for_c.set()  # "a" and "b" are queued now
+        assert release.wait(WAIT)
+        yield "c"
+
+    with BackgroundStream(source) as stream:
+        assert stream.poll() == []  # nothing yet, and no waiting
+        assert not stream.done
+        started.set()
+        assert asked_for_c.wait(WAIT)
+        assert stream.poll() == ["a", "b"]
+        assert stream.poll() == []
+        assert not stream.done
+        with pytest.raises(TimeoutError):
+            stream.result(timeout=0.01)
+        release.set()
+        assert stream.result(timeout=WAIT) == "abc"  # polled chunks included
+        assert stream.done
+        assert stream.poll() == []
+        assert stream.result() == "abc"
+
+
+def test_a_result_timeout_loses_nothing() -> None:
+    """Chunks that arrived while result() timed out are still handed out."""
+    queued, release = threading.Event(), threading.Event()
+
+    def source() -> Iterator[str]:
+        yield "x"
+        queued.set()
+        assert release.wait(WAIT)
+        yield "y"
+
+    with BackgroundStream(source) as stream:
+        assert queued.wait(WAIT)
+        with pytest.raises(TimeoutError):
+            stream.result(timeout=0.01)
+        assert stream.poll() == ["x"]
+        release.set()
+        assert list(stream) == ["y"]
+        assert stream.result() == "xy"
+
+
+# -- cancelling --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length", "close"])
+@pytest.mark.parametrize("source", ["client", "chatstream"])
+def test_close_during_a_stalled_read_returns_at_once(
+    framing: str, source: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """close() wakes a worker stuck in recv, which closes the socket and exits."""
+
+    def handler(conn: Conn) -> None:
+        stall_handler(conn, framing)
+
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        if source == "client":
+            stream = client.stream_in_background(HI)
+        else:
+            stream = BackgroundStream(client.stream(HI))
+        assert next(stream) == "first"
+        started = time.monotonic()
+        stream.close()
+        assert time.monotonic() - started < CLOSE_BOUND
+        assert workers() == []  # exited, not abandoned
+        stream.close()  # idempotent
+        assert stream.done
+        assert stream.result() == "first"  # what came before; the cut is no error
+        assert stream.poll() == []
+        assert list(stream) == []
+    assert server.errors == []  # the handler saw the connection close
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("how", ["with", "break", "gc"])
+def test_leaving_breaking_or_dropping_closes_the_connection(how: str) -> None:
+    """Leaving with, break and garbage collection all cancel the worker."""
+    with (
+        LoopbackServer(stall_handler) as server,
+        Cromicle(base_url=server.url) as client,
+    ):
+        if how == "with":
+            with client.stream_in_background(HI) as stream:
+                assert next(stream) == "first"
+        elif how == "break":
+            stream = client.stream_in_background(HI)
+            for _ in stream:
+                break
+        else:
+            stream = client.stream_in_background(HI)
+            assert next(stream) == "first"
+            del stream  # dropped, not closed
+            gc.collect()
+        for thread in workers():
+            thread.join(WAIT)
+        assert workers() == []
+    assert server.errors == []
+
+
+class Endless:
+    """An endless source with a close(), kept alive by the test."""
+
+    def __init__(self) -> None:
+        self.pulled = 0
+        self.full = threading.Event()
+        self.closed_on = ""
+
+    def __iter__(self) -> Endless:
+        return self
+
+    def __next__(self) -> str:
+        self.pulled += 1
+        if self.pulled == 3:  # two queued, the third waits for room
+            self.full.set()
+        return "x"
+
+    def close(self) -> None:
+        self.closed_on = threading.current_thread().name
+
+
+def test_close_wakes_a_worker_waiting_for_room() -> None:
+    """A stopped consumer stops the reads; close() wakes the blocked worker."""
+    source = Endless()
+    stream = BackgroundStream(source, maxsize=2)
+    assert source.full.wait(WAIT)
+    started = time.monotonic()
+    stream.close()
+    assert time.monotonic() - started < CLOSE_BOUND
+    assert source.pulled == 3  # nothing read past the bound
+    assert source.closed_on.startswith(WORKER)  # closed by the worker, its owner
+
+
+def test_close_before_the_response_drops_it_when_it_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker waiting for headers cannot be woken; it hangs up once they come."""
+    monkeypatch.setattr(_background, "_CLOSE_WAIT", 0.01)
+    requested, release = threading.Event(), threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        requested.set()
+        assert release.wait(WAIT)
+        conn.send_head(framing="chunked")
+        assert conn.wait_closed_by_client()  # at the headers: no chunk awaited
+
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        stream = client.stream_in_background(HI)
+        assert requested.wait(WAIT)
+        stream.close()
+        assert stream.poll() == []
+        release.set()
+        for thread in workers():
+            thread.join(WAIT)
+    assert server.errors == []
+    assert server.accepted == 1
+
+
+def close_while_awaiting_the_first_chunk(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Close once the worker has the response's headers; return the connections."""
+    watching = threading.Event()
+    watch = _background._Channel.watch
+
+    def watch_and_tell(channel: _background._Channel, response: Any) -> None:
+        watch(channel, response)
+        watching.set()
+
+    monkeypatch.setattr(_background._Channel, "watch", watch_and_tell)
+
+    def handler(conn: Conn) -> None:
+        if conn.read_request() is None:
+            return
+        conn.send_head(framing="chunked")
+        conn.wait_closed_by_client()
+
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        stream = client.stream_in_background(HI)
+        assert watching.wait(WAIT)  # the worker now waits for the first chunk
+        started = time.monotonic()
+        stream.close()
+        assert time.monotonic() - started < CLOSE_BOUND
+        for thread in workers():
+            thread.join(CLOSE_BOUND)
+        assert workers() == []
+        assert stream.result() == ""
+    return server.accepted
+
+
+def test_close_before_the_first_chunk_sends_no_second_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Closing while the first chunk is awaited ends the worker, retrying nothing."""
+    assert close_while_awaiting_the_first_chunk(monkeypatch) == 1
+
+
+# -- many streams, many threads ----------------------------------------------------
+
+
+def mixed_handler(conn: Conn) -> None:
+    """Complete, fail with a status, reset mid-body, or stall, as the prompt says."""
+    request = conn.read_request()
+    assert request is not None
+    if b"complete" in request.body:
+        conn.send_head(framing="close")
+        conn.send(b"done")
+        conn.end()
+    elif b"status" in request.body:
+        conn.respond(400, b"no")
+    elif b"reset" in request.body:
+        conn.send_head(framing="chunked")
+        conn.send(b"some")
+        conn.reset()
+    else:
+        conn.send_head(framing="chunked")
+        conn.send(b"first")
+        assert conn.wait_closed_by_client()
+
+
+def test_500_streams_leave_no_thread_and_no_socket() -> None:
+    """Completed, failed and cancelled streams all give back threads and sockets."""
+    threads, sockets = threading.active_count(), open_sockets()
+    kinds = ["complete", "status", "reset", "stall"]
+    with LoopbackServer(mixed_handler) as server, Cromicle(base_url=server.url) as c:
+        for n in range(500):
+            kind = kinds[n % len(kinds)]
+            stream = c.stream_in_background([{"role": "user", "content": kind}])
+            if kind == "complete":
+                assert stream.result(timeout=WAIT) == "done"
+            elif kind == "stall":
+                assert next(stream) == "first"
+                stream.close()
+            else:
+                with stream, pytest.raises(Exception) as caught:
+                    stream.result(timeout=WAIT)
+                assert "400" in str(caught.value) or "broke" in str(caught.value)
+        assert workers() == []
+    assert server.errors == []
+    gc.collect()
+    assert threading.active_count() == threads
+    assert open_sockets() == sockets
+
+
+def test_one_client_serves_eight_threads_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Eight threads stream through one client together, pooled, with no warning."""
+    together = threading.Barrier(8, timeout=WAIT)
+
+    def handler(conn: Conn) -> None:
+        while (request := conn.read_request()) is not None:
+            together.wait()  # all eight requests are in flight at once
+            conn.send_head(framing="chunked")
+            conn.send(json.loads(request.body)["message"].encode())
+            conn.end()
+
+    texts: list[str] = []
+    errors: list[BaseException] = []
+
+    def consume(n: int) -> None:
+        try:
+            prompt = [{"role": "user", "content": f"thread{n:02d}"}]
+            texts.append(client.stream_in_background(prompt).result(timeout=WAIT))
+        except BaseException as exc:
+            errors.append(exc)
+
+    caplog.set_level(logging.WARNING)
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        for _ in range(2):  # the second round reuses the pooled connections
+            runners = [threading.Thread(target=consume, args=(n,)) for n in range(8)]
+            for runner in runners:
+                runner.start()
+            for runner in runners:
+                runner.join(WAIT)
+        assert errors == []
+        assert sorted(texts) == sorted([f"thread{n:02d}" for n in range(8)] * 2)
+    assert server.accepted == 8
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+# -- asyncio -----------------------------------------------------------------------
+
+
+def test_async_for_never_blocks_the_event_loop() -> None:
+    """While the consumer awaits a chunk, other tasks on the loop run."""
+    ticked = threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(framing="chunked")
+        conn.send(b"a")
+        assert ticked.wait(WAIT), "the event loop was blocked"
+        conn.send(b"b")
+        conn.end()
+
+    async def main(client: Cromicle) -> list[str]:
+        got_a = asyncio.Event()
+
+        async def ticker() -> None:
+            await got_a.wait()
+            ticked.set()  # runs only while the consumer awaits "b"
+
+        tick = asyncio.create_task(ticker())
+        chunks = []
+        async with client.stream_in_background(HI) as stream:
+            async for chunk in stream:
+                chunks.append(chunk)
+                got_a.set()
+        await tick
+        return chunks
+
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        assert asyncio.run(main(client)) == ["a", "b"]
+        assert workers() == []  # aclose() waited for the worker
+    assert server.errors == []
+
+
+def test_the_bridge_works_in_a_loop_that_is_already_running() -> None:
+    """Like Jupyter: a loop runs on its own thread; the bridge and result() work."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.respond(200, b"hello")
+
+    async def use(client: Cromicle) -> tuple[list[str], str]:
+        chunks = [chunk async for chunk in client.stream_in_background(HI)]
+        blocking = client.stream_in_background(HI).result(timeout=WAIT)
+        return chunks, blocking
+
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+    try:
+        with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as c:
+            future = asyncio.run_coroutine_threadsafe(use(c), loop)
+            assert future.result(WAIT) == (["hello"], "hello")
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(WAIT)
+        loop.close()
+
+
+@pytest.mark.parametrize("how", ["cancel", "break", "aclose"])
+def test_cancelling_the_awaiting_task_closes_the_stream(how: str) -> None:
+    """Cancelling the task, break and aclose() hang up and end the worker."""
+
+    async def main(client: Cromicle) -> None:
+        stream = client.stream_in_background(HI)
+        first = asyncio.Event()
+
+        async def consume() -> None:
+            async for _ in stream:
+                first.set()
+                if how == "break":
+                    break
+
+        task = asyncio.create_task(consume())
+        await first.wait()
+        if how == "cancel":
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        elif how == "break":
+            await task
+        else:
+            await stream.aclose()
+            await task
+        assert stream.done
+
+    with LoopbackServer(stall_handler) as server, Cromicle(base_url=server.url) as c:
+        asyncio.run(main(c))
+        for thread in workers():
+            thread.join(WAIT)
+    assert server.errors == []
+
+
+def test_an_error_reaches_async_for_as_the_same_object() -> None:
+    """The worker's exception is raised by async for after the chunks before it."""
+    boom = Boom("async")
+
+    def source() -> Iterator[str]:
+        yield "a"
+        raise boom
+
+    async def main() -> list[str]:
+        got = []
+        with pytest.raises(Boom) as caught:
+            async for chunk in BackgroundStream(source):
+                got.append(chunk)
+        assert caught.value is boom
+        return got
+
+    assert asyncio.run(main()) == ["a"]
+
+
+def test_a_chatstream_source_is_owned_and_closed_by_the_worker() -> None:
+    """BackgroundStream(chat_stream) reads it on the worker and closes it there."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.respond(200, b"owned")
+
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        chat = client.stream(HI)
+        assert isinstance(chat, ChatStream)
+        with contextlib.closing(BackgroundStream(chat)) as stream:
+            assert stream.result(timeout=WAIT) == "owned"
+        assert chat.closed
