@@ -40,7 +40,7 @@ from .exceptions import (
     ResponseFormatError,
     UnsupportedParameterError,
 )
-from .providers import Acytoo, CodeLinkAva, Cromicle, GPROChat
+from .providers import Acytoo, CodeLinkAva, Cromicle, GPROChat, OpenAICompatible
 
 __all__ = [
     "DEFAULT_MAX_RETRIES",
@@ -67,6 +67,7 @@ __all__ = [
     "InternalServerError",
     "InvalidMessagesError",
     "ModelNotSupportedError",
+    "OpenAICompatible",
     "Provider",
     "ProviderNotFoundError",
     "ProviderNotWorkingError",

@@ -175,10 +175,11 @@ def _error_message(text: str) -> str:
     except ValueError:
         return ""
     error = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(message, str):
         return ""
-    code = error.get("code")
-    return error["message"] + (f" ({code})" if isinstance(code, str) else "")
+    code = error.get("code") if isinstance(error, dict) else None
+    return message + (f" ({code})" if isinstance(code, str) else "")
 
 
 def translate_exception(

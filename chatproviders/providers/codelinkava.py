@@ -14,14 +14,12 @@ body, and events are parsed by the SSE rules, not sliced with ``line[6:-1]``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .._chat_chunks import iter_chat_chunks
 from .._client import Provider
-from .._decoders import iter_sse
 from .._messages import Messages
-from ..exceptions import APIError, IncompleteStreamError, ResponseFormatError
 
 __all__ = ["CodeLinkAva", "iter_chat_chunks"]
 
@@ -63,52 +61,3 @@ class CodeLinkAva(Provider):
 
     def iter_text(self, chunks: Iterable[bytes]) -> Iterator[str]:
         return iter_chat_chunks(chunks)
-
-
-def iter_chat_chunks(chunks: Iterable[bytes]) -> Iterator[str]:
-    """The text of OpenAI-style ``chat.completion.chunk`` events, up to ``[DONE]``."""
-    for event in iter_sse(chunks):
-        if event.data == "[DONE]":
-            return
-        try:
-            data = json.loads(event.data)
-        except ValueError:
-            raise ResponseFormatError(
-                f"sent an event that is not JSON: {event.data[:200]!r}",
-                body=event.data[:500],
-            ) from None
-        if not isinstance(data, dict):
-            raise ResponseFormatError(
-                f"sent an event that is not a JSON object: {event.data[:200]!r}",
-                body=event.data[:500],
-            )
-        if "error" in data:
-            raise APIError(
-                f"reported an error in the stream: {_error_text(data['error'])}"
-            )
-        content = _delta_content(data)
-        if content:
-            yield content
-    raise IncompleteStreamError("the stream ended before data: [DONE]")
-
-
-def _delta_content(data: dict[str, Any]) -> Any:
-    choices = data.get("choices")
-    if not choices:
-        return None
-    try:
-        content = choices[0]["delta"].get("content")
-    except (KeyError, TypeError, IndexError, AttributeError):
-        raise ResponseFormatError(
-            f"sent a chunk without choices[0].delta: {json.dumps(data)[:200]}",
-            body=json.dumps(data)[:500],
-        ) from None
-    if content is not None and not isinstance(content, str):
-        raise ResponseFormatError(f"sent non-text content: {content!r}"[:200])
-    return content
-
-
-def _error_text(error: Any) -> str:
-    if isinstance(error, dict):
-        return str(error.get("message") or error.get("code") or error)[:300]
-    return str(error)[:300]

@@ -1,0 +1,176 @@
+"""The ``chatproviders`` command line: the parser, and errors as exit statuses.
+
+::
+
+    chatproviders demo                   every protocol, offline, streamed
+    chatproviders chat [-p NAME] ...     one prompt, stdin, or an interactive chat
+    chatproviders list                   the providers and their endpoints
+    chatproviders emulate NAME           serve one emulator until Ctrl-C
+
+Exit status: 0 done; 1 a provider failed (one line on stderr); 2 a usage
+error; 130 interrupted by Ctrl-C, after the stream was closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, Callable, Optional
+
+from .. import __version__
+from .._api import get_provider
+from .._client import Provider
+from ..exceptions import (
+    ChatProvidersError,
+    ModelNotSupportedError,
+    ProviderNotFoundError,
+)
+from ..providers.openai_compatible import OpenAICompatible
+from .chat import API_KEY_VARIABLE, run_chat
+from .common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    UsageError,
+    say,
+    silence_stdout,
+)
+from .demo import run_demo
+from .tools import EMULATORS, run_emulate, run_list
+
+__all__ = ["main"]
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); the exit
+    status is returned, never raised.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    command: Command = args.command
+    try:
+        return command(args)
+    except (UsageError, ModelNotSupportedError) as exc:
+        say(f"chatproviders {args.name}: error: {exc}")
+        return EXIT_USAGE
+    except ChatProvidersError as exc:
+        say(f"chatproviders: error: {exc}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        say()  # the shell's prompt starts on a line of its own
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `chatproviders chat ... | head -1`
+        silence_stdout()
+        return EXIT_ERROR
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatproviders",
+        description="Chat-completion clients on requests, and offline emulators.",
+        epilog="Start with: chatproviders demo",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    commands.required = True
+
+    demo = _command(commands, "demo", _demo, "stream a reply from every emulator")
+    demo.add_argument(
+        "--delay",
+        type=_seconds,
+        default=0.015,
+        metavar="S",
+        help="the emulators' pause between chunks (default: %(default)s)",
+    )
+
+    chat = _command(commands, "chat", run_chat, "chat with a provider")
+    chat.epilog = (
+        f"OpenAICompatible sends ${API_KEY_VARIABLE} as its API key, when set. "
+        "The four seed providers are offline: point --base-url at an emulator."
+    )
+    chat.add_argument(
+        "-p",
+        "--provider",
+        type=_provider,
+        default=OpenAICompatible,
+        metavar="NAME",
+        help="a name from `chatproviders list`, or openai (the default)",
+    )
+    chat.add_argument("-m", "--model", help="the model (default: the provider's)")
+    chat.add_argument("--base-url", metavar="URL", help="the server's URL")
+    chat.add_argument("--proxy", metavar="URL", help="an http(s) proxy")
+    chat.add_argument(
+        "--timeout", type=_seconds, metavar="S", help="connect and read timeout"
+    )
+    chat.add_argument("--system", metavar="TEXT", help="a system message first")
+    chat.add_argument(
+        "--no-stream",
+        dest="stream",
+        action="store_false",
+        help="print the reply once it is complete",
+    )
+    chat.add_argument(
+        "prompt",
+        nargs="*",
+        metavar="PROMPT",
+        help="without one: stdin if piped, else an interactive chat",
+    )
+
+    _command(commands, "list", run_list, "list the providers")
+
+    emulate = _command(commands, "emulate", run_emulate, "serve one emulator")
+    emulate.add_argument("provider", type=str.lower, choices=EMULATORS)
+    emulate.add_argument("--port", type=_port, default=0, help="default: a free one")
+    emulate.add_argument("--text", help="the reply's text")
+    emulate.add_argument("--chunk-size", type=int, metavar="N", help="characters")
+    emulate.add_argument(
+        "--delay", type=_seconds, default=0.0, metavar="S", help="between chunks"
+    )
+    emulate.add_argument("--api-key", help="require this Bearer key (openai only)")
+    return parser
+
+
+def _command(
+    commands: Any, name: str, run: Command, text: str
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=text, description=text[0].upper() + text[1:] + "."
+    )
+    parser.set_defaults(command=run, name=name)
+    return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    return run_demo(sys.stdout, delay=args.delay)
+
+
+def _provider(name: str) -> type[Provider]:
+    if name.strip().lower().replace("-", "") in ("openai", "openaicompatible"):
+        return OpenAICompatible
+    try:
+        return get_provider(name)
+    except ProviderNotFoundError as exc:
+        known = ", ".join([*exc.known, "openai"])
+        raise argparse.ArgumentTypeError(f"{name!r} is not one of {known}") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number")
+    return int(text)

@@ -1,0 +1,93 @@
+"""``chatproviders demo``: every protocol, offline, through the real clients.
+
+The emulators of :mod:`chatproviders.testing` run on 127.0.0.1 in this
+process; each client streams one reply from its own with ``client.stream``,
+as user code would. Background streaming is shown too when this version of
+chatproviders has it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+from typing import TextIO
+
+from .. import __version__
+from .._client import Provider
+from .._messages import Messages
+from ..providers import Acytoo, CodeLinkAva, Cromicle, GPROChat
+from ..providers.openai_compatible import OpenAICompatible
+from ..testing import serve
+from .common import EXIT_OK
+
+__all__ = ["run_demo"]
+
+PROMPT: Messages = [{"role": "user", "content": "Say hello, and what you are."}]
+DEMO_KEY = "demo-key"
+
+#: Each emulator's reply: what its protocol put on the wire.
+REPLIES = {
+    "cromicle": "Hello! The prompt went in signed with sha256; raw UTF-8 text "
+    "streams back.",
+    "acytoo": "Hello! The whole history went in as JSON; raw UTF-8 text streams back.",
+    "gprochat": "Hello! A signed Gemini-style turn went in; raw UTF-8 text streams "
+    "back.",
+    "codelinkava": "Hello! OpenAI-style server-sent events, read up to data: [DONE].",
+    "openai": "Hello! Bearer auth, /v1/chat/completions, SSE chunks: what Ollama, "
+    "llama.cpp, vLLM and LM Studio speak.",
+}
+
+
+def run_demo(out: TextIO, delay: float = 0.015) -> int:
+    """Stream a reply from every emulator to ``out``; 0 when all answered."""
+    out.write(
+        f"chatproviders {__version__} demo: five protocol emulators on 127.0.0.1, "
+        "each streamed through its real client\n\n"
+    )
+    with contextlib.ExitStack() as stack:
+        urls = {}
+        for name, text in REPLIES.items():
+            key = DEMO_KEY if name == "openai" else None
+            server = serve(name, text=text, chunk_size=5, delay=delay, api_key=key)
+            urls[name] = stack.enter_context(server).url
+        clients: list[Provider] = [
+            Cromicle(base_url=urls["cromicle"]),
+            Acytoo(base_url=urls["acytoo"]),
+            GPROChat(base_url=urls["gprochat"]),
+            CodeLinkAva(base_url=urls["codelinkava"]),
+            OpenAICompatible(urls["openai"], DEMO_KEY, model="gpt-4o-mini"),
+        ]
+        for client in clients:
+            stack.enter_context(client)
+        width = len("OpenAICompatible") + 2
+        for client in clients:
+            started = time.monotonic()
+            with client.stream(PROMPT) as stream:
+                _show(out, client.name().ljust(width), stream, started)
+        background = getattr(clients[-1], "stream_in_background", None)
+        if background is not None:
+            out.write("\nIn background mode (a worker thread reads the reply):\n")
+            started = time.monotonic()
+            with background(PROMPT) as chunks:
+                _show(out, clients[-1].name().ljust(width), chunks, started)
+    out.write(
+        "\nEvery reply above arrived chunk by chunk over HTTP. Next: "
+        "`chatproviders list`, `chatproviders chat --help`.\n"
+    )
+    out.flush()
+    return EXIT_OK
+
+
+def _show(out: TextIO, label: str, chunks: Iterable[str], started: float) -> None:
+    """``label``, the time to the first chunk, then the chunks as they arrive."""
+    out.write(label)
+    out.flush()
+    for index, chunk in enumerate(chunks):
+        if index == 0:
+            first = getattr(chunks, "time_to_first_chunk", None)
+            first = first or time.monotonic() - started
+            out.write(f"first chunk {first * 1000:5.1f} ms | ")
+        out.write(chunk)
+        out.flush()
+    out.write("\n")

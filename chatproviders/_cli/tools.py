@@ -1,0 +1,80 @@
+"""``chatproviders list`` and ``chatproviders emulate``."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from typing import Any
+
+from .._api import list_providers
+from .._client import Provider
+from ..providers.openai_compatible import OpenAICompatible
+from .common import EXIT_ERROR, EXIT_OK, UsageError, say
+
+__all__ = ["EMULATORS", "run_emulate", "run_list", "wait_for_interrupt"]
+
+EMULATORS = ("acytoo", "codelinkava", "cromicle", "gprochat", "openai")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """An aligned table of every provider class."""
+    rows = [["name", "working", "streaming", "history", "default model", "endpoint"]]
+    classes: list[type[Provider]] = [*list_providers(), OpenAICompatible]
+    for cls in classes:
+        site = cls.url.rstrip("/") or "BASE_URL"
+        rows.append(
+            [
+                cls.name(),
+                _yes(cls.working),
+                _yes(cls.supports_stream),
+                _yes(cls.supports_message_history),
+                cls.default_model or "any (-m)",
+                getattr(cls, "api_endpoint", None) or site + cls.path,
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        print("  ".join([*cells, row[-1]]))
+    return EXIT_OK
+
+
+def run_emulate(args: argparse.Namespace) -> int:
+    """Serve one emulator in the foreground until Ctrl-C."""
+    from ..testing import serve
+
+    fields: dict[str, Any] = {"delay": args.delay}
+    if args.text is not None:
+        fields["text"] = args.text
+    if args.chunk_size is not None:
+        fields["chunk_size"] = args.chunk_size
+    try:
+        server = serve(args.provider, port=args.port, api_key=args.api_key, **fields)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        say(f"chatproviders: error: cannot listen on port {args.port}: {exc}")
+        return EXIT_ERROR
+    with server:
+        model = " -m gpt-4o-mini" if args.provider == "openai" else ""
+        key = "CHATPROVIDERS_API_KEY=... " if args.api_key else ""
+        print(f"{server.provider} emulator on {server.url} (Ctrl-C stops it)")
+        print(
+            f"try: {key}chatproviders chat -p {args.provider} "
+            f'--base-url {server.url}{model} "Hello"',
+            flush=True,
+        )
+        try:
+            wait_for_interrupt()
+        except KeyboardInterrupt:
+            say("stopped")
+    return EXIT_OK
+
+
+def wait_for_interrupt() -> None:
+    """Block until Ctrl-C; tests replace it."""
+    threading.Event().wait()
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"

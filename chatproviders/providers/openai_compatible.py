@@ -1,0 +1,220 @@
+"""OpenAICompatible: any server that speaks OpenAI's chat completions API.
+
+=============  ==========================================================
+request        ``POST {base_url}/chat/completions``
+headers        ``Content-Type: application/json``;
+               ``Authorization: Bearer KEY`` when ``api_key`` is given
+body           ``{"model": MODEL, "messages": M, "stream": S, ...}``, then
+               the parameters below that the caller set, and no others
+S              ``true`` from :meth:`~Provider.stream`, ``false`` from
+               :meth:`OpenAICompatible.complete`
+response       ``data: {json}`` events, text in ``choices[0].delta.content``,
+               up to ``data: [DONE]``; or one ``chat.completion`` object,
+               text in ``choices[0].message.content``
+models         ``GET {base_url}/models``: ``{"data": [{"id": ...}, ...]}``
+errors         ``{"error": {"message", "type", "code"}}``; the status picks
+               the class, ``error.message`` is the message
+=============  ==========================================================
+
+``base_url`` is the API root, ending in ``/v1``: Ollama
+``http://localhost:11434/v1``, llama.cpp server ``http://localhost:8080/v1``,
+vLLM ``http://localhost:8000/v1``, LM Studio ``http://localhost:1234/v1``.
+Any model name is accepted; there is no default, so pass ``model`` to the
+client or to each call. The API key is never part of a ``repr()``, an error or
+a log record: if a server echoes it back, it is replaced by ``***``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any, Optional
+
+from .._chat_chunks import iter_chat_reply
+from .._client import CLIENT_OPTIONS, Provider
+from .._messages import Messages
+from .._streaming import ChatResponse, ChatStream
+from .._transport import looks_like_html, status_error, translate_exception
+from ..exceptions import (
+    APIStatusError,
+    ChatProvidersError,
+    ModelNotSupportedError,
+    ResponseFormatError,
+)
+
+__all__ = ["OpenAICompatible"]
+
+BASE_URLS = {
+    "Ollama": "http://localhost:11434/v1",
+    "llama.cpp server": "http://localhost:8080/v1",
+    "vLLM": "http://localhost:8000/v1",
+    "LM Studio": "http://localhost:1234/v1",
+}
+
+
+class OpenAICompatible(Provider):
+    url = ""  # none: base_url is required
+    path = "/chat/completions"
+    working = True
+    supports_stream = True
+    supports_message_history = True
+    supports_gpt_35_turbo = False
+    default_model = ""  # none: any name the server knows, see list_models()
+    models = []  # open: any name
+    headers = {"Content-Type": "application/json"}
+    #: Sent only when given (``None`` means "the server's default").
+    parameters = dict.fromkeys(
+        [
+            "frequency_penalty",
+            "logit_bias",
+            "max_completion_tokens",
+            "max_tokens",
+            "min_p",
+            "presence_penalty",
+            "response_format",
+            "seed",
+            "stop",
+            "temperature",
+            "top_k",
+            "top_p",
+            "user",
+        ]
+    )
+
+    def __init__(
+        self,
+        base_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        *,
+        model: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        **options: Any,
+    ) -> None:
+        if base_url is None:
+            servers = ", ".join(f"{url} ({name})" for name, url in BASE_URLS.items())
+            raise ValueError(
+                f"OpenAICompatible needs base_url, the server's API root: {servers}"
+            )
+        if api_key is not None and (
+            not isinstance(api_key, str) or not api_key.isprintable() or " " in api_key
+        ):
+            raise ValueError("api_key must be a str without spaces or control chars")
+        auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        super().__init__(base_url, headers={**auth, **(headers or {})}, **options)
+        self.api_key = api_key
+        self.model = model
+
+    def choose_model(self, model: Optional[str]) -> str:
+        chosen = model or self.model
+        if not chosen:
+            raise ModelNotSupportedError(
+                "needs a model: pass model= to the call or to OpenAICompatible(); "
+                "list_models() names the server's",
+                provider=self.name(),
+                host=self.host,
+            )
+        return chosen
+
+    def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
+        body = {"model": model, "messages": messages, "stream": True}
+        body.update((key, value) for key, value in params.items() if value is not None)
+        return body
+
+    def iter_text(self, chunks: Iterable[bytes]) -> Iterator[str]:
+        with self._errors():
+            yield from iter_chat_reply(chunks)
+
+    def complete(
+        self, messages: Messages, model: Optional[str] = None, **params: Any
+    ) -> ChatResponse:
+        """Send the chat with ``"stream": false`` and return the whole reply."""
+        prepared = self.prepare(messages, model, params)
+        body = {**json.loads(prepared.body), "stream": False}
+        prepared = replace(prepared, body=json.dumps(body).encode("utf-8"))
+        return self._open(prepared).until_done()
+
+    def list_models(self) -> list[str]:
+        """The ids of the models the server serves (``GET {base_url}/models``)."""
+        assert self.base_url is not None
+        where: dict[str, Any] = {"provider": self.name(), "host": self.host}
+        headers = {"Accept": "application/json", **self.extra_headers}
+        with self._errors():
+            try:
+                with self.session.get(
+                    self.base_url + "/models",
+                    headers=headers,
+                    timeout=self.timeout,
+                    proxies=self.proxies,
+                ) as response:
+                    body = response.content
+            except Exception as exc:
+                error = translate_exception(exc, **where)
+                if error is None:
+                    raise
+                raise error from exc
+            if response.status_code >= 400:
+                raise status_error(response, body, **where)
+            excerpt = body[:500].decode("utf-8", errors="replace")
+            if looks_like_html(response.headers.get("content-type", ""), body):
+                raise ResponseFormatError(
+                    "sent an HTML page, not a model list: is base_url the API "
+                    "root (it usually ends in /v1)?",
+                    body=excerpt,
+                    **where,
+                )
+            try:
+                return [str(model["id"]) for model in json.loads(body)["data"]]
+            except (ValueError, KeyError, TypeError):
+                raise ResponseFormatError(
+                    f"sent a model list without data[].id: {excerpt[:200]!r}",
+                    body=excerpt,
+                    **where,
+                ) from None
+
+    @classmethod
+    def create_completion(
+        cls,
+        model: Optional[str],
+        messages: Messages,
+        stream: bool = True,
+        proxy: Any = None,
+        timeout: Any = None,
+        **kwargs: Any,
+    ) -> Iterator[str]:
+        """As :meth:`Provider.create_completion`; ``api_key`` is a client option."""
+        names = (CLIENT_OPTIONS | {"api_key"}) & kwargs.keys()
+        options = {name: kwargs.pop(name) for name in names}
+        client = cls(proxy=proxy, timeout=timeout, **options)
+        return client._generate(client.prepare(messages, model, kwargs), stream)
+
+    def _attempt(self, *args: Any, **kwargs: Any) -> ChatStream:
+        # Each try, so that the retry loop's log lines are redacted too.
+        with self._errors():
+            return super()._attempt(*args, **kwargs)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Keep the API key out of errors; hint at ``/v1`` on a 404."""
+        try:
+            yield
+        except ChatProvidersError as exc:
+            message = exc.message
+            if (
+                isinstance(exc, APIStatusError)
+                and exc.status_code == 404
+                and not (self.base_url or "").endswith("/v1")
+            ):
+                message += " (base_url is the API root, which usually ends in /v1)"
+            if self.api_key:
+                message = message.replace(self.api_key, "***")
+                body = getattr(exc, "body", None)
+                if isinstance(body, str):
+                    exc.body = body.replace(self.api_key, "***")  # type: ignore[attr-defined]
+            exc.message, exc.args = message, (message,)
+            raise
+
+    def __repr__(self) -> str:
+        model = f" model={self.model!r}" if self.model else ""
+        return f"<{self.name()} {self.base_url}{model}>"

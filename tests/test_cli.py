@@ -1,0 +1,350 @@
+"""The command line, run in-process against emulators (and once as a process)."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chatproviders import Cromicle
+from chatproviders._cli import tools
+from chatproviders.cli import main
+from chatproviders.testing import EmulatorServer, serve
+from tests.loopback import WAIT, Conn, LoopbackServer
+
+NAMES = ["Cromicle", "Acytoo", "GPROChat", "CodeLinkAva", "OpenAICompatible"]
+
+
+class Terminal(io.StringIO):
+    """Typed lines on a terminal: what stdin looks like to an interactive chat."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+class Pipe(io.StringIO):
+    def isatty(self) -> bool:
+        return False
+
+
+class InterruptingStdout(io.StringIO):
+    """A stdout on which Ctrl-C lands, once, as the first chunk is written."""
+
+    interrupted = False
+
+    def write(self, text: str) -> int:
+        if text.strip() and text != ">>> " and not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+        return super().write(text)
+
+
+@pytest.fixture
+def cromicle() -> Iterator[EmulatorServer]:
+    """A Cromicle emulator replying "Hi there" in two-character chunks."""
+    with serve("cromicle", text="Hi there", chunk_size=2) as server:
+        yield server
+
+
+@pytest.fixture
+def openai() -> Iterator[EmulatorServer]:
+    """The OpenAI-compatible emulator, serving one model."""
+    with serve("openai", text="Hello", models=["tiny"]) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def no_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see an empty pipe on stdin unless they set one, and no API key."""
+    monkeypatch.setattr(sys, "stdin", Pipe(""))
+    monkeypatch.delenv("CHATPROVIDERS_API_KEY", raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_chat_streams_the_prompt_from_argv(
+    cromicle: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Words after the options are the prompt; the reply and a newline go to stdout."""
+    status, out, err = run(
+        capsys, "chat", "-p", "cromicle", "--base-url", cromicle.url, "Hello", "you"
+    )
+    assert (status, out, err) == (0, "Hi there\n", "")
+    assert cromicle.requests[0].json["message"] == "Hello you"
+
+
+def test_chat_reads_a_piped_prompt_and_a_system_message(
+    cromicle: EmulatorServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a prompt argument, stdin (not a terminal) is the prompt."""
+    monkeypatch.setattr(sys, "stdin", Pipe("from a pipe\n"))
+    argv = ["chat", "-p", "Cromicle", "--base-url", cromicle.url, "--system", "Be"]
+    assert run(capsys, *argv)[:2] == (0, "Hi there\n")
+    prompt = cromicle.requests[0].json["message"]
+    assert prompt == "System: Be\nUser: from a pipe\nAssistant:"
+
+
+def test_chat_with_an_openai_compatible_server(
+    openai: EmulatorServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default provider; the server's only model; the key from the environment;
+    --no-stream sends stream: false."""
+    monkeypatch.setenv("CHATPROVIDERS_API_KEY", "sk-env")
+    assert run(capsys, "chat", "--base-url", openai.url, "--no-stream", "Hi")[:2] == (
+        0,
+        "Hello\n",
+    )
+    chat = openai.requests[-1]
+    assert chat.json == {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "stream": False,
+    }
+    assert chat.headers["authorization"] == "Bearer sk-env"
+    assert openai.requests[0].route == "/v1/models"
+
+
+def test_several_models_need_a_choice(capsys: pytest.CaptureFixture[str]) -> None:
+    """An OpenAI-compatible server listing several models: -m is asked for, exit 2."""
+    with serve("openai") as server:
+        status, out, err = run(capsys, "chat", "--base-url", server.url, "Hi")
+        assert (status, out) == (2, "")
+        assert "pass -m MODEL; the server has: gpt-3.5-turbo, gpt-4o-mini" in err
+        assert run(capsys, "chat", "--base-url", server.url, "-m", "gpt-4o-mini", "Hi")[
+            :2
+        ] == (0, server.reply.text + "\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["chat", "-p", "bard", "hi"], "'bard' is not one of Acytoo"),
+        (["chat", "-p", "cromicle", "hi"], "pass --base-url"),
+        (["chat", "hi"], "http://localhost:11434/v1 (Ollama)"),
+        (["chat", "--base-url", "ftp://x", "hi"], "base_url must be an http"),
+        (["chat", "--timeout", "soon", "hi"], "not a number of seconds"),
+        (["chat", "-p", "gprochat", "--base-url", "http://127.0.0.1:9", "-m", "gpt-4",
+          "hi"], "model 'gpt-4' is not supported"),
+        (["chat", "-p", "cromicle", "--base-url", "http://127.0.0.1:9"],
+         "prompt on stdin is empty"),
+        (["emulate", "cromicle", "--api-key", "k"], "openai emulator only"),
+        (["emulate", "bard"], "invalid choice"),
+        (["emulate", "cromicle", "--port", "70000"], "not a port number"),
+        ([], "required: COMMAND"),
+    ],
+)  # fmt: skip
+def test_usage_errors_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """Bad options, names and models: exit status 2, the problem named, no I/O."""
+    status, out, err = run(capsys, *argv)
+    assert status == 2
+    assert message in err
+    assert "Traceback" not in err
+    assert out == ""
+
+
+def test_a_provider_error_is_one_line_and_exit_1(
+    cromicle: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failing server: exit 1, str() of our error on one stderr line."""
+    cromicle.set_reply(status=400, body="no such thing")
+    status, out, err = run(
+        capsys, "chat", "-p", "cromicle", "--base-url", cromicle.url, "hi"
+    )
+    assert (status, out) == (1, "")
+    assert err == (
+        f"chatproviders: error: Cromicle at {cromicle.url[7:]}: "
+        "answered 400 Bad Request: no such thing\n"
+    )
+
+
+def test_a_refused_key_hints_at_the_variable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A 401 from an OpenAI-compatible server without a key names the variable."""
+    with serve("openai", api_key="sk-needed") as server:
+        status, _, err = run(capsys, "chat", "--base-url", server.url, "-m", "x", "hi")
+    assert status == 1
+    assert err.endswith("(no API key was sent: set CHATPROVIDERS_API_KEY)\n")
+    assert err.count("\n") == 1
+
+
+def test_ctrl_c_while_streaming_closes_the_connection_and_exits_130(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KeyboardInterrupt in the middle of a reply: the socket is closed, status 130."""
+    closed = threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head()
+        conn.send(b"first ")
+        if conn.wait_closed_by_client():  # no more is ever sent
+            closed.set()
+
+    with LoopbackServer(handler) as server:
+        monkeypatch.setattr(sys, "stdout", InterruptingStdout())
+        status = main(["chat", "-p", "cromicle", "--base-url", server.url, "hi"])
+        assert closed.wait(WAIT)
+    assert status == 130
+    assert capsys.readouterr().err == "\n"
+
+
+def test_interactive_chat_keeps_history_and_resets(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal: turns carry the history (Acytoo keeps it) until /reset."""
+    typed = "one\n/what\ntwo\n/reset\nthree\n/exit\nnever sent\n"
+    monkeypatch.setattr(sys, "stdin", Terminal(typed))
+    with serve("acytoo", text="ok") as server:
+        status, out, err = run(capsys, "chat", "-p", "acytoo", "--base-url", server.url)
+    assert status == 0
+    sent = [[m["content"] for m in r.json["messages"]] for r in server.requests]
+    assert sent == [["one"], ["one", "ok", "two"], ["three"]]
+    assert out.count("ok\n") == 3
+    assert "keeps the history" in err
+    assert "unknown command /what" in err
+
+
+def test_interactive_chat_without_history_sends_turns_alone(
+    cromicle: EmulatorServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A provider without history gets each turn alone, and says so; EOF ends it."""
+    monkeypatch.setattr(sys, "stdin", Terminal("one\n\ntwo\n"))
+    argv = ["chat", "-p", "cromicle", "--base-url", cromicle.url]
+    status, out, err = run(capsys, *argv)
+    assert status == 0
+    assert [r.json["message"] for r in cromicle.requests] == ["one", "two"]
+    assert out.count("Hi there\n") == 2
+    assert "each turn goes alone" in err
+
+
+def test_interactive_ctrl_c_stops_the_reply_not_the_chat(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during a reply closes it, drops the turn, and the prompt comes back;
+    a server error is reported and the chat goes on."""
+    monkeypatch.setattr(sys, "stdin", Terminal("one\ntwo\nthree\n/exit\n"))
+    with serve("acytoo", text="ok") as server:
+        server.queue_reply(text="cut")
+        server.queue_reply(status=400)
+        stdout = InterruptingStdout()
+        monkeypatch.setattr(sys, "stdout", stdout)
+        status = main(["chat", "-p", "acytoo", "--base-url", server.url])
+    err = capsys.readouterr().err
+    assert status == 0
+    assert "(reply stopped; not kept in the history)" in err
+    assert "answered 400" in err
+    assert [len(r.json["messages"]) for r in server.requests] == [1, 1, 1]
+    assert stdout.getvalue().endswith(">>> ok\n>>> ")
+
+
+def test_list_prints_an_aligned_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """One row per provider; every column starts at the same place on every line."""
+    status, out, _ = run(capsys, "list")
+    lines = out.splitlines()
+    assert status == 0
+    assert lines[0].split() == [
+        "name", "working", "streaming", "history", "default", "model", "endpoint"
+    ]  # fmt: skip
+    assert sorted(line.split()[0] for line in lines[1:]) == sorted(NAMES)
+    starts = [m.start() for m in re.finditer(r"(?<=  )\S", lines[0])]
+    for line in lines[1:]:
+        assert all(line[i - 2 : i] == "  " and line[i] != " " for i in starts)
+    assert "BASE_URL/chat/completions" in out
+    assert "https://cromicle.top/chat" in out
+
+
+def test_emulate_serves_until_ctrl_c(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """emulate prints its URL, answers there, and stops cleanly on Ctrl-C."""
+    answers: list[str] = []
+
+    def use_then_interrupt() -> None:
+        url = re.search(r"on (http://\S+)", capsys.readouterr().out)
+        assert url is not None
+        with Cromicle(base_url=url.group(1)) as client:
+            answers.append(client.complete([{"role": "user", "content": "x"}]).text)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tools, "wait_for_interrupt", use_then_interrupt)
+    status, _, err = run(capsys, "emulate", "CROMICLE", "--text", "Olá", "--delay", "0")
+    assert (status, answers, err) == (0, ["Olá"], "stopped\n")
+
+
+def test_emulate_on_a_busy_port_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """A port already taken: one line on stderr, exit 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        status, _, err = run(capsys, "emulate", "acytoo", "--port", port)
+    assert status == 1
+    assert err.startswith(f"chatproviders: error: cannot listen on port {port}")
+
+
+def test_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    """demo streams from all five emulators and exits 0."""
+    status, out, err = run(capsys, "demo", "--delay", "0")
+    assert (status, err) == (0, "")
+    for name in NAMES:
+        assert re.search(rf"^{name} +first chunk +[\d.]+ ms \| Hello!", out, re.M)
+
+
+def test_broken_pipe_exits_quietly(
+    cromicle: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader that went away (`| head`) gives exit 1 and no traceback."""
+
+    class Closed(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    assert main(["chat", "-p", "cromicle", "--base-url", cromicle.url, "x"]) == 1
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["chat", "--help"]])
+def test_help_and_version_exit_0(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """--help and --version print and return 0 instead of raising SystemExit."""
+    status, out, _ = run(capsys, *argv)
+    assert status == 0
+    assert out
+
+
+def test_python_dash_m_demo_runs_as_a_new_user_would() -> None:
+    """`python -m chatproviders demo` in a fresh process: exit 0, five providers."""
+    env: dict[str, Any] = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    result = subprocess.run(
+        [sys.executable, "-m", "chatproviders", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    for name in NAMES:
+        assert f"\n{name} " in result.stdout
