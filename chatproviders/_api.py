@@ -6,7 +6,8 @@ closes it, as ``requests.get`` does with a Session.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Collection, Iterator
 from typing import Any, Optional, Union
 
 from ._client import Provider
@@ -20,7 +21,11 @@ ProviderLike = Union[str, type[Provider]]
 
 
 def list_providers() -> list[type[Provider]]:
-    """The provider classes chatproviders ships, sorted by name."""
+    """The seed provider classes, sorted by name: those the facade picks from.
+
+    ``OpenAICompatible`` is not among them: it needs a ``base_url`` and
+    serves any model name, so pass it as ``provider=`` instead.
+    """
     return sorted(PROVIDERS, key=lambda cls: cls.__name__.lower())
 
 
@@ -50,15 +55,20 @@ class ChatCompletion:
         provider: Optional[ProviderLike] = None,
         stream: bool = False,
         ignore_working: bool = False,
+        ignored: Optional[Collection[str]] = None,
         **kwargs: Any,
     ) -> Union[str, Iterator[str]]:
         """The reply as ``str``, or as an iterator of ``str`` when ``stream``.
 
         ``provider`` is a class or a name; without one, the first provider
-        that serves ``model`` is used. Client options (``base_url``,
-        ``proxy``, ``timeout``...) are accepted as keywords.
+        that serves ``model`` and is not named in ``ignored`` is used. Client
+        options (``base_url``, ``proxy``, ``timeout``...) are accepted as
+        keywords; without a ``proxy``, the ``G4F_PROXY`` environment variable
+        gives one, as in gpt4free.
         """
-        cls = _choose(model, provider, ignore_working)
+        cls = _choose(model, provider, ignore_working, ignored or ())
+        if kwargs.get("proxy") is None and os.environ.get("G4F_PROXY"):
+            kwargs["proxy"] = os.environ["G4F_PROXY"]
         if not cls.working and not ignore_working:
             raise ProviderNotWorkingError(
                 "is marked as not working (its public service is offline); pass "
@@ -70,11 +80,19 @@ class ChatCompletion:
 
 
 def _choose(
-    model: Optional[str], provider: Optional[ProviderLike], ignore_working: bool
+    model: Optional[str],
+    provider: Optional[ProviderLike],
+    ignore_working: bool,
+    ignored: Collection[str],
 ) -> type[Provider]:
     if provider is not None:
         return get_provider(provider)
-    serving = [cls for cls in list_providers() if not model or model in cls.models]
+    skip = {name.lower() for name in ignored}
+    serving = [
+        cls
+        for cls in list_providers()
+        if (not model or model in cls.models) and cls.__name__.lower() not in skip
+    ]
     usable = [cls for cls in serving if cls.working or ignore_working]
     if usable:
         return usable[0]

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import requests
 
 from . import __version__, _retry
+from ._async_bridge import AsyncReply
 from ._background import BackgroundStream
 from ._constants import (
     BACKGROUND_QUEUE_SIZE,
@@ -70,7 +71,30 @@ CLIENT_OPTIONS = frozenset(
     }
 )
 
+#: gpt4free's facade options, accepted and not needed by a class used directly.
+FACADE_OPTIONS = frozenset({"ignore_working", "ignored"})
+
 logger = logging.getLogger("chatproviders")
+
+
+class _Params:
+    """``Provider.params``: the call's arguments and defaults, readable."""
+
+    def __get__(self, obj: object, cls: type[Provider]) -> str:
+        args = [
+            "model: str",
+            "messages: list[dict[str, str]]",
+            "stream: bool = True",
+            "proxy: str = None",
+            "timeout: float = None",
+        ]
+        args += [
+            f"{name} = None"
+            if default is None
+            else f"{name}: {type(default).__name__} = {default!r}"
+            for name, default in cls.parameters.items()
+        ]
+        return f"chatproviders.{cls.__name__} supports: ({', '.join(args)})"
 
 
 @dataclass(frozen=True)
@@ -108,6 +132,10 @@ class Provider:
     headers: ClassVar[Mapping[str, str]] = {}
     #: Body parameters the caller may set, with their defaults.
     parameters: ClassVar[Mapping[str, Any]] = {}
+    #: Keywords of the gpt4free entry points that configure the client.
+    client_options: ClassVar[frozenset[str]] = CLIENT_OPTIONS
+    #: What the provider accepts, as gpt4free's ``params`` described it.
+    params: ClassVar[str] = _Params()  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -236,10 +264,56 @@ class Provider:
         Client options (``base_url``, ``session``, ``headers``) may be given
         as keywords; every other keyword is a body parameter.
         """
-        options = {k: kwargs.pop(k) for k in CLIENT_OPTIONS & kwargs.keys()}
-        client = cls(proxy=proxy, timeout=timeout, **options)
-        prepared = client.prepare(messages, model, kwargs)
+        kwargs["timeout"] = timeout
+        client, prepared = cls._from_gpt4free_call(model, messages, proxy, kwargs)
         return client._generate(prepared, stream)
+
+    @classmethod
+    def _from_gpt4free_call(
+        cls,
+        model: Optional[str],
+        messages: Messages,
+        proxy: Optional[Proxy],
+        kwargs: dict[str, Any],
+    ) -> tuple[Provider, PreparedChat]:
+        """A client and a checked request from gpt4free-style arguments."""
+        options = {k: kwargs.pop(k) for k in cls.client_options & kwargs.keys()}
+        for name in FACADE_OPTIONS & kwargs.keys():
+            del kwargs[name]  # gpt4free's facade options; a class used directly runs
+        client = cls(proxy=proxy, **options)
+        try:
+            return client, client.prepare(messages, model, kwargs)
+        except BaseException:
+            client.close()
+            raise
+
+    @classmethod
+    def create_async_generator(
+        cls,
+        model: Optional[str],
+        messages: Messages,
+        proxy: Optional[Proxy] = None,
+        **kwargs: Any,
+    ) -> AsyncReply:
+        """gpt4free's async entry point: ``async for chunk in ...``.
+
+        A thin bridge: arguments are checked now, and the request runs on a
+        background thread once iteration starts, so the event loop is never
+        blocked. Keywords are taken as by :meth:`create_completion`.
+        """
+        kwargs.pop("stream", None)  # gpt4free passes it; the reply always streams
+        client, prepared = cls._from_gpt4free_call(model, messages, proxy, kwargs)
+
+        def send(**hooks: Any) -> Iterator[str]:
+            try:
+                with client._open(prepared, **hooks) as stream:
+                    yield from stream
+            finally:
+                client.close()
+
+        return AsyncReply(
+            lambda: BackgroundStream._of_request(send, BACKGROUND_QUEUE_SIZE)
+        )
 
     def close(self) -> None:
         """Close the session if the client made it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -9,7 +10,9 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Optional
 
+from ._background import BackgroundStream
 from ._client import Provider, _check_timeout
+from ._constants import BACKGROUND_QUEUE_SIZE
 from ._messages import Messages, validate_messages
 from ._streaming import ChatResponse, ChatStream
 from .exceptions import (
@@ -64,6 +67,28 @@ class FallbackProvider:
     ) -> ChatStream:
         """The first provider's stream that produced a chunk (or ended cleanly)."""
         validate_messages(messages)
+        return self._stream(messages, model, params)
+
+    def stream_in_background(
+        self,
+        messages: Messages,
+        model: Optional[str] = None,
+        maxsize: int = BACKGROUND_QUEUE_SIZE,
+        **params: Any,
+    ) -> BackgroundStream:
+        """As :meth:`Provider.stream_in_background`, over every provider."""
+        validate_messages(messages)
+        return BackgroundStream._of_request(
+            functools.partial(self._stream, messages, model, params), maxsize
+        )
+
+    def _stream(
+        self,
+        messages: Messages,
+        model: Optional[str],
+        params: dict[str, Any],
+        **hooks: Any,
+    ) -> ChatStream:
         started = time.monotonic()
         deadline = started + self.total_timeout if self.total_timeout else None
         attempts: list[Attempt] = []
@@ -73,7 +98,9 @@ class FallbackProvider:
             begun = time.monotonic()
             try:
                 stream = provider._open(
-                    provider.prepare(messages, model, params), deadline=deadline
+                    provider.prepare(messages, model, params),
+                    deadline=deadline,
+                    **hooks,
                 )
             except InvalidMessagesError:
                 raise
@@ -82,6 +109,9 @@ class FallbackProvider:
                 attempts.append(_attempt(provider, error, time.monotonic() - begun))
                 if isinstance(error, APITimeoutError) and error.limit == "total":
                     break
+                cancel = hooks.get("cancel")
+                if cancel is not None and cancel.is_set():
+                    raise
                 self._mark(index, failed=True)
                 continue
             self._mark(index, failed=False)

@@ -274,6 +274,17 @@ def test_list_prints_an_aligned_table(capsys: pytest.CaptureFixture[str]) -> Non
     assert "https://cromicle.top/chat" in out
 
 
+def test_list_verbose_describes_each_providers_arguments(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """list --verbose adds each provider's params line after the table."""
+    status, out, _ = run(capsys, "list", "--verbose")
+    assert status == 0
+    assert "chatproviders.Acytoo supports: (" in out
+    assert "temperature: float = 0.5)" in out
+    assert out.count(" supports: (") == len(NAMES)
+
+
 def test_emulate_serves_until_ctrl_c(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

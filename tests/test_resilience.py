@@ -10,6 +10,7 @@ import pytest
 import responses
 from responses.registries import OrderedRegistry
 
+import chatproviders
 from chatproviders import (
     Acytoo,
     AllProvidersFailedError,
@@ -359,3 +360,17 @@ def test_fallback_refuses_bad_arguments() -> None:
         FallbackProvider([Cromicle])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="cooldown"):
         FallbackProvider([Cromicle()], cooldown=-1)
+
+
+@responses.activate
+def test_fallback_streams_in_background() -> None:
+    """stream_in_background falls back on the worker and returns at once."""
+    responses.post(f"{BASE}/chat", status=503)
+    responses.post(f"{BASE}/api/completions", body="from the worker")
+    fallback = FallbackProvider(
+        [Cromicle(base_url=BASE, max_retries=0), Acytoo(base_url=BASE)]
+    )
+    with fallback.stream_in_background(HI) as background:
+        assert background.result(timeout=WAIT) == "from the worker"
+    with pytest.raises(chatproviders.InvalidMessagesError):
+        fallback.stream_in_background([])

@@ -122,7 +122,10 @@ def _parser() -> argparse.ArgumentParser:
         help="without one: stdin if piped, else an interactive chat",
     )
 
-    _command(commands, "list", run_list, "list the providers")
+    listing = _command(commands, "list", run_list, "list the providers")
+    listing.add_argument(
+        "-v", "--verbose", action="store_true", help="also the arguments each accepts"
+    )
 
     emulate = _command(commands, "emulate", run_emulate, "serve one emulator")
     emulate.add_argument("provider", type=str.lower, choices=EMULATORS)

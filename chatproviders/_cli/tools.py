@@ -36,6 +36,10 @@ def run_list(args: argparse.Namespace) -> int:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths)]
         print("  ".join([*cells, row[-1]]))
+    if args.verbose:
+        print()
+        for cls in classes:
+            print(cls.params)
     return EXIT_OK
 
 

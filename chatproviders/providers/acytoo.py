@@ -21,6 +21,24 @@ from .._messages import Messages
 __all__ = ["Acytoo"]
 
 
+def _create_header() -> dict[str, str]:
+    """The request headers (gpt4free's helper of the same name)."""
+    return {"accept": "*/*", "content-type": "application/json"}
+
+
+def _create_payload(
+    messages: Messages, temperature: float = 0.5, **kwargs: Any
+) -> dict[str, Any]:
+    """The body (gpt4free's helper of the same name; other keywords are ignored)."""
+    return {
+        "key": "",
+        "model": "gpt-3.5-turbo",
+        "messages": messages,
+        "temperature": temperature,
+        "password": "",
+    }
+
+
 class Acytoo(Provider):
     url = "https://chat.acytoo.com"
     path = "/api/completions"
@@ -30,14 +48,8 @@ class Acytoo(Provider):
     supports_gpt_35_turbo = True
     default_model = "gpt-3.5-turbo"
     models = ["gpt-3.5-turbo"]
-    headers = {"accept": "*/*", "content-type": "application/json"}
+    headers = _create_header()
     parameters = {"temperature": 0.5}
 
     def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
-        return {
-            "key": "",
-            "model": "gpt-3.5-turbo",
-            "messages": messages,
-            "temperature": params["temperature"],
-            "password": "",
-        }
+        return _create_payload(messages, params["temperature"])

@@ -23,6 +23,17 @@ __all__ = ["Cromicle"]
 TOKEN = "abc"
 
 
+def _create_header() -> dict[str, str]:
+    """The request headers (gpt4free's helper of the same name)."""
+    return {"accept": "*/*", "content-type": "application/json"}
+
+
+def _create_payload(message: str) -> dict[str, str]:
+    """The body for a prompt (gpt4free's helper of the same name)."""
+    digest = hashlib.sha256((TOKEN + message).encode("utf-8")).hexdigest()
+    return {"message": message, "token": TOKEN, "hash": digest}
+
+
 class Cromicle(Provider):
     url = "https://cromicle.top"
     path = "/chat"
@@ -32,9 +43,7 @@ class Cromicle(Provider):
     supports_gpt_35_turbo = True
     default_model = "gpt-3.5-turbo"
     models = ["gpt-3.5-turbo"]
-    headers = {"accept": "*/*", "content-type": "application/json"}
+    headers = _create_header()
 
     def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
-        prompt = format_prompt(messages)
-        digest = hashlib.sha256((TOKEN + prompt).encode("utf-8")).hexdigest()
-        return {"message": prompt, "token": TOKEN, "hash": digest}
+        return _create_payload(format_prompt(messages))

@@ -64,6 +64,7 @@ class OpenAICompatible(Provider):
     default_model = ""  # none: any name the server knows, see list_models()
     models = []  # open: any name
     headers = {"Content-Type": "application/json"}
+    client_options = CLIENT_OPTIONS | {"api_key", "model"}
     #: Sent only when given (``None`` means "the server's default").
     parameters = dict.fromkeys(
         [
@@ -172,22 +173,6 @@ class OpenAICompatible(Provider):
                     body=excerpt,
                     **where,
                 ) from None
-
-    @classmethod
-    def create_completion(
-        cls,
-        model: Optional[str],
-        messages: Messages,
-        stream: bool = True,
-        proxy: Any = None,
-        timeout: Any = None,
-        **kwargs: Any,
-    ) -> Iterator[str]:
-        """As :meth:`Provider.create_completion`; ``api_key`` is a client option."""
-        names = (CLIENT_OPTIONS | {"api_key"}) & kwargs.keys()
-        options = {name: kwargs.pop(name) for name in names}
-        client = cls(proxy=proxy, timeout=timeout, **options)
-        return client._generate(client.prepare(messages, model, kwargs), stream)
 
     def _attempt(self, *args: Any, **kwargs: Any) -> ChatStream:
         # Each try, so that the retry loop's log lines are redacted too.
