@@ -64,9 +64,12 @@ def iter_raw(
     most until then, so a server trickling bytes forever cannot outlast it.
     """
     raw = response.raw
+    # Without a Content-Encoding there is nothing to decode, and urllib3's
+    # decoding path copies every read through a buffer: skip it.
+    decode = "content-encoding" in raw.headers
     if deadline is None:
         while True:
-            data = raw.read1(size, decode_content=True)
+            data = raw.read1(size, decode_content=decode)
             if not data:
                 return
             yield data
@@ -79,7 +82,7 @@ def iter_raw(
         if sock is not None:
             sock.settimeout(remaining if deadline_binds else read_timeout)
         try:
-            data = raw.read1(size, decode_content=True)
+            data = raw.read1(size, decode_content=decode)
         except (urllib3.exceptions.ReadTimeoutError, socket.timeout) as exc:
             if deadline_binds:
                 raise total_timeout_error() from exc
