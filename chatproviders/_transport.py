@@ -57,8 +57,9 @@ def iter_raw(
     """Yield the (content-decoded) body of ``response`` as it arrives.
 
     ``read1`` returns as soon as any bytes are available, where ``read`` and
-    requests' ``iter_content`` wait for a full buffer unless the body is chunked.
-    Reaching the end releases the connection back to the pool.
+    requests' ``iter_content`` wait for a full buffer unless the body is chunked;
+    a chunked body is read chunk by chunk. Reaching the end releases the
+    connection back to the pool.
 
     With a ``deadline`` (a ``time.monotonic()`` value), every read waits at
     most until then, so a server trickling bytes forever cannot outlast it.
@@ -68,6 +69,14 @@ def iter_raw(
     # decoding path copies every read through a buffer: skip it.
     decode = "content-encoding" in raw.headers
     if deadline is None:
+        if raw.chunked and raw.supports_chunked_reads():
+            # Whole HTTP chunks, each as soon as it is complete (servers write
+            # a chunk at once): about twice as fast as read1, which returns at
+            # most one 8 KB buffer of http.client's at a time.
+            for data in raw.read_chunked(decode_content=decode):
+                if data:
+                    yield data
+            return
         while True:
             data = raw.read1(size, decode_content=decode)
             if not data:
