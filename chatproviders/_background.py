@@ -21,7 +21,6 @@ abandoned stream is garbage-collected and its finalizer cancels the worker.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import logging
@@ -36,7 +35,14 @@ from ._constants import BACKGROUND_QUEUE_SIZE
 from ._streaming import ChatStream
 
 if TYPE_CHECKING:
+    import asyncio
+
     import requests
+
+    _Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]
+
+# asyncio is imported where it is used, by coroutines that only run under a
+# loop: importing it here would add a fifth to the import time of chatproviders.
 
 __all__ = ["BackgroundStream"]
 
@@ -51,7 +57,6 @@ Source = Union[Iterable[str], Callable[[], Iterable[str]]]
 _CLOSE_WAIT = 0.5
 
 _numbers = itertools.count(1)
-_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
 
 class _Cancelled(Exception):
@@ -374,6 +379,8 @@ class BackgroundStream:
 
     async def aclose(self) -> None:
         """Cancel like :meth:`close`, awaiting the worker without blocking the loop."""
+        import asyncio
+
         self._channel.cancel()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._ended(), _CLOSE_WAIT)
@@ -393,6 +400,8 @@ class BackgroundStream:
 
     async def _anext(self) -> Optional[str]:
         """The next chunk, None at the end; awaits without blocking the loop."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         channel = self._channel
         while True:
@@ -405,6 +414,8 @@ class BackgroundStream:
             await waiter
 
     async def _ended(self) -> None:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         channel = self._channel
         while True:
