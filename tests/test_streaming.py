@@ -307,3 +307,27 @@ def test_stopping_early_closes_the_connection(how: str) -> None:
                 raise RuntimeError("consumer failed")
         # the handler asserts that it saw the close; stop() joins it
     assert server.errors == []
+
+
+@pytest.mark.parametrize("how", ["environment", "argument"])
+def test_proxies_carry_the_request(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY works as in requests, and proxy= overrides it; both are used."""
+    seen: list[str] = []
+
+    def proxy(conn: Conn) -> None:
+        request = conn.read_request()
+        assert request is not None
+        seen.append(request.path)
+        conn.respond(200, b"via the proxy")
+
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with LoopbackServer(proxy) as server:
+        if how == "environment":
+            monkeypatch.setenv("HTTP_PROXY", server.url)
+            client = Cromicle(base_url="http://chat.example.invalid")
+        else:
+            monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # would fail
+            client = Cromicle(base_url="http://chat.example.invalid", proxy=server.url)
+        assert client.complete(HI).text == "via the proxy"
+    assert seen == ["http://chat.example.invalid/chat"]
