@@ -115,7 +115,9 @@ class Provider:
     number or a ``(connect, read)`` pair, ``DEFAULT_TIMEOUT`` when omitted.
     ``proxy`` is a URL for both http and https, or a requests-style dict; the
     environment's proxy variables apply as in requests. A ``session`` you pass
-    stays yours: the client never closes it.
+    stays yours: the client never closes it. ``max_retries`` (default 2)
+    retries a call that failed before its first chunk; ``total_timeout``
+    bounds a whole call, retries included.
     """
 
     #: The provider's site; with ``path`` it makes the endpoint (see :meth:`endpoint`).
@@ -219,8 +221,9 @@ class Provider:
     ) -> ChatStream:
         """Send the chat and return the reply as a :class:`ChatStream`.
 
-        The request has been answered when this returns: an error status is
-        raised here, before any chunk.
+        It returns once the first chunk is in hand (or the reply ended), so
+        an error status, and any failure before the first chunk that retries
+        did not cure, is raised here rather than from the iteration.
         """
         return self._open(self.prepare(messages, model, params))
 

@@ -38,7 +38,8 @@ class ChatStream:
     Use it in a ``with`` block. Leaving the block, ``close()``, reaching the end,
     ``break``-ing out of the ``with`` block, an error, or garbage collection
     closes the HTTP response; a response read to its end returns its connection
-    to the pool. ``text`` is everything received so far.
+    to the pool. ``text`` is everything received so far; ``provider``,
+    ``attempts`` and ``time_to_first_chunk`` say who answered and how.
     """
 
     def __init__(
