@@ -263,6 +263,8 @@ def _reason(exc: BaseException) -> str:
         if not isinstance(inner, BaseException):
             args = getattr(exc, "args", ())
             inner = next((a for a in args if isinstance(a, BaseException)), None)
+        if inner is None:
+            inner = exc.__cause__  # urllib3 raises NewConnectionError from it
         if inner is None or id(inner) in seen:
             break
         exc = inner
