@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
+from ._closing import Closing
 from ._constants import BACKGROUND_QUEUE_SIZE
 from ._streaming import ChatStream
 
@@ -204,7 +205,7 @@ def _opener(source: Source) -> Callable[[_Channel], Iterable[str]]:
     )
 
 
-class BackgroundStream:
+class BackgroundStream(Closing):
     """A stream read on a worker thread, so that the caller never blocks.
 
     ``source`` is a :class:`ChatStream`, any iterable of ``str``, or a
@@ -354,17 +355,6 @@ class BackgroundStream:
             self._thread.join(_CLOSE_WAIT)
             if self._thread.is_alive():
                 logger.debug("%s still runs after close()", self._thread.name)
-
-    def __enter__(self) -> BackgroundStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:
         # Finalizers run on any thread, at any time: cancel, never wait.

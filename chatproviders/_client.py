@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Callable, ClassVar, Optional, Union
 from urllib.parse import urlsplit
 
@@ -25,6 +24,7 @@ import requests
 from . import __version__, _retry
 from ._async_bridge import AsyncReply
 from ._background import BackgroundStream
+from ._closing import Closing
 from ._constants import (
     BACKGROUND_QUEUE_SIZE,
     DEFAULT_MAX_RETRIES,
@@ -107,7 +107,7 @@ class PreparedChat:
     model: str
 
 
-class Provider:
+class Provider(Closing):
     """Base class of the blocking provider clients.
 
     ``base_url`` replaces the scheme, host, port and any path prefix of the
@@ -322,17 +322,6 @@ class Provider:
         """Close the session if the client made it."""
         if self._owns_session:
             self.session.close()
-
-    def __enter__(self) -> Provider:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<{self.name()} {self.endpoint()}>"

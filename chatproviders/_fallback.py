@@ -7,11 +7,11 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any, Optional
 
 from ._background import BackgroundStream
 from ._client import Provider, _check_timeout
+from ._closing import Closing
 from ._constants import BACKGROUND_QUEUE_SIZE
 from ._messages import Messages, validate_messages
 from ._streaming import ChatResponse, ChatStream
@@ -27,7 +27,7 @@ from .exceptions import (
 __all__ = ["FallbackProvider"]
 
 
-class FallbackProvider:
+class FallbackProvider(Closing):
     """Ask ``providers`` in turn until one starts answering.
 
     A provider that fails before its first chunk (after its own retries) is
@@ -131,17 +131,6 @@ class FallbackProvider:
         """Close every provider."""
         for provider in self.providers:
             provider.close()
-
-    def __enter__(self) -> FallbackProvider:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         names = ", ".join(p.name() for p in self.providers)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Optional
 
+from ._closing import Closing
 from ._transport import translate_exception
 from .exceptions import APIError, ChatProvidersError
 
@@ -32,7 +32,7 @@ class ChatResponse:
         return self.text
 
 
-class ChatStream:
+class ChatStream(Closing):
     """A reply arriving piece by piece: iterate it for ``str`` chunks, then close it.
 
     Use it in a ``with`` block. Leaving the block, ``close()``, reaching the end,
@@ -146,17 +146,6 @@ class ChatStream:
                 close_chunks()
         finally:
             self.response.close()
-
-    def __enter__(self) -> ChatStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:
         # A stream dropped unread must still give back its socket.
