@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from itertools import chain
 from typing import Any
 
+from ._constants import ERROR_BODY_EXCERPT
 from ._decoders import iter_sse
 from .exceptions import APIError, IncompleteStreamError, ResponseFormatError
 
@@ -88,12 +89,13 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
         data = _loads(text)
     except ValueError:
         raise ResponseFormatError(
-            f"sent {what} that is not JSON: {text[:200]!r}", body=text[:500]
+            f"sent {what} that is not JSON: {text[:200]!r}",
+            body=text[:ERROR_BODY_EXCERPT],
         ) from None
     if not isinstance(data, dict):
         raise ResponseFormatError(
             f"sent {what} that is not a JSON object: {text[:200]!r}",
-            body=text[:500],
+            body=text[:ERROR_BODY_EXCERPT],
         )
     return data
 
@@ -106,7 +108,7 @@ def _message_content(data: dict[str, Any]) -> Any:
     if not data.get("choices"):
         raise ResponseFormatError(
             f"sent a reply without choices: {json.dumps(data)[:200]}",
-            body=json.dumps(data)[:500],
+            body=json.dumps(data)[:ERROR_BODY_EXCERPT],
         )
     return _choice_content(data, "message")
 
@@ -121,7 +123,7 @@ def _choice_content(data: dict[str, Any], key: str) -> Any:
         what = "a chunk" if key == "delta" else "a reply"
         raise ResponseFormatError(
             f"sent {what} without choices[0].{key}: {json.dumps(data)[:200]}",
-            body=json.dumps(data)[:500],
+            body=json.dumps(data)[:ERROR_BODY_EXCERPT],
         ) from None
     if content is not None and not isinstance(content, str):
         raise ResponseFormatError(f"sent non-text content: {content!r}"[:200])

@@ -29,6 +29,7 @@ from ._constants import (
     BACKGROUND_QUEUE_SIZE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
+    ERROR_BODY_EXCERPT,
     USER_AGENT_PREFIX,
 )
 from ._decoders import iter_text
@@ -438,7 +439,6 @@ class Provider(Closing):
             raise error from exc
         if on_response is not None:
             on_response(response)
-        content_type = response.headers.get("content-type", "")
         if response.status_code >= 400:
             with response:
                 body = read_error_body(response)
@@ -449,22 +449,13 @@ class Provider(Closing):
                 error_class=self.status_error_class(response.status_code, text),
                 **where,
             )
-        if looks_like_html(content_type, b""):
-            with response:
-                body = read_error_body(response)
-            raise ResponseFormatError(
-                f"answered {response.status_code} with an HTML page instead of a "
-                "reply (a bot wall or error page?)",
-                body=body[:500].decode("utf-8", errors="replace"),
-                **where,
-            )
         read_timeout = (
             self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout
         )
         raw = iter_raw(response, deadline=deadline, read_timeout=read_timeout)
         stream = ChatStream(
             response,
-            self.iter_text(_refuse_html(raw, where)),
+            self.iter_text(_refuse_html(raw, response.headers.get("content-type", ""))),
             model=prepared.model,
             started=started,
             **where,
@@ -483,18 +474,17 @@ class Provider(Closing):
             self.close()
 
 
-def _refuse_html(chunks: Iterator[bytes], where: Mapping[str, str]) -> Iterator[bytes]:
-    """Pass bytes through, but refuse a body that opens like a web page."""
-    for chunk in chunks:
-        if looks_like_html("", chunk):
-            raise ResponseFormatError(
-                "sent an HTML page instead of a reply (a bot wall or error page?)",
-                body=chunk[:500].decode("utf-8", errors="replace"),
-                **where,
-            )
-        yield chunk
-        yield from chunks
-        return
+def _refuse_html(chunks: Iterator[bytes], content_type: str) -> Iterator[bytes]:
+    """Pass the body through, unless it is a web page (by its type or first bytes)."""
+    first = next(chunks, b"")
+    if looks_like_html(content_type, first):
+        raise ResponseFormatError(
+            "sent an HTML page instead of a reply (a bot wall or error page?)",
+            body=first[:ERROR_BODY_EXCERPT].decode("utf-8", errors="replace"),
+        )
+    if first:
+        yield first
+    yield from chunks
 
 
 def _check_base_url(base_url: Optional[str]) -> Optional[str]:

@@ -34,6 +34,7 @@ from typing import Any, Optional
 
 from .._chat_chunks import iter_chat_reply
 from .._client import CLIENT_OPTIONS, Provider
+from .._constants import ERROR_BODY_EXCERPT
 from .._messages import Messages
 from .._streaming import ChatResponse, ChatStream
 from .._transport import looks_like_html, status_error, translate_exception
@@ -157,7 +158,7 @@ class OpenAICompatible(Provider):
                 raise error from exc
             if response.status_code >= 400:
                 raise status_error(response, body, **where)
-            excerpt = body[:500].decode("utf-8", errors="replace")
+            excerpt = body[:ERROR_BODY_EXCERPT].decode("utf-8", errors="replace")
             if looks_like_html(response.headers.get("content-type", ""), body):
                 raise ResponseFormatError(
                     "sent an HTML page, not a model list: is base_url the API "
