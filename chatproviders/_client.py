@@ -421,22 +421,20 @@ class Provider(Closing):
         }
         timeout, deadline_binds = _within(self.timeout, deadline)
         try:
-            response = self.session.post(
+            response = self._send(
+                "POST",
                 prepared.url,
                 data=prepared.body,
                 headers=prepared.headers,
                 timeout=timeout,
-                proxies=self.proxies,
                 stream=True,
             )
-        except Exception as exc:
-            error = translate_exception(exc, **where)
-            if error is None:
+        except APITimeoutError as error:
+            if not deadline_binds:
                 raise
-            if deadline_binds and isinstance(error, APITimeoutError):
-                error = total_timeout_error()
-                error.provider, error.host = where["provider"], where["host"]
-            raise error from exc
+            total = total_timeout_error()
+            total.provider, total.host = where["provider"], where["host"]
+            raise total from error.__cause__
         if on_response is not None:
             on_response(response)
         if response.status_code >= 400:
@@ -462,6 +460,18 @@ class Provider(Closing):
         )
         stream._read_first_chunk()
         return stream
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send one request through the session; its exceptions become ours."""
+        try:
+            return self.session.request(method, url, proxies=self.proxies, **kwargs)
+        except Exception as exc:
+            error = translate_exception(
+                exc, provider=self.name(), host=urlsplit(url).netloc
+            )
+            if error is None:
+                raise
+            raise error from exc
 
     def _generate(self, prepared: PreparedChat, stream: bool) -> Iterator[str]:
         try:

@@ -37,7 +37,7 @@ from .._client import CLIENT_OPTIONS, Provider
 from .._constants import ERROR_BODY_EXCERPT
 from .._messages import Messages
 from .._streaming import ChatResponse, ChatStream
-from .._transport import looks_like_html, status_error, translate_exception
+from .._transport import looks_like_html, status_error
 from ..exceptions import (
     APIStatusError,
     ChatProvidersError,
@@ -143,19 +143,11 @@ class OpenAICompatible(Provider):
         where: dict[str, Any] = {"provider": self.name(), "host": self.host}
         headers = {"Accept": "application/json", **self.extra_headers}
         with self._errors():
-            try:
-                with self.session.get(
-                    self.base_url + "/models",
-                    headers=headers,
-                    timeout=self.timeout,
-                    proxies=self.proxies,
-                ) as response:
-                    body = response.content
-            except Exception as exc:
-                error = translate_exception(exc, **where)
-                if error is None:
-                    raise
-                raise error from exc
+            url = self.base_url + "/models"
+            with self._send(
+                "GET", url, headers=headers, timeout=self.timeout
+            ) as response:
+                body = response.content
             if response.status_code >= 400:
                 raise status_error(response, body, **where)
             excerpt = body[:ERROR_BODY_EXCERPT].decode("utf-8", errors="replace")
