@@ -196,6 +196,38 @@ def test_stray_fields_and_non_json_get_400(provider: str) -> None:
         assert requests.post(url, data=b"not json", timeout=TIMEOUT).status_code == 400
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        "Content-Length: 99999999999999999999",  # no index fits it
+        "Content-Length: 99999999999",  # would allocate 100 GB
+        "Transfer-Encoding: chunked\r\n\r\nffffffffff",  # one chunk of 1 TB
+    ],
+)
+def test_oversized_request_bodies_get_400(
+    cromicle_server: EmulatorServer, head: str
+) -> None:
+    """A body announced too big for the emulator is refused, not read."""
+    request = f"POST /chat HTTP/1.1\r\nHost: x\r\n{head}\r\n"
+    if "chunked" not in head:
+        request += "\r\n"
+    with socket.create_connection(
+        (cromicle_server.host, cromicle_server.port), timeout=5
+    ) as sock:
+        sock.sendall(request.encode())
+        status_line = sock.makefile("rb").readline()
+    assert status_line.startswith(b"HTTP/1.1 400 "), status_line
+    assert cromicle_server.requests == []
+
+
+def test_deeply_nested_json_gets_400(cromicle_server: EmulatorServer) -> None:
+    """JSON nested past the parser's recursion limit is a bad body, not a crash."""
+    url = cromicle_server.url + "/chat"
+    response = requests.post(url, data=b"[" * 100_000, timeout=TIMEOUT)
+    assert response.status_code == 400
+    assert cromicle_server.requests[0].json is None
+
+
 def test_unknown_path_and_wrong_method(cromicle_server: EmulatorServer) -> None:
     """An unknown path gets 404, a GET of the chat path 405 with Allow: POST."""
     assert (

@@ -23,13 +23,14 @@ logger = logging.getLogger("chatproviders.testing")
 
 ERROR_REPLY = Reply(text="", framing="length")  # request errors: no faults
 
+#: The largest request body read; a bigger one is refused with 400.
+MAX_REQUEST_BODY = 16 * 1024 * 1024
+
 
 class LoopbackHTTPServer(ThreadingHTTPServer):
     """A ThreadingHTTPServer that counts, tracks and can shut its connections, and
     whose accept loop (:meth:`serve`) stops at once when :meth:`wake` is called.
     """
-
-    daemon_threads = True
 
     def __init__(
         self,
@@ -156,17 +157,19 @@ class Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             parts: list[bytes] = []
+            total = 0
             while True:
                 size = int(self.rfile.readline(1024).split(b";")[0], 16)
                 if size == 0:
                     while self.rfile.readline(65536) not in (b"\r\n", b"\n", b""):
                         pass  # trailer fields
                     return b"".join(parts)
+                total += size
+                _check_body_size(total)
                 parts.append(self.rfile.read(size))
                 self.rfile.readline(1024)
         length = int(self.headers.get("Content-Length") or 0)
-        if length < 0:
-            raise ValueError("negative Content-Length")
+        _check_body_size(length)
         return self.rfile.read(length)
 
     def _respond(self, answer: Answer, reply: Reply) -> None:
@@ -199,6 +202,13 @@ class Handler(BaseHTTPRequestHandler):
         logger.debug("%s %s", self.address_string(), format % args)
 
 
+def _check_body_size(size: int) -> None:
+    if size < 0:
+        raise ValueError("negative body size")
+    if size > MAX_REQUEST_BODY:
+        raise ValueError(f"body over {MAX_REQUEST_BODY} bytes")
+
+
 def _lower_headers(items: list[tuple[str, str]]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for name, value in items:
@@ -210,7 +220,7 @@ def _lower_headers(items: list[tuple[str, str]]) -> dict[str, str]:
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body.decode("utf-8"))
-    except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
+    except (ValueError, RecursionError):  # UnicodeDecodeError, JSONDecodeError
         return None
 
 
