@@ -602,6 +602,9 @@ def test_replacing_text_drops_chunks_and_back(cromicle_server: EmulatorServer) -
         {"text": "ascii", "split_utf8": True},
         {"stall_after": True},
         {"headers": {"X-Number": 1}},
+        {"status": 100},
+        {"status": 500, "body": {"error": "not encoded"}},
+        {"status": 500, "split_utf8": True},  # the error shape is ASCII
     ],
 )
 def test_invalid_replies_are_refused(fields: dict[str, Any]) -> None:
@@ -623,6 +626,22 @@ def test_invalid_servers_are_refused(kwargs: dict[str, Any]) -> None:
     """Unknown providers, non-loopback hosts, misplaced options, typos are refused."""
     with pytest.raises((ValueError, TypeError)):
         EmulatorServer(**kwargs)
+
+
+def test_text_in_place_of_a_reply_is_refused() -> None:
+    """serve(provider, "text") names the keyword to use instead."""
+    with pytest.raises(TypeError, match="text="):
+        serve("cromicle", "Hi there")  # type: ignore[arg-type]
+
+
+def test_wait_for_requests_returns_the_first_count() -> None:
+    """wait_for_requests(n) returns n requests, however many have arrived."""
+    with serve("cromicle") as server:
+        for _ in range(3):
+            assert post(server).ok
+        first, second = server.wait_for_requests(2)
+    assert len(server.requests) == 3
+    assert [first, second] == server.requests[:2]
 
 
 def test_wait_for_requests_times_out(cromicle_server: EmulatorServer) -> None:

@@ -66,12 +66,17 @@ class Reply:
     def _validate(self) -> None:
         if self.text is not None and not isinstance(self.text, str):
             raise TypeError(f"text must be a string, not {type(self.text).__name__}")
+        if self.body is not None and not isinstance(self.body, (str, bytes)):
+            raise TypeError(
+                f"body must be str or bytes, not {type(self.body).__name__}"
+                " (encode JSON yourself: body=json.dumps(...))"
+            )
         if not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()
         ):
             raise TypeError("headers must map strings to strings")
         _check_int("chunk_size", self.chunk_size, minimum=1)
-        _check_int("status", self.status, minimum=100, maximum=599)
+        _check_int("status", self.status, minimum=200, maximum=599)
         _check_int("stall_after", self.stall_after, minimum=0)
         _check_int("reset_after", self.reset_after, minimum=0)
         if self.chunks is not None and self.chunk_size is not None:
@@ -82,8 +87,14 @@ class Reply:
             raise ValueError(f"delay must be a finite number >= 0, not {self.delay!r}")
         if self.framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {FRAMINGS}, not {self.framing!r}")
+        # None is the provider's greeting, which has a non-ASCII character, or
+        # with an error status its error shape, which has none.
         content = self.body if self.replaces_answer else self.text
-        if self.split_utf8 and not _has_multibyte(content):
+        if content is None:
+            multibyte = not self.replaces_answer
+        else:
+            multibyte = _has_multibyte(content)
+        if self.split_utf8 and not multibyte:
             raise ValueError(
                 "split_utf8 needs a non-ASCII character in the text or body"
             )
@@ -109,6 +120,11 @@ def make_reply(reply: Reply | None, fields: Mapping[str, Any], greeting: str) ->
     """
     if reply is None:
         reply, fields = Reply(**fields), {}
+    elif not isinstance(reply, Reply):
+        raise TypeError(
+            f"reply must be a Reply, not {type(reply).__name__}"
+            " (for the text, pass text=...)"
+        )
     if "chunks" in fields and "text" not in fields:
         fields = {**fields, "text": None}
     if "text" in fields and "chunks" not in fields:
@@ -129,7 +145,7 @@ def _check_int(
         raise ValueError(f"{name} must be >= {minimum}{upper}, not {value}")
 
 
-def _has_multibyte(content: str | bytes | None) -> bool:
+def _has_multibyte(content: str | bytes) -> bool:
     if isinstance(content, bytes):
         return any(byte >= 0x80 for byte in content)
-    return content is None or any(ord(char) > 0x7F for char in content)
+    return not content.isascii()

@@ -157,14 +157,16 @@ class EmulatorServer:
     def wait_for_requests(
         self, count: int, timeout: float = 5.0
     ) -> list[RecordedRequest]:
-        """Wait until ``count`` requests arrived and return them; or TimeoutError."""
+        """Wait until ``count`` requests arrived and return the first ``count``;
+        or TimeoutError. :attr:`requests` has all of them.
+        """
         with self._changed:
             if not self._changed.wait_for(
                 lambda: len(self._requests) >= count, timeout
             ):
                 got = len(self._requests)
                 raise TimeoutError(f"{got} of {count} requests arrived in {timeout}s")
-            return list(self._requests)
+            return self._requests[:count]
 
     def __repr__(self) -> str:
         if self._httpd is None:
