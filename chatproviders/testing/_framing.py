@@ -7,15 +7,12 @@ TCP_NODELAY), so each piece leaves the machine as soon as it is written.
 from __future__ import annotations
 
 import enum
-import select
 import socket
 import struct
 import threading
 from typing import Sequence
 
 from chatproviders.testing._reply import Framing, Reply
-
-POLL_SECONDS = 0.05  # how often a stalled handler checks for stop and client close
 
 
 class Outcome(enum.Enum):
@@ -59,11 +56,11 @@ def send_body(
             return Outcome.ABORTED
         if budget is not None and sent + len(data) >= budget:
             _write(sock, reply.framing, data[: budget - sent])
-            return _fault(sock, reply, stopping)
+            return _fault(sock, reply)
         _write(sock, reply.framing, data)
         sent += len(data)
     if budget is not None:  # the whole body fits: fault before the end marker
-        return _fault(sock, reply, stopping)
+        return _fault(sock, reply)
     if reply.framing == "chunked":
         sock.sendall(b"0\r\n\r\n")
     return Outcome.COMPLETE
@@ -77,23 +74,21 @@ def _write(sock: socket.socket, framing: Framing, data: bytes) -> None:
     sock.sendall(data)
 
 
-def _fault(sock: socket.socket, reply: Reply, stopping: threading.Event) -> Outcome:
+def _fault(sock: socket.socket, reply: Reply) -> Outcome:
     if reply.reset_after is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         return Outcome.RESET
-    _stall(sock, stopping)
+    _stall(sock)
     return Outcome.ABORTED
 
 
-def _stall(sock: socket.socket, stopping: threading.Event) -> None:
-    """Send nothing until the client closes the connection or the server stops."""
-    while not stopping.is_set():
-        readable, _, _ = select.select([sock], [], [], POLL_SECONDS)
-        if not readable:
-            continue
-        try:
-            if not sock.recv(1, socket.MSG_PEEK):  # end of file: the client closed
-                return
-        except OSError:  # reset by the client, or shut down by stop()
-            return
-        stopping.wait(POLL_SECONDS)  # the client sent more data: keep stalling
+def _stall(sock: socket.socket) -> None:
+    """Send nothing until the client closes the connection or the server stops
+    (``stop()`` shuts every connection down, which ends the read). Whatever the
+    client sends meanwhile is read and dropped.
+    """
+    try:
+        while sock.recv(65536):
+            pass
+    except OSError:  # reset by the client
+        return
