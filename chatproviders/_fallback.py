@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from ._background import BackgroundStream
-from ._client import Provider, _check_timeout
+from ._client import PreparedChat, Provider, _check_timeout
 from ._closing import Closing
 from ._constants import BACKGROUND_QUEUE_SIZE
 from ._messages import Messages, validate_messages
@@ -21,7 +21,8 @@ from .exceptions import (
     APITimeoutError,
     Attempt,
     ChatProvidersError,
-    InvalidMessagesError,
+    ModelNotSupportedError,
+    UnsupportedParameterError,
 )
 
 __all__ = ["FallbackProvider"]
@@ -34,7 +35,8 @@ class FallbackProvider(Closing):
     skipped for ``cooldown`` seconds, unless every provider is cooling down.
     Once a chunk has arrived the stream belongs to that provider: a later
     failure is raised, never spliced with another provider's answer. When all
-    fail, :class:`AllProvidersFailedError` lists every attempt.
+    fail, :class:`AllProvidersFailedError` lists every attempt. A provider
+    that does not take the ``model`` or a parameter is passed over.
     ``total_timeout`` bounds the whole call, every provider included. One
     instance may be shared between threads.
     """
@@ -66,8 +68,7 @@ class FallbackProvider(Closing):
         self, messages: Messages, model: Optional[str] = None, **params: Any
     ) -> ChatStream:
         """The first provider's stream that produced a chunk (or ended cleanly)."""
-        validate_messages(messages)
-        return self._stream(messages, model, params)
+        return self._stream(self._prepare(messages, model, params))
 
     def stream_in_background(
         self,
@@ -77,33 +78,41 @@ class FallbackProvider(Closing):
         **params: Any,
     ) -> BackgroundStream:
         """As :meth:`Provider.stream_in_background`, over every provider."""
-        validate_messages(messages)
+        prepared = self._prepare(messages, model, params)
         return BackgroundStream._of_request(
-            functools.partial(self._stream, messages, model, params), maxsize
+            functools.partial(self._stream, prepared), maxsize
         )
 
-    def _stream(
-        self,
-        messages: Messages,
-        model: Optional[str],
-        params: dict[str, Any],
-        **hooks: Any,
-    ) -> ChatStream:
+    def _prepare(
+        self, messages: Messages, model: Optional[str], params: dict[str, Any]
+    ) -> dict[int, PreparedChat]:
+        """Each provider's request by index, leaving out those that do not take
+        ``model`` or ``params``: they are not tried, and not counted as failed.
+
+        Bad messages, or arguments no provider takes, raise here, before any I/O.
+        """
+        validate_messages(messages)
+        prepared: dict[int, PreparedChat] = {}
+        refused: list[ChatProvidersError] = []
+        for index, provider in enumerate(self.providers):
+            try:
+                prepared[index] = provider.prepare(messages, model, params)
+            except (ModelNotSupportedError, UnsupportedParameterError) as error:
+                refused.append(error)
+        if not prepared:
+            raise refused[0]
+        return prepared
+
+    def _stream(self, prepared: dict[int, PreparedChat], **hooks: Any) -> ChatStream:
         started = time.monotonic()
         deadline = started + self.total_timeout if self.total_timeout else None
         attempts: list[Attempt] = []
         tries = 0
-        for index in self._order():
+        for index in self._order(list(prepared)):
             provider = self.providers[index]
             begun = time.monotonic()
             try:
-                stream = provider._open(
-                    provider.prepare(messages, model, params),
-                    deadline=deadline,
-                    **hooks,
-                )
-            except InvalidMessagesError:
-                raise
+                stream = provider._open(prepared[index], deadline=deadline, **hooks)
             except ChatProvidersError as error:
                 tries += getattr(error, "tries", 1)
                 attempts.append(_attempt(provider, error, time.monotonic() - begun))
@@ -136,9 +145,8 @@ class FallbackProvider(Closing):
         names = ", ".join(p.name() for p in self.providers)
         return f"<FallbackProvider [{names}]>"
 
-    def _order(self) -> list[int]:
-        """Indexes to try: those not cooling down, or all if every one is."""
-        indexes = list(range(len(self.providers)))
+    def _order(self, indexes: list[int]) -> list[int]:
+        """``indexes`` to try: those not cooling down, or all if every one is."""
         if self.shuffle:
             random.shuffle(indexes)
         now = time.monotonic()

@@ -22,7 +22,9 @@ from chatproviders import (
     GPROChat,
     IncompleteStreamError,
     InternalServerError,
+    ModelNotSupportedError,
     RateLimitError,
+    UnsupportedParameterError,
 )
 from chatproviders._retry import backoff_delay, is_retryable, parse_retry_after
 from tests.loopback import WAIT, Conn, LoopbackServer
@@ -306,6 +308,43 @@ def test_when_all_cool_down_all_are_tried() -> None:
         with pytest.raises(AllProvidersFailedError):
             fallback.complete(HI)
     assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_fallback_passes_over_providers_that_do_not_take_the_arguments() -> None:
+    """A provider without the model or a parameter is not tried, nor marked failed."""
+    responses.post(f"{BASE}/api/generate", body="from gprochat")
+    responses.post(f"{BASE}/api/completions", body="from acytoo")
+    responses.post(f"{BASE}/chat", body="from cromicle")
+    fallback = FallbackProvider(
+        [Cromicle(base_url=BASE), Acytoo(base_url=BASE), GPROChat(base_url=BASE)],
+        cooldown=60,
+    )
+    reply = fallback.complete(HI, "gemini-pro")
+    assert (reply.provider, reply.attempts, reply.text) == (
+        "GPROChat",
+        1,
+        "from gprochat",
+    )
+    reply = fallback.complete(HI, temperature=0.2)
+    assert (reply.provider, reply.attempts) == ("Acytoo", 1)
+    assert fallback.complete(HI).provider == "Cromicle"  # not cooling down
+    assert [call.request.url for call in responses.calls] == [
+        f"{BASE}/api/generate",
+        f"{BASE}/api/completions",
+        f"{BASE}/chat",
+    ]
+
+
+@responses.activate
+def test_fallback_raises_what_no_provider_takes_before_any_io() -> None:
+    """A model or parameter that no provider takes raises its own error at once."""
+    fallback = FallbackProvider([Cromicle(base_url=BASE), Acytoo(base_url=BASE)])
+    with pytest.raises(UnsupportedParameterError, match="temprature"):
+        fallback.complete(HI, temprature=0.2)
+    with pytest.raises(ModelNotSupportedError, match="gemini-pro"):
+        fallback.stream_in_background(HI, "gemini-pro")
+    assert len(responses.calls) == 0
 
 
 def test_fallback_never_splices_two_answers() -> None:
