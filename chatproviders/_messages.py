@@ -48,7 +48,23 @@ def validate_messages(messages: object) -> Messages:
                 f"messages[{index}] needs a string 'content', "
                 f"got {type(content).__name__}"
             )
+        if not content.isascii():
+            _check_encodable(index, content)
     return list(messages)
+
+
+def _check_encodable(index: int, content: str) -> None:
+    """Refuse a lone surrogate, which has no UTF-8 form: the usual trace of
+    bytes read with ``errors="surrogateescape"`` (``sys.argv``, stdin).
+    """
+    try:
+        content.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidMessagesError(
+            f"messages[{index}] 'content' is not valid text: "
+            f"{content[exc.start]!r} at position {exc.start} has no UTF-8 form "
+            "(bytes decoded with errors='surrogateescape'?)"
+        ) from None
 
 
 def format_prompt(messages: Sequence[Mapping[str, Any]]) -> str:

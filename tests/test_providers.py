@@ -209,6 +209,7 @@ def test_format_prompt(messages: list[dict[str, str]], expected: str) -> None:
         ([{"role": "user", "content": 3}], "needs a string 'content'"),
         ([{"role": "wizard", "content": "hi"}], "unknown role 'wizard'"),
         ([*HI, {"role": 1, "content": "x"}], r"messages\[1\]"),
+        ([{"role": "user", "content": "caf\udce9"}], r"'\\udce9' at position 3"),
     ],
 )
 @responses.activate
