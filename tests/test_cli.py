@@ -335,6 +335,57 @@ def test_broken_pipe_exits_quietly(
     assert main(["chat", "-p", "cromicle", "--base-url", cromicle.url, "x"]) == 1
 
 
+def test_broken_pipe_on_the_final_flush_exits_quietly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`list | true`: the pipe breaks only when buffered output is flushed at exit."""
+
+    class ClosedOnFlush(io.StringIO):
+        def flush(self) -> None:
+            raise BrokenPipeError
+
+    monkeypatch.setattr(sys, "stdout", ClosedOnFlush())
+    assert main(["list"]) == 1
+
+
+def test_an_error_mid_reply_starts_on_a_line_of_its_own(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The half-written reply line is ended before the error, which gets exit 1."""
+    with serve("cromicle", text="Hello there", chunk_size=3, reset_after=6) as server:
+        status, out, err = run(capsys, "chat", "-p", "cromicle", "--base-url",
+                               server.url, "hi")  # fmt: skip
+    assert (status, out) == (1, "Hello \n")
+    assert err.startswith("chatproviders: error: Cromicle at ")
+    assert err.count("\n") == 1
+
+
+def test_a_prompt_that_is_not_text_is_a_usage_error(
+    cromicle: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bytes that are not UTF-8 in argv (a surrogate escape) exit 2 before sending."""
+    argv = ["chat", "-p", "cromicle", "--base-url", cromicle.url, "caf\udce9"]
+    status, out, err = run(capsys, *argv)
+    assert (status, out) == (2, "")
+    assert "has no UTF-8 form" in err
+    assert "Traceback" not in err
+    assert cromicle.requests == []
+
+
+def test_interactive_chat_reports_a_line_that_is_not_text_and_goes_on(
+    cromicle: EmulatorServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A typed line with a surrogate escape is refused; the next one is sent."""
+    monkeypatch.setattr(sys, "stdin", Terminal("caf\udce9\ncafe\n"))
+    argv = ["chat", "-p", "cromicle", "--base-url", cromicle.url]
+    status, out, err = run(capsys, *argv)
+    assert (status, out) == (0, ">>> >>> Hi there\n>>> ")
+    assert "has no UTF-8 form" in err
+    assert [r.json["message"] for r in cromicle.requests] == ["cafe"]
+
+
 @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["chat", "--help"]])
 def test_help_and_version_exit_0(
     capsys: pytest.CaptureFixture[str], argv: list[str]

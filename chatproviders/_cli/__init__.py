@@ -23,6 +23,7 @@ from .._api import get_provider
 from .._client import Provider
 from ..exceptions import (
     ChatProvidersError,
+    InvalidMessagesError,
     ModelNotSupportedError,
     ProviderNotFoundError,
 )
@@ -55,8 +56,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     command: Command = args.command
     try:
-        return command(args)
-    except (UsageError, ModelNotSupportedError) as exc:
+        status = command(args)
+        sys.stdout.flush()  # a broken pipe shows here, not at interpreter exit
+        return status
+    except (UsageError, ModelNotSupportedError, InvalidMessagesError) as exc:
         say(f"chatproviders {args.name}: error: {exc}")
         return EXIT_USAGE
     except ChatProvidersError as exc:

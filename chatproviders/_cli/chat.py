@@ -10,7 +10,12 @@ from typing import Any, Optional
 
 from .._client import Provider
 from .._messages import Messages
-from ..exceptions import APIError, AuthenticationError
+from ..exceptions import (
+    APIError,
+    AuthenticationError,
+    ChatProvidersError,
+    InvalidMessagesError,
+)
 from ..providers.openai_compatible import BASE_URLS, OpenAICompatible
 from .common import EXIT_ERROR, EXIT_OK, UsageError, say
 
@@ -25,7 +30,7 @@ def run_chat(args: argparse.Namespace) -> int:
         try:
             return _chat(client, args)
         except APIError as exc:
-            say(f"chatproviders: error: {exc}{_hint(client, exc)}")
+            _report(client, exc)
             return EXIT_ERROR
 
 
@@ -84,17 +89,29 @@ def choose_model(client: Provider, model: Optional[str]) -> str:
 
 
 def reply(client: Provider, messages: Messages, model: str, stream: bool) -> str:
-    """Write the reply to stdout, as it arrives when ``stream``; return its text."""
+    """Write the reply to stdout, as it arrives when ``stream``; return its text.
+
+    An error after part of the reply was written ends its line first, so that
+    the message starts on a line of its own (Ctrl-C is left to the caller).
+    """
     out = sys.stdout
-    if stream:
-        with client.stream(messages, model) as chunks:
-            for chunk in chunks:
-                out.write(chunk)
-                out.flush()
-            text = chunks.text
-    else:
-        text = client.complete(messages, model).text
-        out.write(text)
+    at_line_start = True
+    try:
+        if stream:
+            with client.stream(messages, model) as chunks:
+                for chunk in chunks:
+                    out.write(chunk)
+                    out.flush()
+                    at_line_start = chunk.endswith("\n")
+                text = chunks.text
+        else:
+            text = client.complete(messages, model).text
+            out.write(text)
+    except Exception:
+        if not at_line_start:
+            out.write("\n")
+            out.flush()
+        raise
     if not text.endswith("\n"):
         out.write("\n")
     out.flush()
@@ -136,16 +153,17 @@ def interact(client: Provider, model: str, system: Messages, stream: bool) -> in
             sys.stdout.write("\n")
             say("(reply stopped; not kept in the history)")
             continue
-        except APIError as exc:
-            say(f"chatproviders: error: {exc}{_hint(client, exc)}")
+        except (APIError, InvalidMessagesError) as exc:
+            _report(client, exc)
             continue
         if keeps:
             history += [turn, {"role": "assistant", "content": text}]
 
 
-def _hint(client: Provider, error: APIError) -> str:
-    """What to do about ``error``, when the command line knows."""
+def _report(client: Provider, error: ChatProvidersError) -> None:
+    """``error`` in one line on stderr, with what to do about it when known."""
+    hint = ""
     keyless = isinstance(client, OpenAICompatible) and not client.api_key
     if keyless and isinstance(error, AuthenticationError):
-        return f" (no API key was sent: set {API_KEY_VARIABLE})"
-    return ""
+        hint = f" (no API key was sent: set {API_KEY_VARIABLE})"
+    say(f"chatproviders: error: {error}{hint}")
