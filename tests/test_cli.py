@@ -285,6 +285,15 @@ def test_list_verbose_describes_each_providers_arguments(
     assert out.count(" supports: (") == len(NAMES)
 
 
+def test_emulate_offers_every_emulator() -> None:
+    """The emulate command's choices (kept here so that parsing imports no
+    emulator) are the emulators chatproviders.testing has."""
+    from chatproviders._cli.tools import EMULATORS
+    from chatproviders.testing._protocols import PROTOCOLS, OpenAICompatible
+
+    assert sorted(EMULATORS) == sorted([*PROTOCOLS, OpenAICompatible.name])
+
+
 def test_emulate_serves_until_ctrl_c(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,8 +2,7 @@
 
 The emulators of :mod:`chatproviders.testing` run on 127.0.0.1 in this
 process; each client streams one reply from its own with ``client.stream``,
-as user code would. Background streaming is shown too when this version of
-chatproviders has it.
+as user code would; then one more in background mode.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from .._client import Provider
 from .._messages import Messages
 from ..providers import Acytoo, CodeLinkAva, Cromicle, GPROChat
 from ..providers.openai_compatible import OpenAICompatible
-from ..testing import serve
 from .common import EXIT_OK
 
 __all__ = ["run_demo"]
@@ -41,6 +39,8 @@ REPLIES = {
 
 def run_demo(out: TextIO, delay: float = 0.015) -> int:
     """Stream a reply from every emulator to ``out``; 0 when all answered."""
+    from ..testing import serve  # only this command needs the emulators
+
     out.write(
         f"chatproviders {__version__} demo: five protocol emulators on 127.0.0.1, "
         "each streamed through its real client\n\n"
@@ -60,17 +60,15 @@ def run_demo(out: TextIO, delay: float = 0.015) -> int:
         ]
         for client in clients:
             stack.enter_context(client)
-        width = len("OpenAICompatible") + 2
+        width = max(len(client.name()) for client in clients) + 2
         for client in clients:
             started = time.monotonic()
             with client.stream(PROMPT) as stream:
                 _show(out, client.name().ljust(width), stream, started)
-        background = getattr(clients[-1], "stream_in_background", None)
-        if background is not None:
-            out.write("\nIn background mode (a worker thread reads the reply):\n")
-            started = time.monotonic()
-            with background(PROMPT) as chunks:
-                _show(out, clients[-1].name().ljust(width), chunks, started)
+        out.write("\nIn background mode (a worker thread reads the reply):\n")
+        started = time.monotonic()
+        with clients[-1].stream_in_background(PROMPT) as chunks:
+            _show(out, clients[-1].name().ljust(width), chunks, started)
     out.write(
         "\nEvery reply above arrived chunk by chunk over HTTP. Next: "
         "`chatproviders list`, `chatproviders chat --help`.\n"
