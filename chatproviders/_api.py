@@ -69,12 +69,6 @@ class ChatCompletion:
         cls = _choose(model, provider, ignore_working, ignored or ())
         if kwargs.get("proxy") is None and os.environ.get("G4F_PROXY"):
             kwargs["proxy"] = os.environ["G4F_PROXY"]
-        if not cls.working and not ignore_working:
-            raise ProviderNotWorkingError(
-                "is marked as not working (its public service is offline); pass "
-                "ignore_working=True, or use the client class directly",
-                provider=cls.__name__,
-            )
         chunks = cls.create_completion(model, messages, stream=stream, **kwargs)
         return chunks if stream else "".join(chunks)
 
@@ -86,7 +80,14 @@ def _choose(
     ignored: Collection[str],
 ) -> type[Provider]:
     if provider is not None:
-        return get_provider(provider)
+        cls = get_provider(provider)
+        if not cls.working and not ignore_working:
+            raise ProviderNotWorkingError(
+                "is marked as not working (its public service is offline); pass "
+                "ignore_working=True, or use the client class directly",
+                provider=cls.__name__,
+            )
+        return cls
     skip = {name.lower() for name in ignored}
     serving = [
         cls
@@ -98,8 +99,9 @@ def _choose(
         return usable[0]
     if serving:
         names = ", ".join(cls.__name__ for cls in serving)
+        which = f"serving {model!r} " if model else ""
         raise ProviderNotWorkingError(
-            f"every provider serving {model!r} is marked as not working ({names}); "
+            f"every provider {which}is marked as not working ({names}); "
             "pass ignore_working=True or name a provider"
         )
     raise ProviderNotFoundError(

@@ -89,6 +89,8 @@ def test_facade_without_a_serving_provider_says_so() -> None:
         ChatCompletion.create(model="claude", messages=HI, ignore_working=True)
     with pytest.raises(ProviderNotWorkingError, match="Acytoo"):
         ChatCompletion.create(model="gpt-3.5-turbo", messages=HI)
+    with pytest.raises(ProviderNotWorkingError, match="every provider is marked"):
+        ChatCompletion.create(model=None, messages=HI)
 
 
 @responses.activate
