@@ -1,4 +1,8 @@
-"""Checking request bodies: JSON field shapes, the Cromicle hash, the GPROChat sign."""
+"""Checking request bodies: JSON field shapes and the Cromicle hash.
+
+The GPROChat sign is checked with the client's public
+``GPROChat.generate_signature``, pinned by the test vectors of PROTOCOLS.md.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-GPROCHAT_SECRET = "2BC120D4-BB36-1B60-26DE-DB630472A3D8"
-
 
 def cromicle_hash(token: str, message: str) -> str:
     """The Cromicle request hash: sha256 of ``token + message``, lowercase hex."""
     return hashlib.sha256((token + message).encode()).hexdigest()
-
-
-def gprochat_sign(timestamp: int, prompt: str) -> str:
-    """The GPROChat signature: sha256 of ``f"{timestamp}:{prompt}:{SECRET}"``."""
-    return hashlib.sha256(
-        f"{timestamp}:{prompt}:{GPROCHAT_SECRET}".encode()
-    ).hexdigest()
 
 
 @dataclass(frozen=True)

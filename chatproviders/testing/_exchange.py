@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
@@ -16,10 +16,11 @@ class RecordedRequest:
     headers: Mapping[str, str]  # lower-cased names; repeated ones joined with ", "
     body: bytes
     json: Any  # the parsed JSON body, or None when the body is not JSON
-    route: str = field(init=False)  # the path without the query string
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "route", urlsplit(self.path).path)
+    @property
+    def route(self) -> str:
+        """The path without the query string."""
+        return urlsplit(self.path).path
 
 
 @dataclass(frozen=True)

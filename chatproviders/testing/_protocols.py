@@ -24,6 +24,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any, ClassVar, Mapping, Sequence
 
+from chatproviders.providers.gprochat import GPROChat as GPROChatClient
 from chatproviders.testing import _checks, _encode
 from chatproviders.testing._checks import (
     BOOLEAN,
@@ -134,7 +135,7 @@ class GPROChat(Protocol):
         answer = super().check(body)
         if answer is None:
             prompt = body["messages"][0]["parts"][0]["text"]
-            if body["sign"] != _checks.gprochat_sign(body["time"], prompt):
+            if body["sign"] != GPROChatClient.generate_signature(body["time"], prompt):
                 return self.error(401, "invalid signature")
         return answer
 
