@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -283,6 +284,30 @@ def test_list_verbose_describes_each_providers_arguments(
     assert "chatproviders.Acytoo supports: (" in out
     assert "temperature: float = 0.5)" in out
     assert out.count(" supports: (") == len(NAMES)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is POSIX")
+def test_emulate_stops_on_a_real_ctrl_c() -> None:
+    """`chatproviders emulate` in its own process: SIGINT stops it, status 0."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chatproviders", "emulate", "cromicle"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith(
+            "cromicle emulator on http://127.0.0.1:"
+        )
+        assert process.stdout.readline().startswith("try: chatproviders chat")
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=WAIT)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 0
+    assert err == "stopped\n"
 
 
 def test_emulate_offers_every_emulator() -> None:

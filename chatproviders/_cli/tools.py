@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import threading
+import time
 from typing import Any
 
 from .._api import list_providers
@@ -59,16 +59,16 @@ def run_emulate(args: argparse.Namespace) -> int:
     except OSError as exc:
         say(f"chatproviders: error: cannot listen on port {args.port}: {exc}")
         return EXIT_ERROR
+    model = " -m gpt-4o-mini" if args.provider == "openai" else ""
+    key = "CHATPROVIDERS_API_KEY=... " if args.api_key else ""
     with server:
-        model = " -m gpt-4o-mini" if args.provider == "openai" else ""
-        key = "CHATPROVIDERS_API_KEY=... " if args.api_key else ""
-        print(f"{server.provider} emulator on {server.url} (Ctrl-C stops it)")
-        print(
-            f"try: {key}chatproviders chat -p {args.provider} "
-            f'--base-url {server.url}{model} "Hello"',
-            flush=True,
-        )
         try:
+            print(f"{server.provider} emulator on {server.url} (Ctrl-C stops it)")
+            print(
+                f"try: {key}chatproviders chat -p {args.provider} "
+                f'--base-url {server.url}{model} "Hello"',
+                flush=True,
+            )
             wait_for_interrupt()
         except KeyboardInterrupt:
             say("stopped")
@@ -76,8 +76,11 @@ def run_emulate(args: argparse.Namespace) -> int:
 
 
 def wait_for_interrupt() -> None:
-    """Block until Ctrl-C; tests replace it."""
-    threading.Event().wait()
+    """Block until Ctrl-C; tests replace it. (On Windows, before Python 3.14, a
+    lock wait such as ``Event().wait()`` does not wake for Ctrl-C; sleep does.)
+    """
+    while True:
+        time.sleep(3600)
 
 
 def _yes(flag: bool) -> str:
