@@ -37,7 +37,7 @@ from ._messages import Messages, validate_messages
 from ._retry import backoff_delay, is_retryable
 from ._streaming import ChatResponse, ChatStream
 from ._transport import (
-    iter_raw,
+    Body,
     looks_like_html,
     read_error_body,
     status_error,
@@ -439,21 +439,23 @@ class Provider(Closing):
             on_response(response)
         if response.status_code >= 400:
             with response:
-                body = read_error_body(response)
-            text = body.decode("utf-8", errors="replace")
+                data = read_error_body(response)
+            text = data.decode("utf-8", errors="replace")
             raise status_error(
                 response,
-                body,
+                data,
                 error_class=self.status_error_class(response.status_code, text),
                 **where,
             )
         read_timeout = (
             self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout
         )
-        raw = iter_raw(response, deadline=deadline, read_timeout=read_timeout)
+        body = Body(response, deadline=deadline, read_timeout=read_timeout)
+        content_type = response.headers.get("content-type", "")
+        chunks = self.iter_text(_refuse_html(iter(body), content_type))
         stream = ChatStream(
             response,
-            self.iter_text(_refuse_html(raw, response.headers.get("content-type", ""))),
+            _then_finish(chunks, body),
             model=prepared.model,
             started=started,
             **where,
@@ -482,6 +484,14 @@ class Provider(Closing):
                     yield chat.until_done().text
         finally:
             self.close()
+
+
+def _then_finish(text: Iterator[str], body: Body) -> Iterator[str]:
+    """The reply's text; once it has ended, the rest of the body (see
+    :meth:`Body.finish`), so that an SSE reply's connection can be reused.
+    """
+    yield from text
+    body.finish()
 
 
 def _refuse_html(chunks: Iterator[bytes], content_type: str) -> Iterator[bytes]:

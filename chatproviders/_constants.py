@@ -11,6 +11,10 @@ DEFAULT_TIMEOUT = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT)
 #: Largest read handed to the decoder at once; smaller pieces are handed
 #: over as soon as they arrive.
 READ_CHUNK_SIZE = 64 * 1024
+#: After a reply ended in-band (SSE ``data: [DONE]``), how long and how much
+#: of the rest of the body is read so that the connection can be reused.
+FINISH_WAIT = 0.25
+FINISH_LIMIT = 64 * 1024
 BACKGROUND_QUEUE_SIZE = 64  #: chunks a BackgroundStream holds before its worker waits
 
 #: How much of an error body is kept on the exception.

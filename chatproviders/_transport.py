@@ -1,8 +1,8 @@
 """Where requests and urllib3 meet chatproviders.
 
-Three jobs, each in one function:
+Three jobs, each in one place:
 
-* :func:`iter_raw` hands over body bytes the moment they arrive, whatever the
+* :class:`Body` hands over body bytes the moment they arrive, whatever the
   framing (chunked, Content-Length or close-delimited). requests'
   ``iter_content`` fills a whole buffer before it yields on the latter two.
 * :func:`status_error` turns an HTTP error reply into an :class:`APIStatusError`.
@@ -12,6 +12,7 @@ Three jobs, each in one function:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -22,7 +23,13 @@ from typing import Optional
 import requests
 import urllib3.exceptions
 
-from ._constants import ERROR_BODY_EXCERPT, ERROR_BODY_LIMIT, READ_CHUNK_SIZE
+from ._constants import (
+    ERROR_BODY_EXCERPT,
+    ERROR_BODY_LIMIT,
+    FINISH_LIMIT,
+    FINISH_WAIT,
+    READ_CHUNK_SIZE,
+)
 from ._retry import parse_retry_after
 from .exceptions import (
     APIConnectionError,
@@ -38,9 +45,9 @@ from .exceptions import (
 )
 
 __all__ = [
+    "Body",
     "error_class_for_status",
     "html_title",
-    "iter_raw",
     "looks_like_html",
     "status_error",
     "total_timeout_error",
@@ -48,13 +55,9 @@ __all__ = [
 ]
 
 
-def iter_raw(
-    response: requests.Response,
-    size: int = READ_CHUNK_SIZE,
-    deadline: Optional[float] = None,
-    read_timeout: Optional[float] = None,
-) -> Iterator[bytes]:
-    """Yield the (content-decoded) body of ``response`` as it arrives.
+class Body:
+    """The (content-decoded) body of ``response``, handed over as it arrives:
+    iterate it for ``bytes``.
 
     ``read1`` returns as soon as any bytes are available, where ``read`` and
     requests' ``iter_content`` wait for a full buffer unless the body is chunked;
@@ -64,12 +67,51 @@ def iter_raw(
     With a ``deadline`` (a ``time.monotonic()`` value), every read waits at
     most until then, so a server trickling bytes forever cannot outlast it.
     """
-    raw = response.raw
-    # Without a Content-Encoding there is nothing to decode, and urllib3's
-    # decoding path copies every read through a buffer: skip it.
-    decode = "content-encoding" in raw.headers
-    if deadline is None:
-        if raw.chunked and raw.supports_chunked_reads():
+
+    def __init__(
+        self,
+        response: requests.Response,
+        deadline: Optional[float] = None,
+        read_timeout: Optional[float] = None,
+        size: int = READ_CHUNK_SIZE,
+    ) -> None:
+        self.response = response
+        self.deadline = deadline
+        self.read_timeout = read_timeout
+        self.size = size
+        self._chunks = self._read()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def finish(self, wait: float = FINISH_WAIT, limit: int = FINISH_LIMIT) -> None:
+        """Read what is left once the reply has ended before the body (an SSE
+        body after ``data: [DONE]``: usually just the chunked terminator), so
+        that the connection goes back to the pool.
+
+        Gives up quietly after ``wait`` seconds or ``limit`` bytes, or on any
+        error; closing the response then drops the connection, as it would have.
+        """
+        end = time.monotonic() + wait
+        self.deadline = end if self.deadline is None else min(self.deadline, end)
+        sock = _socket(self.response)
+        if sock is not None:
+            sock.settimeout(wait)  # the chunk-by-chunk reads set none of their own
+        read = 0
+        with contextlib.suppress(
+            APIError, OSError, requests.RequestException, urllib3.exceptions.HTTPError
+        ):
+            for data in self._chunks:
+                read += len(data)
+                if read > limit or time.monotonic() > end:
+                    return
+
+    def _read(self) -> Iterator[bytes]:
+        raw = self.response.raw
+        # Without a Content-Encoding there is nothing to decode, and urllib3's
+        # decoding path copies every read through a buffer: skip it.
+        decode = "content-encoding" in raw.headers
+        if self.deadline is None and raw.chunked and raw.supports_chunked_reads():
             # Whole HTTP chunks, each as soon as it is complete (servers write
             # a chunk at once): about twice as fast as read1, which returns at
             # most one 8 KB buffer of http.client's at a time.
@@ -77,28 +119,32 @@ def iter_raw(
                 if data:
                     yield data
             return
+        sock = _socket(self.response)
         while True:
-            data = raw.read1(size, decode_content=decode)
+            deadline_binds = False
+            if self.deadline is not None:  # read on each pass: finish() moves it
+                remaining = self.deadline - time.monotonic()
+                if remaining <= 0:
+                    raise total_timeout_error()
+                read_timeout = self.read_timeout
+                deadline_binds = read_timeout is None or remaining < read_timeout
+                if sock is not None:
+                    sock.settimeout(remaining if deadline_binds else read_timeout)
+            try:
+                data = raw.read1(self.size, decode_content=decode)
+            except (urllib3.exceptions.ReadTimeoutError, socket.timeout) as exc:
+                if deadline_binds:
+                    raise total_timeout_error() from exc
+                raise
             if not data:
                 return
             yield data
-    sock = getattr(getattr(raw, "connection", None), "sock", None)
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise total_timeout_error()
-        deadline_binds = read_timeout is None or remaining < read_timeout
-        if sock is not None:
-            sock.settimeout(remaining if deadline_binds else read_timeout)
-        try:
-            data = raw.read1(size, decode_content=decode)
-        except (urllib3.exceptions.ReadTimeoutError, socket.timeout) as exc:
-            if deadline_binds:
-                raise total_timeout_error() from exc
-            raise
-        if not data:
-            return
-        yield data
+
+
+def _socket(response: requests.Response) -> Optional[socket.socket]:
+    """The socket under ``response``, while it has one."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def total_timeout_error() -> APITimeoutError:

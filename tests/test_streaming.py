@@ -6,7 +6,6 @@ import contextlib
 import gc
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -131,12 +130,13 @@ def test_crlf_sse_split_anywhere_gives_the_same_text(
     body = sse("x", "y").replace(b"\n", b"\r\n")
     first_read = threading.Event()
 
-    def iter_raw_then_signal(response: Any, **options: Any) -> Iterator[bytes]:
-        for data in _transport.iter_raw(response, **options):
-            yield data
-            first_read.set()
+    class SignallingBody(_transport.Body):
+        def _read(self) -> Iterator[bytes]:
+            for data in super()._read():
+                yield data
+                first_read.set()
 
-    monkeypatch.setattr(_client, "iter_raw", iter_raw_then_signal)
+    monkeypatch.setattr(_client, "Body", SignallingBody)
 
     def handler(conn: Conn) -> None:
         conn.read_request()
@@ -272,6 +272,58 @@ def test_a_finished_stream_returns_its_connection_to_the_pool() -> None:
                 assert "".join(stream) == "hello"
             assert client.complete(HI).text == "hello"
     assert server.accepted == 1
+
+
+SSE = [("Content-Type", "text/event-stream")]
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length"])
+def test_an_sse_reply_read_to_done_returns_its_connection_to_the_pool(
+    framing: str,
+) -> None:
+    """After data: [DONE] the rest of the body (the chunked terminator) is read,
+    so that the next request reuses the connection."""
+    body = sse("hel", "lo")
+
+    def handler(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            conn.send_head(headers=SSE, framing=framing, length=len(body))
+            if framing == "chunked":  # [DONE] and the terminator in one write
+                body_and_end = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+                conn.sock.sendall(body_and_end)
+            else:
+                conn.send(body)
+
+    with LoopbackServer(handler) as server:
+        with CodeLinkAva(base_url=server.url) as client:
+            assert client.complete(HI).text == "hello"
+            with client.stream(HI) as stream:
+                assert "".join(stream) == "hello"
+            assert client.complete(HI).text == "hello"
+    assert server.accepted == 1
+
+
+@pytest.mark.parametrize("after_done", [b"", b": ping\n\n" * 10_000])
+def test_a_body_going_on_after_done_is_given_up_soon(after_done: bytes) -> None:
+    """A server that never ends the body after [DONE] (silent, or talking on)
+    does not hold the stream open: it ends and hangs up long before the read
+    timeout, which is longer than the server's wait here."""
+    hung_up = threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(headers=SSE, framing="chunked")
+        conn.send(sse("hi"))
+        if after_done:
+            conn.send(after_done)
+        if conn.wait_closed_by_client():
+            hung_up.set()
+
+    with LoopbackServer(handler) as server:
+        client = CodeLinkAva(base_url=server.url, timeout=(WAIT, 10 * WAIT))
+        with client, client.stream(HI) as stream:
+            assert "".join(stream) == "hi"
+        assert hung_up.wait(WAIT)
 
 
 def hold_open_handler(conn: Conn) -> None:
