@@ -403,6 +403,8 @@ class Provider(Closing):
                     error,
                 )
                 _retry.sleep(delay, cancel)
+                if cancel is not None and cancel.is_set():  # closed while waiting
+                    raise
                 continue
             stream.attempts = retries + 1
             return stream

@@ -24,6 +24,7 @@ from chatproviders import (
     ModelNotSupportedError,
     UnsupportedParameterError,
     _background,
+    _retry,
 )
 from tests.loopback import WAIT, Conn, LoopbackServer
 
@@ -426,6 +427,34 @@ def test_close_before_the_first_chunk_sends_no_second_request(
 ) -> None:
     """Closing while the first chunk is awaited ends the worker, retrying nothing."""
     assert close_while_awaiting_the_first_chunk(monkeypatch) == 1
+
+
+def test_close_during_a_backoff_wait_sends_no_second_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A close() that ends the wait between two tries ends the worker too."""
+    waiting = threading.Event()
+
+    def sleep(seconds: float, cancel: Optional[threading.Event] = None) -> None:
+        waiting.set()  # as _retry.sleep does: return once cancelled
+        assert cancel is not None and cancel.wait(WAIT)
+
+    monkeypatch.setattr(_retry, "sleep", sleep)
+
+    requests = []
+
+    def handler(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            requests.append(1)
+            conn.respond(503, b"busy")
+
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        stream = client.stream_in_background(HI)
+        assert waiting.wait(WAIT)
+        stream.close()
+        assert stream.result() == ""
+        assert workers() == []
+    assert len(requests) == 1
 
 
 # -- many streams, many threads ----------------------------------------------------
