@@ -188,6 +188,9 @@ def _work(channel: _Channel, open_chunks: Callable[[_Channel], Iterable[str]]) -
             except BaseException as exc:
                 error = error or exc
         channel.end(error)
+        # The error's traceback holds this frame: drop the frame's hold on the
+        # error, or the cycle (and the sockets its frames reach) waits for gc.
+        error = None
 
 
 def _opener(source: Source) -> Callable[[_Channel], Iterable[str]]:

@@ -432,7 +432,10 @@ def test_close_before_the_first_chunk_sends_no_second_request(
 def test_close_during_a_backoff_wait_sends_no_second_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A close() that ends the wait between two tries ends the worker too."""
+    """A close() that ends the wait between two tries ends the worker too, and
+    leaves no socket waiting for the garbage collector."""
+    gc.collect()
+    sockets = open_sockets()
     waiting = threading.Event()
 
     def sleep(seconds: float, cancel: Optional[threading.Event] = None) -> None:
@@ -455,6 +458,7 @@ def test_close_during_a_backoff_wait_sends_no_second_request(
         assert stream.result() == ""
         assert workers() == []
     assert len(requests) == 1
+    assert open_sockets() == sockets
 
 
 # -- many streams, many threads ----------------------------------------------------
@@ -482,6 +486,7 @@ def mixed_handler(conn: Conn) -> None:
 
 def test_500_streams_leave_no_thread_and_no_socket() -> None:
     """Completed, failed and cancelled streams all give back threads and sockets."""
+    gc.collect()  # what earlier tests left to the collector
     threads, sockets = threading.active_count(), open_sockets()
     kinds = ["complete", "status", "reset", "stall"]
     with LoopbackServer(mixed_handler) as server, Cromicle(base_url=server.url) as c:
