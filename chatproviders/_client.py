@@ -10,6 +10,7 @@ arguments, sending with a timeout, mapping errors, streaming the reply.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import logging
 import threading
@@ -30,6 +31,7 @@ from ._constants import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     ERROR_BODY_EXCERPT,
+    MAX_TIMEOUT,
     USER_AGENT_PREFIX,
 )
 from ._decoders import iter_text
@@ -160,7 +162,7 @@ class Provider(Closing):
         if total_timeout is not None:
             _check_timeout(total_timeout, "total_timeout")
         self.total_timeout = total_timeout
-        self.extra_headers = dict(headers or {})
+        self.extra_headers = _check_headers(headers)
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
@@ -325,13 +327,16 @@ class Provider(Closing):
             self.session.close()
 
     def __repr__(self) -> str:
-        return f"<{self.name()} {self.endpoint()}>"
+        parts = urlsplit(self.endpoint())
+        return (
+            f"<{self.name()} {parts._replace(netloc=_host(parts.geturl())).geturl()}>"
+        )
 
     # -- the machinery ------------------------------------------------------
 
     @property
     def host(self) -> str:
-        return urlsplit(self.endpoint()).netloc
+        return _host(self.endpoint())
 
     def prepare(
         self, messages: Messages, model: Optional[str], params: Mapping[str, Any]
@@ -419,7 +424,7 @@ class Provider(Closing):
         """One try: send, check the status and kind, wait for the first chunk."""
         where: dict[str, Any] = {
             "provider": self.name(),
-            "host": urlsplit(prepared.url).netloc,
+            "host": _host(prepared.url),
         }
         timeout, deadline_binds = _within(self.timeout, deadline)
         try:
@@ -470,9 +475,7 @@ class Provider(Closing):
         try:
             return self.session.request(method, url, proxies=self.proxies, **kwargs)
         except Exception as exc:
-            error = translate_exception(
-                exc, provider=self.name(), host=urlsplit(url).netloc
-            )
+            error = translate_exception(exc, provider=self.name(), host=_host(url))
             if error is None:
                 raise
             raise error from exc
@@ -521,7 +524,33 @@ def _check_base_url(base_url: Optional[str]) -> Optional[str]:
         )
     if parts.query or parts.fragment:
         raise ValueError(f"base_url must not have a query or fragment: {base_url!r}")
+    try:
+        parts.port  # noqa: B018 (raises for a port out of range or not a number)
+    except ValueError as exc:
+        raise ValueError(f"base_url has a bad port ({exc}): {base_url!r}") from None
     return base_url.rstrip("/")
+
+
+def _host(url: str) -> str:
+    """The host and port of ``url``, without any ``user:password@``."""
+    return urlsplit(url).netloc.rpartition("@")[2]
+
+
+def _check_headers(headers: Optional[Mapping[str, str]]) -> dict[str, str]:
+    """``headers`` as a dict, each one sendable as it is; the values are never
+    quoted in the error, since they may hold a key.
+    """
+    checked = dict(headers or {})
+    for name, value in checked.items():
+        try:
+            requests.utils.check_header_validity((name, value))
+            value.encode("latin-1")
+        except (ValueError, TypeError, AttributeError):
+            raise ValueError(
+                f"header {name!r} cannot be sent: names and values must be str "
+                "of Latin-1 characters, without line breaks or surrounding spaces"
+            ) from None
+    return checked
 
 
 def _check_timeout(
@@ -529,14 +558,16 @@ def _check_timeout(
 ) -> Union[float, tuple[float, float]]:
     if timeout is None:
         return DEFAULT_TIMEOUT
-    values = timeout if isinstance(timeout, tuple) else (timeout,)
+    pairs_allowed = name == "timeout"
+    values = timeout if isinstance(timeout, tuple) and pairs_allowed else (timeout,)
     if len(values) not in (1, 2) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= MAX_TIMEOUT
         for v in values
     ):
-        pair = " or a (connect, read) pair of them" if name == "timeout" else ""
+        pair = " or a (connect, read) pair of them" if pairs_allowed else ""
         raise ValueError(
-            f"{name} must be a positive number of seconds{pair}, got {timeout!r}"
+            f"{name} must be a positive number of seconds up to {MAX_TIMEOUT:.0e}"
+            f"{pair}, got {timeout!r}"
         )
     return timeout
 
@@ -558,10 +589,15 @@ def _proxies(proxy: Optional[Proxy]) -> Optional[dict[str, str]]:
     if proxy is None:
         return None
     if isinstance(proxy, Mapping):
-        return dict(proxy)
-    if not isinstance(proxy, str) or "://" not in proxy:
+        proxies = dict(proxy)
+    elif isinstance(proxy, str) and "://" in proxy:
+        proxies = {"http": proxy, "https": proxy}
+    else:
         raise ValueError(
             "proxy must be a URL such as 'http://127.0.0.1:3128' or a dict, "
             f"got {proxy!r}"
         )
-    return {"http": proxy, "https": proxy}
+    socks = any(str(url).lower().startswith("socks") for url in proxies.values())
+    if socks and importlib.util.find_spec("socks") is None:
+        raise ValueError("a SOCKS proxy needs PySocks: pip install 'requests[socks]'")
+    return proxies

@@ -7,6 +7,8 @@ from __future__ import annotations
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_TIMEOUT = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT)
+#: The longest timeout accepted (11.5 days); beyond it the OS clocks overflow.
+MAX_TIMEOUT = 1e6
 
 #: Largest read handed to the decoder at once; smaller pieces are handed
 #: over as soon as they arrive.

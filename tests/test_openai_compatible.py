@@ -290,7 +290,7 @@ def test_the_key_never_shows_in_repr_errors_or_logs(
     assert not [text for text in shown if KEY in text]
 
 
-@pytest.mark.parametrize("key", ["sk-a b", "sk-ab\n", "sk-\x00"])
+@pytest.mark.parametrize("key", ["sk-a b", "sk-ab\n", "sk-\x00", "sk-\u0442\u0435"])
 def test_a_malformed_key_is_refused_without_echoing_it(key: str) -> None:
     """A key requests would refuse in a header raises a ValueError that omits it."""
     with pytest.raises(ValueError, match="api_key") as caught:

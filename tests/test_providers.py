@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from typing import Any
 
@@ -22,6 +23,7 @@ from chatproviders import (
     format_prompt,
 )
 from chatproviders.providers import gprochat
+from tests.loopback import Conn, LoopbackServer
 
 HI = [{"role": "user", "content": "hello"}]
 CHAT = [
@@ -308,7 +310,8 @@ def test_endpoints_and_base_url(cls: type[Any], endpoint: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "base_url", ["127.0.0.1:8080", "ftp://h", "http://", "http://h/?q=1"]
+    "base_url",
+    ["127.0.0.1:8080", "ftp://h", "http://", "http://h/?q=1", "http://h:99999"],
 )
 def test_bad_base_url_is_refused(base_url: str) -> None:
     """A base_url that is not an http(s) URL with a host is a ValueError."""
@@ -316,11 +319,53 @@ def test_bad_base_url_is_refused(base_url: str) -> None:
         Cromicle(base_url=base_url)
 
 
-@pytest.mark.parametrize("timeout", [0, -1, "5", (1, 2, 3), (1, None), True])
+@pytest.mark.parametrize(
+    "timeout", [0, -1, "5", (1, 2, 3), (1, None), True, float("inf"), (1e300, 5)]
+)
 def test_bad_timeout_is_refused(timeout: Any) -> None:
-    """A timeout that is not a positive number or pair is a ValueError."""
+    """A timeout that is not a positive finite number or pair is a ValueError."""
     with pytest.raises(ValueError, match="timeout"):
         Cromicle(timeout=timeout)
+
+
+@pytest.mark.parametrize("total_timeout", [(5, 30), float("nan"), 0])
+def test_bad_total_timeout_is_refused(total_timeout: Any) -> None:
+    """total_timeout is one number of seconds: a pair is a ValueError too."""
+    with pytest.raises(ValueError, match="total_timeout"):
+        Cromicle(total_timeout=total_timeout)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Trace": 12345}, {"X-Note": "a\r\nb"}, {"X-Note": "\u0442\u0435\u0441\u0442"},
+     {"X:Bad": "v-9"}, {"X-Note": " padded"}],
+)  # fmt: skip
+def test_headers_that_cannot_be_sent_are_refused(headers: dict[str, Any]) -> None:
+    """A header requests or http.client would refuse at send time is a ValueError
+    now, naming the header but never quoting its value."""
+    ((name, value),) = headers.items()
+    with pytest.raises(ValueError, match=f"header {name!r}") as caught:
+        Cromicle(headers=headers)
+    assert str(value) not in str(caught.value)
+
+
+def test_user_and_password_in_base_url_stay_out_of_errors_and_repr() -> None:
+    """base_url's user:password@ is used for the request, and shown nowhere."""
+
+    def handler(conn: Conn) -> None:
+        request = conn.read_request()
+        assert request is not None
+        assert request.headers["authorization"].startswith("Basic ")
+        conn.respond(401, b"no")
+
+    with LoopbackServer(handler) as server:
+        url = server.url.replace("http://", "http://alice:s3cret@")
+        client = Cromicle(base_url=url, max_retries=0)
+        with client, pytest.raises(chatproviders.AuthenticationError) as caught:
+            client.complete(HI)
+    shown = [repr(client), client.host, str(caught.value), repr(caught.value)]
+    assert caught.value.host == server.url.split("//")[1]
+    assert not [text for text in shown if "s3cret" in text or "alice" in text]
 
 
 @responses.activate
@@ -344,6 +389,16 @@ def test_proxy_applies_to_http_and_https() -> None:
         "http": "http://127.0.0.1:3128",
         "https": "http://127.0.0.1:3128",
     }
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("socks") is not None, reason="PySocks is installed"
+)
+@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1080", {"https": "socks5h://h"}])
+def test_a_socks_proxy_without_pysocks_is_refused(proxy: Any) -> None:
+    """Without PySocks, a SOCKS proxy is a ValueError saying what to install."""
+    with pytest.raises(ValueError, match=r"requests\[socks\]"):
+        Cromicle(proxy=proxy)
 
 
 @pytest.mark.parametrize("proxy", ["localhost", 3128])

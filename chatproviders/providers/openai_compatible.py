@@ -100,9 +100,13 @@ class OpenAICompatible(Provider):
                 f"OpenAICompatible needs base_url, the server's API root: {servers}"
             )
         if api_key is not None and (
-            not isinstance(api_key, str) or not api_key.isprintable() or " " in api_key
+            not isinstance(api_key, str)
+            or not (api_key.isascii() and api_key.isprintable())
+            or " " in api_key
         ):
-            raise ValueError("api_key must be a str without spaces or control chars")
+            raise ValueError(
+                "api_key must be a str of ASCII letters, digits and punctuation"
+            )
         auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         super().__init__(base_url, headers={**auth, **(headers or {})}, **options)
         self.api_key = api_key
