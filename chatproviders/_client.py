@@ -444,9 +444,12 @@ class Provider(Closing):
             raise total from error.__cause__
         if on_response is not None:
             on_response(response)
+        read_timeout = (
+            self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout
+        )
         if response.status_code >= 400:
             with response:
-                data = read_error_body(response)
+                data = read_error_body(response, deadline, read_timeout)
             text = data.decode("utf-8", errors="replace")
             raise status_error(
                 response,
@@ -454,9 +457,6 @@ class Provider(Closing):
                 error_class=self.status_error_class(response.status_code, text),
                 **where,
             )
-        read_timeout = (
-            self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout
-        )
         body = Body(response, deadline=deadline, read_timeout=read_timeout)
         content_type = response.headers.get("content-type", "")
         chunks = self.iter_text(_refuse_html(iter(body), content_type))

@@ -185,12 +185,23 @@ def error_class_for_status(status: int) -> type[APIStatusError]:
     return _STATUS_CLASSES.get(status, APIStatusError)
 
 
-def read_error_body(response: requests.Response) -> bytes:
-    """Read at most ``ERROR_BODY_LIMIT`` bytes of an error reply, never raising."""
-    try:
-        return bytes(response.raw.read(ERROR_BODY_LIMIT, decode_content=True))
-    except (OSError, requests.RequestException, urllib3.exceptions.HTTPError):
-        return b""
+def read_error_body(
+    response: requests.Response,
+    deadline: Optional[float] = None,
+    read_timeout: Optional[float] = None,
+) -> bytes:
+    """Read at most ``ERROR_BODY_LIMIT`` bytes of an error reply, never raising:
+    what came before a failure, or before ``deadline``, is what there is.
+    """
+    data = bytearray()
+    with contextlib.suppress(
+        APIError, OSError, requests.RequestException, urllib3.exceptions.HTTPError
+    ):
+        for chunk in Body(response, deadline=deadline, read_timeout=read_timeout):
+            data += chunk
+            if len(data) >= ERROR_BODY_LIMIT:
+                break
+    return bytes(data[:ERROR_BODY_LIMIT])
 
 
 def status_error(
