@@ -33,9 +33,14 @@ def sleep(seconds: float, cancel: Optional[threading.Event] = None) -> None:
 
 
 def is_retryable(error: APIError) -> bool:
-    """True for failures worth another try before any text reached the caller."""
+    """True for failures worth another try before any text reached the caller.
+
+    Not when the server asked for a longer wait than ``MAX_RETRY_AFTER``: the
+    error then says how long (``retry_after``), and the caller decides.
+    """
     if isinstance(error, APIStatusError):
-        return error.status_code in RETRY_STATUSES
+        too_long = error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER
+        return error.status_code in RETRY_STATUSES and not too_long
     if isinstance(error, APITimeoutError):
         return error.limit == "connect"
     return isinstance(error, APIConnectionError)
@@ -46,10 +51,10 @@ def backoff_delay(
 ) -> float:
     """Seconds to wait before retry number ``retry`` (1, 2, ...).
 
-    A server's ``retry_after`` up to ``MAX_RETRY_AFTER`` wins; otherwise
-    exponential backoff, capped, less up to ``jitter`` of itself at random.
+    A server's ``retry_after`` wins; otherwise exponential backoff, capped,
+    less up to ``jitter`` of itself at random.
     """
-    if retry_after is not None and 0 <= retry_after <= MAX_RETRY_AFTER:
+    if retry_after is not None:
         return retry_after
     delay: float = min(INITIAL_RETRY_DELAY * 2.0 ** (retry - 1), MAX_RETRY_DELAY)
     return delay * (1 - jitter * random.random())

@@ -142,7 +142,6 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
     ]
     assert all(0.375 <= backoff_delay(1) <= 0.5 for _ in range(100))
     assert backoff_delay(1, retry_after=3) == 3
-    assert backoff_delay(1, retry_after=3600, jitter=0) == 0.5  # absurd: ignored
 
 
 def test_what_is_retryable() -> None:
@@ -152,6 +151,19 @@ def test_what_is_retryable() -> None:
     assert not is_retryable(APITimeoutError("slow", limit="read"))
     assert not is_retryable(APITimeoutError("slow", limit="total"))
     assert not is_retryable(BadRequestError("no", status_code=400))
+    assert is_retryable(RateLimitError("wait", status_code=429, retry_after=60))
+    assert not is_retryable(RateLimitError("wait", status_code=429, retry_after=61))
+
+
+@responses.activate(registry=OrderedRegistry)
+def test_a_retry_after_beyond_a_minute_is_raised_at_once(sleeps: list[float]) -> None:
+    """A 429 asking for an hour is not retried; its error says how long."""
+    responses.post(URL, status=429, headers={"Retry-After": "3600"})
+    with pytest.raises(RateLimitError) as caught:
+        Cromicle(base_url=BASE).complete(HI)
+    assert (caught.value.retry_after, caught.value.tries) == (3600.0, 1)
+    assert sleeps == []
+    assert len(responses.calls) == 1
 
 
 def test_a_reset_before_the_first_byte_is_retried(sleeps: list[float]) -> None:
@@ -230,6 +242,29 @@ def test_total_timeout_fires_on_a_trickle() -> None:
     assert caught.value.limit == "total"
     assert caught.value.partial_text.startswith("..")
     assert set(caught.value.partial_text) == {"."}
+
+
+def test_total_timeout_bounds_reading_an_error_body() -> None:
+    """An error status whose body stalls is raised at total_timeout, with the
+    start of the body, not after the long read timeout."""
+    release = threading.Event()
+    released: list[bool] = []
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(500, framing="chunked")
+        conn.send(b"overloa")
+        released.append(release.wait(10 * WAIT))
+
+    with LoopbackServer(handler) as server:
+        client = Cromicle(
+            base_url=server.url, timeout=(WAIT, 10 * WAIT), total_timeout=0.3
+        )
+        with pytest.raises(InternalServerError) as caught:
+            client.complete(HI)
+        release.set()
+    assert released == [True]  # the call returned while the server still stalled
+    assert caught.value.body == "overloa"
 
 
 def test_total_timeout_before_headers() -> None:
