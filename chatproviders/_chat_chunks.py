@@ -87,7 +87,7 @@ def _loads(text: str) -> Any:
 def _json_object(text: str, what: str) -> dict[str, Any]:
     try:
         data = _loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         raise ResponseFormatError(
             f"sent {what} that is not JSON: {text[:200]!r}",
             body=text[:ERROR_BODY_EXCERPT],

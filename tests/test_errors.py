@@ -213,3 +213,12 @@ def test_public_all_is_sorted_and_complete() -> None:
         if not name.startswith("_") and not isinstance(value, type(chatproviders))
     }
     assert public - {"annotations", "logging"} == set(names) - {"__version__"}
+
+
+@responses.activate
+def test_an_error_body_nested_too_deep_is_still_a_status_error() -> None:
+    """JSON past the recursion limit in an error body is read as plain text."""
+    responses.post(f"{BASE}/chat", status=400, body="[" * 100_000)
+    with pytest.raises(BadRequestError) as caught:
+        Cromicle(base_url=BASE).complete(HI)
+    assert caught.value.body.startswith("[[[")

@@ -138,6 +138,7 @@ def test_list_models_returns_the_ids(server: EmulatorServer) -> None:
     [
         ('{"object": "list"}', "application/json", "without data"),
         ("[1, 2]", "application/json", "without data"),
+        ("[" * 100_000, "application/json", "without data"),
         ("<html><title>UI</title></html>", "text/html", "ends in /v1"),
     ],
 )

@@ -228,6 +228,7 @@ def test_sse_stream_without_done_is_incomplete() -> None:
         (b"data: not json\n\n", "not JSON"),
         (b'data: {"error": {"message": "model overloaded"}}\n\n', "model overloaded"),
         (b"data: [1, 2]\n\n", "not a JSON object"),
+        (b"data: " + b"[" * 100_000 + b"\n\n", "not JSON"),  # past the recursion limit
     ],
 )
 def test_bad_sse_events_raise_clear_errors(body: bytes, message: str) -> None:

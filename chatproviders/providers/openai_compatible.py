@@ -164,7 +164,7 @@ class OpenAICompatible(Provider):
                 )
             try:
                 return [str(model["id"]) for model in json.loads(body)["data"]]
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 raise ResponseFormatError(
                     f"sent a model list without data[].id: {excerpt[:200]!r}",
                     body=excerpt,
