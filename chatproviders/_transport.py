@@ -13,6 +13,7 @@ Three jobs, each in one place:
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import re
 import socket
@@ -115,9 +116,16 @@ class Body:
             # Whole HTTP chunks, each as soon as it is complete (servers write
             # a chunk at once): about twice as fast as read1, which returns at
             # most one 8 KB buffer of http.client's at a time.
-            for data in raw.read_chunked(decode_content=decode):
-                if data:
-                    yield data
+            try:
+                for data in raw.read_chunked(decode_content=decode):
+                    if data:
+                        yield data
+            except urllib3.exceptions.ProtocolError as exc:
+                # A chunk cut short: hand over its bytes, as read1 would have.
+                partial = None if decode else _partial_chunk(exc)
+                if partial:
+                    yield partial
+                raise
             return
         sock = _socket(self.response)
         while True:
@@ -139,6 +147,14 @@ class Body:
             if not data:
                 return
             yield data
+
+
+def _partial_chunk(exc: BaseException) -> Optional[bytes]:
+    """The bytes of a chunk cut short, from the IncompleteRead urllib3 wraps."""
+    cause = exc.__cause__
+    if isinstance(cause, http.client.IncompleteRead):
+        return cause.partial
+    return None
 
 
 def _socket(response: requests.Response) -> Optional[socket.socket]:

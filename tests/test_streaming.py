@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import socket
 import threading
 from collections.abc import Iterator
+from typing import Optional
 
 import pytest
 
@@ -150,6 +152,25 @@ def test_crlf_sse_split_anywhere_gives_the_same_text(
     with LoopbackServer(handler) as server:
         with CodeLinkAva(base_url=server.url).stream(HI) as stream:
             assert "".join(stream) == "xy"
+
+
+@pytest.mark.parametrize("total_timeout", [None, WAIT])  # read_chunked, then read1
+def test_a_chunk_cut_short_keeps_its_bytes(total_timeout: Optional[float]) -> None:
+    """The bytes of an HTTP chunk that never completes are part of the partial
+    text, whichever way the body is read."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(framing="chunked")
+        conn.send(b"hello ")
+        conn.sock.sendall(b"20\r\npartial")  # 7 of the 32 bytes announced
+        conn.sock.shutdown(socket.SHUT_RDWR)
+
+    with LoopbackServer(handler) as server:
+        client = Cromicle(base_url=server.url, total_timeout=total_timeout)
+        with pytest.raises(IncompleteStreamError) as caught:
+            client.complete(HI)
+    assert caught.value.partial_text == "hello partial"
 
 
 def test_reset_mid_body_raises_incomplete_stream_with_partial_text() -> None:
