@@ -79,7 +79,9 @@ def _update_in_place(
 ) -> str:
     parts: list[str] = []
     handle = show("")
-    shown_at, shown = time.monotonic(), 0  # when, and how many parts, last shown
+    # When, and how many parts, last shown: the first chunk shows at once, so
+    # that the reply's start is not held back through a pause that follows it.
+    shown_at, shown = float("-inf"), 0
     try:
         for chunk in chunks:
             parts.append(chunk)

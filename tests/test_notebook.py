@@ -97,12 +97,13 @@ def test_in_a_kernel_one_output_area_grows(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_plain_text_and_throttled_updates(monkeypatch: pytest.MonkeyPatch) -> None:
-    """markdown=False shows a raw text/plain bundle; a long interval shows the end
-    only."""
+    """markdown=False shows a raw text/plain bundle; a long interval shows the
+    first chunk at once, then the end only."""
     shown = fake_ipython(monkeypatch, kernel=object())
     assert display_stream(Chunks("a", "b", "c"), markdown=False, interval=60) == "abc"
     assert shown == [
         ("display", {"text/plain": ""}, True),
+        ("update", {"text/plain": "a"}, True),
         ("update", {"text/plain": "abc"}, True),
     ]
 
