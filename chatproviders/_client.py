@@ -309,14 +309,7 @@ class Provider(Closing):
         """
         kwargs.pop("stream", None)  # gpt4free passes it; the reply always streams
         client, prepared = cls._from_gpt4free_call(model, messages, proxy, kwargs)
-
-        def send(**hooks: Any) -> Iterator[str]:
-            try:
-                with client._open(prepared, **hooks) as stream:
-                    yield from stream
-            finally:
-                client.close()
-
+        send = functools.partial(client._generate, prepared, True)
         return AsyncReply(
             lambda: BackgroundStream._of_request(send, BACKGROUND_QUEUE_SIZE)
         )
@@ -480,9 +473,14 @@ class Provider(Closing):
                 raise
             raise error from exc
 
-    def _generate(self, prepared: PreparedChat, stream: bool) -> Iterator[str]:
+    def _generate(
+        self, prepared: PreparedChat, stream: bool, **hooks: Any
+    ) -> Iterator[str]:
+        """The reply's chunks (or its whole text, one piece), then close the
+        client: for the gpt4free entry points, which make one client a call.
+        """
         try:
-            with self._open(prepared) as chat:
+            with self._open(prepared, **hooks) as chat:
                 if stream:
                     yield from chat
                 else:
