@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ._closing import Closing
 from ._transport import translate_exception
-from .exceptions import APIError, ChatProvidersError
+from .exceptions import APIError, ChatProvidersError, IncompleteStreamError
 
 if TYPE_CHECKING:
     import requests
@@ -63,6 +63,7 @@ class ChatStream(Closing):
         self._parts: list[str] = []
         self._started = time.monotonic() if started is None else started
         self._closed = False
+        self._ended = False  # the reply reached its end (not closed early)
         self._first: Optional[str] = None
 
     @property
@@ -86,6 +87,7 @@ class ChatStream(Closing):
         try:
             chunk = next(self._chunks)
         except StopIteration:
+            self._ended = True
             self.close()
             raise
         except ChatProvidersError as exc:
@@ -122,10 +124,21 @@ class ChatStream(Closing):
             break
 
     def until_done(self) -> ChatResponse:
-        """Read the rest of the reply and return the whole of it."""
+        """Read the rest of the reply and return the whole of it.
+
+        Raises :class:`IncompleteStreamError`, with the text received, when the
+        stream was closed before the reply's end: what is left cannot be read.
+        """
         with self:
             for _ in self:
                 pass
+        if not self._ended:
+            raise IncompleteStreamError(
+                "the stream was closed before the reply ended",
+                partial_text=self.text,
+                provider=self.provider,
+                host=self.host,
+            )
         return ChatResponse(
             text=self.text,
             provider=self.provider,

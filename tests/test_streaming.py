@@ -356,6 +356,19 @@ def hold_open_handler(conn: Conn) -> None:
     assert conn.wait_closed_by_client(), "the client never closed the connection"
 
 
+def test_until_done_after_an_early_close_raises_with_the_text_so_far() -> None:
+    """A stream closed before its end cannot be completed: no truncated reply
+    comes back looking whole."""
+    with LoopbackServer(hold_open_handler) as server:
+        with Cromicle(base_url=server.url) as client:
+            stream = client.stream(HI)
+            stream.close()
+            with pytest.raises(IncompleteStreamError, match="closed before") as caught:
+                stream.until_done()
+    assert caught.value.partial_text == "first"
+    assert caught.value.provider == "Cromicle"
+
+
 @pytest.mark.parametrize("how", ["break", "close", "with", "gc", "error"])
 def test_stopping_early_closes_the_connection(how: str) -> None:
     """break, close(), leaving with, garbage collection and an error all hang up."""
