@@ -13,6 +13,7 @@ import functools
 import importlib.util
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -21,6 +22,7 @@ from typing import Any, Callable, ClassVar, Optional, Union
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.util
 
 from . import __version__, _retry
 from ._async_bridge import AsyncReply
@@ -320,10 +322,7 @@ class Provider(Closing):
             self.session.close()
 
     def __repr__(self) -> str:
-        parts = urlsplit(self.endpoint())
-        return (
-            f"<{self.name()} {parts._replace(netloc=_host(parts.geturl())).geturl()}>"
-        )
+        return f"<{self.name()} {_redact(self.endpoint())}>"
 
     # -- the machinery ------------------------------------------------------
 
@@ -515,23 +514,33 @@ def _check_base_url(base_url: Optional[str]) -> Optional[str]:
         return None
     if not isinstance(base_url, str):
         raise TypeError(f"base_url must be a str, got {type(base_url).__name__}")
-    parts = urlsplit(base_url)
+    shown = _redact(base_url)
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 (raises for a port out of range or not a number)
+        requests.PreparedRequest().prepare_url(base_url, None)  # requests' checks
+    except ValueError as exc:  # requests' InvalidURL is a ValueError too
+        raise ValueError(f"base_url is not a valid URL ({exc}): {shown!r}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(
-            f"base_url must be an http:// or https:// URL with a host, got {base_url!r}"
+            f"base_url must be an http:// or https:// URL with a host, got {shown!r}"
         )
     if parts.query or parts.fragment:
-        raise ValueError(f"base_url must not have a query or fragment: {base_url!r}")
-    try:
-        parts.port  # noqa: B018 (raises for a port out of range or not a number)
-    except ValueError as exc:
-        raise ValueError(f"base_url has a bad port ({exc}): {base_url!r}") from None
+        raise ValueError(f"base_url must not have a query or fragment: {shown!r}")
     return base_url.rstrip("/")
 
 
 def _host(url: str) -> str:
     """The host and port of ``url``, without any ``user:password@``."""
     return urlsplit(url).netloc.rpartition("@")[2]
+
+
+def _redact(url: str) -> str:
+    """``url`` with any ``user:password@`` shown as ``***@``; for any string."""
+    return _USERINFO.sub("//***@", url)
+
+
+_USERINFO = re.compile(r"//[^/@]*@")
 
 
 def _check_headers(headers: Optional[Mapping[str, str]]) -> dict[str, str]:
@@ -595,7 +604,24 @@ def _proxies(proxy: Optional[Proxy]) -> Optional[dict[str, str]]:
             "proxy must be a URL such as 'http://127.0.0.1:3128' or a dict, "
             f"got {proxy!r}"
         )
-    socks = any(str(url).lower().startswith("socks") for url in proxies.values())
-    if socks and importlib.util.find_spec("socks") is None:
-        raise ValueError("a SOCKS proxy needs PySocks: pip install 'requests[socks]'")
+    for key, url in proxies.items():
+        if key == "no_proxy":  # requests' list of hosts to reach directly
+            continue
+        try:
+            parsed = urllib3.util.parse_url(url)
+        except (ValueError, TypeError, AttributeError):
+            parsed = None
+        if parsed is None or parsed.scheme not in PROXY_SCHEMES or not parsed.host:
+            shown = _redact(url) if isinstance(url, str) else url
+            raise ValueError(
+                f"proxy for {key!r} must be an http, https or socks URL with a "
+                f"host, got {shown!r}"
+            )
+        if parsed.scheme.startswith("socks") and not importlib.util.find_spec("socks"):
+            raise ValueError(
+                "a SOCKS proxy needs PySocks: pip install 'requests[socks]'"
+            )
     return proxies
+
+
+PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})

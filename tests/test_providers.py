@@ -311,7 +311,16 @@ def test_endpoints_and_base_url(cls: type[Any], endpoint: str) -> None:
 
 @pytest.mark.parametrize(
     "base_url",
-    ["127.0.0.1:8080", "ftp://h", "http://", "http://h/?q=1", "http://h:99999"],
+    [
+        "127.0.0.1:8080",
+        "ftp://h",
+        "http://",
+        "http://h/?q=1",
+        "http://h:99999",
+        "http://local host:8000",
+        "http://[::1",
+        "http://exa\x00mple.com",
+    ],
 )
 def test_bad_base_url_is_refused(base_url: str) -> None:
     """A base_url that is not an http(s) URL with a host is a ValueError."""
@@ -401,7 +410,9 @@ def test_a_socks_proxy_without_pysocks_is_refused(proxy: Any) -> None:
         Cromicle(proxy=proxy)
 
 
-@pytest.mark.parametrize("proxy", ["localhost", 3128])
+@pytest.mark.parametrize(
+    "proxy", ["localhost", 3128, "ftp://p:1", "http://", {"http": 123}]
+)
 def test_bad_proxy_is_refused(proxy: Any) -> None:
     """A proxy that is not a URL or a dict is a ValueError naming it."""
     with pytest.raises(ValueError, match="proxy"):
