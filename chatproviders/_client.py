@@ -349,12 +349,21 @@ class Provider(Closing):
                 f"this provider accepts: {accepted}",
                 **where,
             )
-        body = self.payload(messages, model, **{**self.parameters, **params})
-        headers = {**self.headers, **self.extra_headers}
+        encoded = _json(self.payload(messages, model, **{**self.parameters, **params}))
+        if encoded is None:  # find the value JSON cannot carry, to name it
+            takes = "JSON takes str, numbers (not NaN or infinity), bools, None, "
+            takes += "lists and dicts"
+            for name, value in params.items():
+                if _json(value) is None:
+                    raise UnsupportedParameterError(
+                        f"parameter {name}={value!r} cannot be sent: {takes}",
+                        **where,
+                    )
+            raise InvalidMessagesError(f"messages cannot be sent: {takes}", **where)
         return PreparedChat(
             url=self.endpoint(),
-            headers=headers,
-            body=json.dumps(body).encode("utf-8"),
+            headers={**self.headers, **self.extra_headers},
+            body=encoded,
             model=model,
         )
 
@@ -486,6 +495,14 @@ class Provider(Closing):
                     yield chat.until_done().text
         finally:
             self.close()
+
+
+def _json(value: Any) -> Optional[bytes]:
+    """``value`` as strict JSON (no NaN or infinity), or None if it has no JSON."""
+    try:
+        return json.dumps(value, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError):  # ValueError: NaN, infinity, a cycle
+        return None
 
 
 def _then_finish(text: Iterator[str], body: Body) -> Iterator[str]:

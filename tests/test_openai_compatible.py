@@ -321,3 +321,9 @@ def test_openai_compatible_is_exported_but_not_auto_chosen() -> None:
     assert "OpenAICompatible" in chatproviders.__all__
     assert OpenAICompatible not in chatproviders.list_providers()
     assert chatproviders.get_provider(OpenAICompatible) is OpenAICompatible
+
+
+def test_a_model_that_is_not_a_str_is_refused() -> None:
+    """model=b"m" is refused before sending, not encoded into a broken body."""
+    with pytest.raises(ModelNotSupportedError, match="must be a str"):
+        OpenAICompatible(BASE).stream(HI, b"m")  # type: ignore[arg-type]

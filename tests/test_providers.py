@@ -227,6 +227,24 @@ def test_bad_messages_are_refused_before_any_io(messages: Any, problem: str) -> 
 
 
 @responses.activate
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), b"0.5", {0.5}])
+def test_a_parameter_json_cannot_carry_is_refused(value: Any) -> None:
+    """NaN would go out as invalid JSON, bytes would fail inside json: both are
+    refused before any request, naming the parameter."""
+    with pytest.raises(UnsupportedParameterError, match="temperature="):
+        Acytoo(base_url=BASE).stream(HI, temperature=value)
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_message_value_json_cannot_carry_is_refused() -> None:
+    """An extra message key whose value has no JSON is an InvalidMessagesError."""
+    with pytest.raises(InvalidMessagesError, match="cannot be sent"):
+        Acytoo(base_url=BASE).stream([{**HI[0], "name": b"bob"}])
+    assert len(responses.calls) == 0
+
+
+@responses.activate
 def test_unknown_parameter_is_refused() -> None:
     """A keyword the protocol does not know is an error, not silently dropped."""
     with pytest.raises(UnsupportedParameterError, match=r"top_p.*accepts: none"):

@@ -114,6 +114,12 @@ class OpenAICompatible(Provider):
 
     def choose_model(self, model: Optional[str]) -> str:
         chosen = model or self.model
+        if chosen and not isinstance(chosen, str):
+            raise ModelNotSupportedError(
+                f"model must be a str, got {type(chosen).__name__}",
+                provider=self.name(),
+                host=self.host,
+            )
         if not chosen:
             raise ModelNotSupportedError(
                 "needs a model: pass model= to the call or to OpenAICompatible(); "
