@@ -173,6 +173,7 @@ class Provider(Closing):
                 f"{requests.utils.default_user_agent()}"
             )
         self.session = session
+        self._closed = False
 
     # -- what a provider module states --------------------------------------
 
@@ -317,9 +318,16 @@ class Provider(Closing):
         )
 
     def close(self) -> None:
-        """Close the session if the client made it."""
+        """Close the session if the client made it; the client is done with."""
+        self._closed = True
         if self._owns_session:
             self.session.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(
+                f"this {self.name()} client is closed; make a new one to send more"
+            )
 
     def __repr__(self) -> str:
         return f"<{self.name()} {_redact(self.endpoint())}>"
@@ -334,6 +342,7 @@ class Provider(Closing):
         self, messages: Messages, model: Optional[str], params: Mapping[str, Any]
     ) -> PreparedChat:
         """Check every argument and encode the request; no I/O."""
+        self._check_open()
         where = {"provider": self.name(), "host": self.host}
         try:
             messages = validate_messages(messages)

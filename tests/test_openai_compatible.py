@@ -116,11 +116,12 @@ def test_emulator_replies_stream_whole(
 ) -> None:
     """Every framing, split CRLFs and split characters give the emulator's text."""
     server.set_reply(text="Grüße — ok", chunk_size=2, framing=framing, **fault)
-    with client(server.url) as chat, chat.stream(HI) as stream:
-        chunks = list(stream)
+    with client(server.url) as chat:
+        with chat.stream(HI) as stream:
+            chunks = list(stream)
+        assert chat.complete(HI).text == "Grüße — ok"
     assert "".join(chunks) == "Grüße — ok"
     assert len(chunks) > 1
-    assert chat.complete(HI).text == "Grüße — ok"
     assert [r.json["stream"] for r in server.requests] == [True, False]
 
 
@@ -327,3 +328,20 @@ def test_a_model_that_is_not_a_str_is_refused() -> None:
     """model=b"m" is refused before sending, not encoded into a broken body."""
     with pytest.raises(ModelNotSupportedError, match="must be a str"):
         OpenAICompatible(BASE).stream(HI, b"m")  # type: ignore[arg-type]
+
+
+def test_a_closed_client_refuses_to_send(server: EmulatorServer) -> None:
+    """After close() (or its with block), every call raises instead of quietly
+    opening new connections that nobody will close."""
+    chat = client(server.url)
+    with chat:
+        assert chat.complete(HI).text
+    for call in (
+        lambda: chat.stream(HI),
+        lambda: chat.complete(HI),
+        lambda: chat.stream_in_background(HI),
+        chat.list_models,
+    ):
+        with pytest.raises(RuntimeError, match="client is closed"):
+            call()
+    assert len(server.requests) == 1

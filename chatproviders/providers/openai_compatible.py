@@ -150,6 +150,7 @@ class OpenAICompatible(Provider):
     def list_models(self) -> list[str]:
         """The ids of the models the server serves (``GET {base_url}/models``)."""
         assert self.base_url is not None
+        self._check_open()
         where: dict[str, Any] = {"provider": self.name(), "host": self.host}
         headers = {"Accept": "application/json", **self.extra_headers}
         with self._errors():
