@@ -165,6 +165,10 @@ class Provider(Closing):
             _check_timeout(total_timeout, "total_timeout")
         self.total_timeout = total_timeout
         self.extra_headers = _check_headers(headers)
+        if session is not None and not isinstance(session, requests.Session):
+            raise TypeError(
+                f"session must be a requests.Session, got {type(session).__name__}"
+            )
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
@@ -573,6 +577,10 @@ def _check_headers(headers: Optional[Mapping[str, str]]) -> dict[str, str]:
     """``headers`` as a dict, each one sendable as it is; the values are never
     quoted in the error, since they may hold a key.
     """
+    if headers is not None and not isinstance(headers, Mapping):
+        raise TypeError(
+            f"headers must be a mapping of str to str, got {type(headers).__name__}"
+        )
     checked = dict(headers or {})
     for name, value in checked.items():
         try:
@@ -593,7 +601,7 @@ def _check_timeout(
         return DEFAULT_TIMEOUT
     pairs_allowed = name == "timeout"
     values = timeout if isinstance(timeout, tuple) and pairs_allowed else (timeout,)
-    if len(values) not in (1, 2) or not all(
+    if len(values) != (2 if isinstance(timeout, tuple) else 1) or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= MAX_TIMEOUT
         for v in values
     ):

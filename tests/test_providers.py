@@ -347,7 +347,8 @@ def test_bad_base_url_is_refused(base_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "timeout", [0, -1, "5", (1, 2, 3), (1, None), True, float("inf"), (1e300, 5)]
+    "timeout",
+    [0, -1, "5", (1,), (1, 2, 3), (1, None), True, float("inf"), (1e300, 5)],
 )
 def test_bad_timeout_is_refused(timeout: Any) -> None:
     """A timeout that is not a positive finite number or pair is a ValueError."""
@@ -374,6 +375,18 @@ def test_headers_that_cannot_be_sent_are_refused(headers: dict[str, Any]) -> Non
     with pytest.raises(ValueError, match=f"header {name!r}") as caught:
         Cromicle(headers=headers)
     assert str(value) not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "options", [{"session": "s"}, {"session": {}}, {"headers": "X-A: 1"}]
+)
+def test_a_session_or_headers_of_the_wrong_type_are_refused(
+    options: dict[str, Any],
+) -> None:
+    """A TypeError naming the option, not an AttributeError at the first call."""
+    (name,) = options
+    with pytest.raises(TypeError, match=name):
+        Cromicle(**options)
 
 
 def test_user_and_password_in_base_url_stay_out_of_errors_and_repr() -> None:
