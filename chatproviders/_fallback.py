@@ -6,7 +6,7 @@ import functools
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any, Optional
 
 from ._background import BackgroundStream
@@ -43,21 +43,24 @@ class FallbackProvider(Closing):
 
     def __init__(
         self,
-        providers: Sequence[Provider],
+        providers: Iterable[Provider],
         shuffle: bool = False,
         cooldown: float = 60.0,
         total_timeout: Optional[float] = None,
     ) -> None:
-        if not providers or not all(isinstance(p, Provider) for p in providers):
+        clients = list(providers) if isinstance(providers, Iterable) else []
+        if not clients or not all(isinstance(p, Provider) for p in clients):
             raise TypeError(
                 "providers must be a non-empty sequence of client instances, "
                 "e.g. [Cromicle(base_url=...), Acytoo(base_url=...)]"
             )
-        if not isinstance(cooldown, (int, float)) or cooldown < 0:
+        if not isinstance(shuffle, bool):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        if not isinstance(cooldown, (int, float)) or not 0 <= cooldown < float("inf"):
             raise ValueError(f"cooldown must be seconds >= 0, got {cooldown!r}")
         if total_timeout is not None:
             _check_timeout(total_timeout, "total_timeout")
-        self.providers = list(providers)
+        self.providers = clients
         self.shuffle = shuffle
         self.cooldown = cooldown
         self.total_timeout = total_timeout
@@ -99,8 +102,11 @@ class FallbackProvider(Closing):
                 prepared[index] = provider.prepare(messages, model, params)
             except (ModelNotSupportedError, UnsupportedParameterError) as error:
                 refused.append(error)
-        if not prepared:
+        if len(refused) == 1 and not prepared:
             raise refused[0]
+        if not prepared:  # each provider's reason, not just the first one's
+            reasons = "; ".join(str(error) for error in refused)
+            raise type(refused[0])(f"no provider takes this call: {reasons}")
         return prepared
 
     def _stream(self, prepared: dict[int, PreparedChat], **hooks: Any) -> ChatStream:

@@ -375,8 +375,10 @@ def test_fallback_passes_over_providers_that_do_not_take_the_arguments() -> None
 def test_fallback_raises_what_no_provider_takes_before_any_io() -> None:
     """A model or parameter that no provider takes raises its own error at once."""
     fallback = FallbackProvider([Cromicle(base_url=BASE), Acytoo(base_url=BASE)])
-    with pytest.raises(UnsupportedParameterError, match="temprature"):
+    with pytest.raises(UnsupportedParameterError, match="temprature") as caught:
         fallback.complete(HI, temprature=0.2)
+    assert "Acytoo at 127.0.0.1:9: unsupported" in str(caught.value)  # each says
+    assert "accepts: temperature" in str(caught.value)
     with pytest.raises(ModelNotSupportedError, match="gemini-pro"):
         fallback.stream_in_background(HI, "gemini-pro")
     assert len(responses.calls) == 0
@@ -426,10 +428,22 @@ def test_fallback_is_thread_safe() -> None:
     assert {r.text for r in replies} == {"fine"}
 
 
+def test_fallback_takes_any_iterable_of_clients() -> None:
+    """A generator of clients is read once, whole: no provider goes missing."""
+    fallback = FallbackProvider(Cromicle(base_url=f"{BASE}{n}") for n in range(3))
+    assert [p.base_url for p in fallback.providers] == [f"{BASE}{n}" for n in range(3)]
+
+
 def test_fallback_refuses_bad_arguments() -> None:
     """No providers, or things that are not clients, raise at once."""
     with pytest.raises(TypeError, match="providers"):
         FallbackProvider([])
+    with pytest.raises(TypeError, match="providers"):
+        FallbackProvider(Cromicle())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="cooldown"):
+        FallbackProvider([Cromicle()], cooldown=float("nan"))
+    with pytest.raises(TypeError, match="shuffle"):
+        FallbackProvider([Cromicle()], shuffle="no")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="providers"):
         FallbackProvider([Cromicle])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="cooldown"):
