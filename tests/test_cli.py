@@ -369,6 +369,20 @@ def test_broken_pipe_exits_quietly(
     assert main(["chat", "-p", "cromicle", "--base-url", cromicle.url, "x"]) == 1
 
 
+def test_a_reply_the_output_encoding_lacks_is_printed_with_replacements() -> None:
+    """Under an ASCII stdout (LANG=C, or cp1252 on Windows for other text) the
+    reply is printed with ? for what cannot be encoded, not a traceback."""
+    with serve("cromicle", text="caf\u00e9 \u2014 ok") as server:
+        result = subprocess.run(
+            [sys.executable, "-m", "chatproviders", "chat", "-p", "cromicle",
+             "--base-url", server.url, "hi"],
+            capture_output=True,
+            env={**os.environ, "PYTHONIOENCODING": "ascii"},
+            timeout=60,
+        )  # fmt: skip
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"caf? ? ok\n", b"")
+
+
 def test_broken_pipe_on_the_final_flush_exits_quietly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

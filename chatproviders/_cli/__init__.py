@@ -14,6 +14,7 @@ error; 130 interrupted by Ctrl-C, after the stream was closed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
@@ -49,6 +50,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); the exit
     status is returned, never raised.
     """
+    # A reply may hold characters the terminal's or file's encoding has not
+    # (cp1252 on Windows, ascii under LANG=C): shown as ?, not a traceback.
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
     parser = _parser()
     try:
         args = parser.parse_args(argv)
