@@ -331,8 +331,12 @@ class BackgroundStream(Closing):
         ended within ``timeout`` seconds (it goes on; nothing is lost). After
         ``close()``, the chunks that arrived before it.
         """
+        if timeout is not None and not 0 <= timeout:  # NaN fails this too
+            raise ValueError(f"timeout must be seconds >= 0 or None, got {timeout!r}")
         channel = self._channel
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None
+        if timeout is not None and timeout != float("inf"):
+            deadline = time.monotonic() + timeout
         with channel.lock:
             while True:
                 self._fill()

@@ -41,6 +41,10 @@ def display_stream(
     Elsewhere each chunk is written to ``file`` (default: ``sys.stdout``).
     The stream is closed on return, and on an error or an interrupt.
     """
+    if isinstance(chunks, (str, bytes)):
+        raise TypeError("chunks must be an iterable of str chunks, not a string")
+    if not isinstance(interval, (int, float)) or not 0 <= interval < float("inf"):
+        raise ValueError(f"interval must be seconds >= 0, got {interval!r}")
     try:
         show = _kernel_display(markdown)
         if show is None:

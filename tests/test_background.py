@@ -153,6 +153,16 @@ class Boom(Exception):
     pass
 
 
+def test_result_takes_seconds_or_none() -> None:
+    """NaN or a negative timeout is a ValueError (NaN used to spin the CPU);
+    infinity waits like None."""
+    stream = BackgroundStream(["a", "b"])
+    for bad in (float("nan"), -1.0):
+        with pytest.raises(ValueError, match="timeout"):
+            stream.result(timeout=bad)
+    assert stream.result(timeout=float("inf")) == "ab"
+
+
 @pytest.mark.parametrize("how", ["iterate", "poll", "result"])
 def test_a_source_error_arrives_as_the_same_object_after_its_chunks(
     how: str, capfd: pytest.CaptureFixture[str]

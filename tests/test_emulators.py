@@ -644,6 +644,15 @@ def test_wait_for_requests_returns_the_first_count() -> None:
     assert [first, second] == server.requests[:2]
 
 
+@pytest.mark.parametrize("timeout", [float("nan"), -1.0, float("inf")])
+def test_wait_for_requests_takes_finite_seconds(
+    cromicle_server: EmulatorServer, timeout: float
+) -> None:
+    """A timeout that is not finite seconds >= 0 is a ValueError, not a spin."""
+    with pytest.raises(ValueError, match="timeout"):
+        cromicle_server.wait_for_requests(1, timeout)
+
+
 def test_wait_for_requests_times_out(cromicle_server: EmulatorServer) -> None:
     """wait_for_requests raises TimeoutError when too few requests arrive."""
     with pytest.raises(TimeoutError):

@@ -210,3 +210,18 @@ def test_a_real_kernel_sends_one_display_then_updates(
     texts = [m["content"]["data"]["text/markdown"] for m in displays]
     assert texts[0] == "" and texts[-1] == "Hello **world**"
     assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:]))
+
+
+@pytest.mark.parametrize(
+    ("chunks", "options", "error"),
+    [("hello", {}, TypeError), (["a"], {"interval": "x"}, ValueError),
+     (["a"], {"interval": float("nan")}, ValueError)],
+)  # fmt: skip
+def test_bad_arguments_are_refused_before_anything_is_shown(
+    chunks: Any, options: dict[str, Any], error: type[Exception]
+) -> None:
+    """A string (which would show letter by letter) or a bad interval raise first."""
+    out = io.StringIO()
+    with pytest.raises(error):
+        display_stream(chunks, file=out, **options)
+    assert out.getvalue() == ""

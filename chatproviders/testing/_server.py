@@ -160,6 +160,8 @@ class EmulatorServer:
         """Wait until ``count`` requests arrived and return the first ``count``;
         or TimeoutError. :attr:`requests` has all of them.
         """
+        if not 0 <= timeout < float("inf"):  # NaN fails this too
+            raise ValueError(f"timeout must be finite seconds >= 0, got {timeout!r}")
         with self._changed:
             if not self._changed.wait_for(
                 lambda: len(self._requests) >= count, timeout
