@@ -331,7 +331,7 @@ class BackgroundStream(Closing):
         ended within ``timeout`` seconds (it goes on; nothing is lost). After
         ``close()``, the chunks that arrived before it.
         """
-        if timeout is not None and not 0 <= timeout:  # NaN fails this too
+        if timeout is not None and not timeout >= 0:  # NaN fails this too
             raise ValueError(f"timeout must be seconds >= 0 or None, got {timeout!r}")
         channel = self._channel
         deadline = None

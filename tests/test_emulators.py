@@ -605,6 +605,10 @@ def test_replacing_text_drops_chunks_and_back(cromicle_server: EmulatorServer) -
         {"status": 100},
         {"status": 500, "body": {"error": "not encoded"}},
         {"status": 500, "split_utf8": True},  # the error shape is ASCII
+        {"headers": {"X-A": "a\r\nInjected: 1"}},
+        {"headers": {"X-A": "\u2603"}},
+        {"text": "\ud800"},
+        {"status": 500, "body": "\ud800"},
     ],
 )
 def test_invalid_replies_are_refused(fields: dict[str, Any]) -> None:
@@ -620,6 +624,10 @@ def test_invalid_replies_are_refused(fields: dict[str, Any]) -> None:
         {"provider": "cromicle", "host": "0.0.0.0"},
         {"provider": "cromicle", "api_key": "sk"},
         {"provider": "cromicle", "textt": "typo"},
+        {"provider": "openai", "api_key": "a b"},
+        {"provider": "openai", "api_key": 5},
+        {"provider": "cromicle", "port": True},
+        {"provider": "cromicle", "port": 70000},
     ],
 )
 def test_invalid_servers_are_refused(kwargs: dict[str, Any]) -> None:

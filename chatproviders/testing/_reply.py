@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping, Sequence
 
+from requests.utils import check_header_validity
+
 Framing = Literal["chunked", "length", "close"]
 FRAMINGS: tuple[Framing, ...] = ("chunked", "length", "close")
 
@@ -75,6 +77,16 @@ class Reply:
             isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()
         ):
             raise TypeError("headers must map strings to strings")
+        for name, value in self.headers.items():
+            if not _sendable_header(name, value):
+                raise ValueError(
+                    f"header {name!r} cannot be sent: Latin-1 only, no line breaks"
+                )
+        for what, content in (("text", self.text), ("body", self.body)):
+            if isinstance(content, str) and not _utf8(content):
+                raise ValueError(
+                    f"{what} has a lone surrogate, which UTF-8 cannot hold"
+                )
         _check_int("chunk_size", self.chunk_size, minimum=1)
         _check_int("status", self.status, minimum=200, maximum=599)
         _check_int("stall_after", self.stall_after, minimum=0)
@@ -143,6 +155,23 @@ def _check_int(
     if value < minimum or (maximum is not None and value > maximum):
         upper = "" if maximum is None else f" and <= {maximum}"
         raise ValueError(f"{name} must be >= {minimum}{upper}, not {value}")
+
+
+def _sendable_header(name: str, value: str) -> bool:
+    try:
+        check_header_validity((name, value))
+        (name + value).encode("latin-1")
+    except (ValueError, UnicodeEncodeError):
+        return False
+    return True
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _has_multibyte(content: str | bytes) -> bool:

@@ -46,6 +46,16 @@ class EmulatorServer:
         models: Sequence[str] | None = None,
         **fields: Any,
     ) -> None:
+        sendable = (
+            isinstance(api_key, str)
+            and api_key.isascii()
+            and api_key.isprintable()
+            and " " not in api_key
+        )
+        if api_key is not None and not sendable:
+            raise ValueError("api_key must be a str of ASCII letters and punctuation")
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536:
+            raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
         self._protocol: Protocol = make_protocol(provider, api_key, models)
         self.host = _loopback(host)
         self._port = port
