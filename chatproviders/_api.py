@@ -10,7 +10,7 @@ import os
 from collections.abc import Collection, Iterator
 from typing import Any, Optional, Union
 
-from ._client import Provider
+from ._client import Provider, _proxies
 from ._messages import Messages
 from .exceptions import ProviderNotFoundError, ProviderNotWorkingError
 from .providers import PROVIDERS
@@ -31,9 +31,15 @@ def list_providers() -> list[type[Provider]]:
 
 def get_provider(name: ProviderLike) -> type[Provider]:
     """The provider class called ``name`` (any case), or the class itself."""
-    if isinstance(name, type) and issubclass(name, Provider):
+    if isinstance(name, type) and issubclass(name, Provider) and name is not Provider:
         return name
     known = tuple(cls.__name__ for cls in list_providers())
+    if isinstance(name, Provider):
+        raise ProviderNotFoundError(
+            f"pass a provider class or its name, not a client: {type(name).__name__}",
+            name=type(name).__name__,
+            known=known,
+        )
     if isinstance(name, str):
         for cls in list_providers():
             if cls.__name__.lower() == name.strip().lower():
@@ -66,9 +72,18 @@ class ChatCompletion:
         keywords; without a ``proxy``, the ``G4F_PROXY`` environment variable
         gives one, as in gpt4free.
         """
+        if isinstance(ignored, str) or not all(
+            isinstance(name, str) for name in ignored or ()
+        ):
+            raise TypeError(f"ignored must list provider names, got {ignored!r}")
         cls = _choose(model, provider, ignore_working, ignored or ())
-        if kwargs.get("proxy") is None and os.environ.get("G4F_PROXY"):
-            kwargs["proxy"] = os.environ["G4F_PROXY"]
+        env_proxy = os.environ.get("G4F_PROXY")
+        if kwargs.get("proxy") is None and env_proxy:
+            try:
+                _proxies(env_proxy)  # checked here, to say where it came from
+            except ValueError as exc:
+                raise ValueError(f"G4F_PROXY in the environment: {exc}") from None
+            kwargs["proxy"] = env_proxy
         chunks = cls.create_completion(model, messages, stream=stream, **kwargs)
         return chunks if stream else "".join(chunks)
 

@@ -77,6 +77,7 @@ def format_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
     ...                {"role": "user", "content": "Hi"}])
     'System: Be brief\\nUser: Hi\\nAssistant:'
     """
+    validate_messages(messages)
     if len(messages) == 1:
         return str(messages[0]["content"])
     lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]

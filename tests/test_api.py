@@ -39,6 +39,29 @@ def test_unknown_provider_lists_the_known_ones() -> None:
     assert isinstance(caught.value, LookupError)
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [(chatproviders.Provider, "no provider called"), (Cromicle(), "not a client")],
+)
+def test_get_provider_refuses_the_base_class_and_clients(
+    name: object, message: str
+) -> None:
+    """The abstract base is no provider; a client instance gets a hint."""
+    with pytest.raises(ProviderNotFoundError, match=message):
+        chatproviders.get_provider(name)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ignored", ["Acytoo", [None]])
+def test_facade_refuses_ignored_that_is_not_a_list_of_names(ignored: object) -> None:
+    """ignored="Acytoo" would be read as letters and skip nothing."""
+    with pytest.raises(TypeError, match="ignored"):
+        chatproviders.ChatCompletion.create(
+            model=None,
+            messages=HI,
+            ignored=ignored,  # type: ignore[arg-type]
+        )
+
+
 @responses.activate
 def test_facade_refuses_providers_marked_not_working() -> None:
     """Without ignore_working, a working=False provider is refused before any I/O."""

@@ -325,3 +325,14 @@ def test_params_describes_the_arguments(cls: type[Any], expected: str) -> None:
     """Each provider's params names what it accepts and the defaults."""
     assert cls.params == expected
     assert cls().params == expected
+
+
+def test_a_bad_g4f_proxy_names_the_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller passed no proxy: the error says where the bad one came from."""
+    monkeypatch.setenv("G4F_PROXY", "garbage")
+    with pytest.raises(ValueError, match="G4F_PROXY in the environment"):
+        chatproviders.ChatCompletion.create(
+            model="", messages=HI, provider=Cromicle, ignore_working=True
+        )

@@ -198,6 +198,14 @@ def test_format_prompt(messages: list[dict[str, str]], expected: str) -> None:
     assert json.dumps(messages) == before
 
 
+@pytest.mark.parametrize("messages", [[], "hi", [{"role": "user"}], [{"content": 1}]])
+def test_format_prompt_checks_its_messages(messages: Any) -> None:
+    """format_prompt is public: bad messages raise InvalidMessagesError, not a
+    KeyError or a prompt made of 'None'."""
+    with pytest.raises(InvalidMessagesError):
+        format_prompt(messages)
+
+
 @pytest.mark.parametrize(
     ("messages", "problem"),
     [
