@@ -555,6 +555,8 @@ def _check_base_url(base_url: Optional[str]) -> Optional[str]:
         raise ValueError(
             f"base_url must be an http:// or https:// URL with a host, got {shown!r}"
         )
+    if not parts.netloc.isprintable() or " " in parts.netloc:  # older urllib3s
+        raise ValueError(f"base_url has a space or control character: {shown!r}")
     if parts.query or parts.fragment:
         raise ValueError(f"base_url must not have a query or fragment: {shown!r}")
     return base_url.rstrip("/")
