@@ -37,6 +37,9 @@ class Conn:
     sock: socket.socket
     framing: str = "chunked"
     closed_by_client: threading.Event = field(default_factory=threading.Event)
+    #: Set by the server's stop() when it shuts this connection down while the
+    #: client still has it open: that wake-up is no close by the client.
+    shut_by_server: threading.Event = field(default_factory=threading.Event)
     _buffer: bytes = b""
 
     def read_request(self) -> Optional[Request]:
@@ -117,8 +120,19 @@ class Conn:
             return False
         except OSError:
             pass
+        if self.shut_by_server.is_set():
+            return False
         self.closed_by_client.set()
         return True
+
+    def client_has_closed(self) -> bool:
+        """True when the client's end of file is waiting (or was read): no wait."""
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:  # reset by the client, or already closed here
+            return True
 
 
 Handler = Callable[[Conn], None]
@@ -135,7 +149,7 @@ class LoopbackServer:
         self.accepted = 0
         self.errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
-        self._conns: list[socket.socket] = []
+        self._conns: list[Conn] = []
         self._acceptor = threading.Thread(target=self._accept, daemon=True)
 
     def __enter__(self) -> LoopbackServer:
@@ -156,9 +170,11 @@ class LoopbackServer:
         with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
         self.listener.close()
-        for sock in list(self._conns):
+        for conn in list(self._conns):
+            if not conn.client_has_closed():
+                conn.shut_by_server.set()
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                conn.sock.shutdown(socket.SHUT_RDWR)
         self._acceptor.join(WAIT)
         for thread in list(self._threads):
             thread.join(WAIT)
@@ -171,18 +187,19 @@ class LoopbackServer:
                 return
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.accepted += 1
-            self._conns.append(sock)
-            thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+            conn = Conn(sock)
+            self._conns.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             self._threads.append(thread)
             thread.start()
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _serve(self, conn: Conn) -> None:
         try:
-            self.handler(Conn(sock))
+            self.handler(conn)
         except BaseException as exc:  # reported at stop()
             self.errors.append(exc)
         finally:
-            sock.close()
+            conn.sock.close()
 
 
 _REASONS = {
