@@ -106,6 +106,7 @@ def test_facade_picks_a_provider_for_the_model() -> None:
     assert responses.calls[0].request.url == f"{BASE}/api/generate"
 
 
+@responses.activate  # were a check to slip, nothing would leave the machine
 def test_facade_without_a_serving_provider_says_so() -> None:
     """No provider serves the model: ProviderNotFoundError; all offline: NotWorking."""
     with pytest.raises(ProviderNotFoundError, match="claude"):
@@ -114,6 +115,7 @@ def test_facade_without_a_serving_provider_says_so() -> None:
         ChatCompletion.create(model="gpt-3.5-turbo", messages=HI)
     with pytest.raises(ProviderNotWorkingError, match="every provider is marked"):
         ChatCompletion.create(model=None, messages=HI)
+    assert len(responses.calls) == 0
 
 
 @responses.activate

@@ -289,23 +289,24 @@ def test_list_verbose_describes_each_providers_arguments(
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is POSIX")
 def test_emulate_stops_on_a_real_ctrl_c() -> None:
     """`chatproviders emulate` in its own process: SIGINT stops it, status 0."""
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "chatproviders", "emulate", "cromicle"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().startswith(
-            "cromicle emulator on http://127.0.0.1:"
-        )
-        assert process.stdout.readline().startswith("try: chatproviders chat")
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=WAIT)
-    finally:
-        process.kill()
-        process.wait()
+        # A shell's background job ignores SIGINT, and so would the child.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    ) as process:
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().startswith(
+                "cromicle emulator on http://127.0.0.1:"
+            )
+            assert process.stdout.readline().startswith("try: chatproviders chat")
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=WAIT)
+        finally:
+            process.kill()
     assert process.returncode == 0
     assert err == "stopped\n"
 

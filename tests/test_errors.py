@@ -109,6 +109,16 @@ def test_gprochat_quota_exceeded_is_a_rate_limit() -> None:
 
 @responses.activate
 @pytest.mark.parametrize("status", [200, 403, 503])
+def test_an_html_content_type_alone_is_enough(status: int) -> None:
+    """A page that does not start like HTML is still refused by its type."""
+    responses.post(f"{BASE}/chat", status=status, body="Access denied",
+                   content_type="text/html; charset=utf-8")  # fmt: skip
+    with pytest.raises(APIError, match="HTML page"):
+        Cromicle(base_url=BASE).complete(HI)
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [200, 403, 503])
 def test_html_pages_are_named_as_such(status: int) -> None:
     """An HTML page (bot wall, error page) is an error saying so, with its title."""
     page = "<!DOCTYPE html><html><head><title>Just a moment...</title></head></html>"

@@ -157,7 +157,7 @@ def test_async_generator_runs_inside_a_running_loop_without_blocking_it() -> Non
         conn.read_request()
         conn.send_head(framing="chunked")
         conn.send(b"first")
-        release.wait(WAIT)
+        assert release.wait(WAIT), "the event loop was blocked"
         conn.send(b" second")
         conn.end()
 

@@ -463,12 +463,15 @@ def test_callers_session_and_headers_are_used_and_not_closed() -> None:
     """A session passed in is used for the request and left open by close()."""
     responses.post(f"{BASE}/chat", body="ok")
     session = requests.Session()
+    session.headers["X-Session"] = "mine"  # only the caller's session sends it
     closed: list[bool] = []
     session.close = lambda: closed.append(True)  # type: ignore[method-assign]
     with Cromicle(base_url=BASE, session=session, headers={"X-Trace": "1"}) as c:
+        assert c.session is session
         c.complete(HI)
     assert closed == []
     assert responses.calls[0].request.headers["X-Trace"] == "1"
+    assert responses.calls[0].request.headers["X-Session"] == "mine"
 
 
 def test_own_session_is_closed_and_names_itself() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from chatproviders import (
     Acytoo,
+    APIError,
     APITimeoutError,
     CodeLinkAva,
     Cromicle,
@@ -244,23 +245,27 @@ def test_sse_stream_without_done_is_incomplete() -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("body", "error", "message"),
     [
-        (b"data: not json\n\n", "not JSON"),
-        (b'data: {"error": {"message": "model overloaded"}}\n\n', "model overloaded"),
-        (b"data: [1, 2]\n\n", "not a JSON object"),
-        (b"data: " + b"[" * 100_000 + b"\n\n", "not JSON"),  # past the recursion limit
+        (b"data: not json\n\n", ResponseFormatError, "not JSON"),
+        (b'data: {"error": {"message": "model overloaded"}}\n\n', APIError,
+         "model overloaded"),
+        (b"data: [1, 2]\n\n", ResponseFormatError, "not a JSON object"),
+        (b"data: " + b"[" * 100_000 + b"\n\n", ResponseFormatError, "not JSON"),
     ],
-)
-def test_bad_sse_events_raise_clear_errors(body: bytes, message: str) -> None:
+)  # fmt: skip
+def test_bad_sse_events_raise_clear_errors(
+    body: bytes, error: type[APIError], message: str
+) -> None:
     """A non-JSON event or an in-band error names the provider and the problem."""
 
     def handler(conn: Conn) -> None:
         conn.read_request()
         conn.respond(200, body, "text/event-stream")
 
-    with LoopbackServer(handler) as server, pytest.raises(Exception) as caught:
+    with LoopbackServer(handler) as server, pytest.raises(APIError) as caught:
         CodeLinkAva(base_url=server.url).complete(HI)
+    assert type(caught.value) is error
     assert message in str(caught.value)
     assert str(caught.value).startswith(f"CodeLinkAva at {server.host}: ")
 
