@@ -93,6 +93,8 @@ class Body:
         Gives up quietly after ``wait`` seconds or ``limit`` bytes, or on any
         error; closing the response then drops the connection, as it would have.
         """
+        if self.response.raw.closed:  # the body ended with the reply, as usual
+            return
         end = time.monotonic() + wait
         self.deadline = end if self.deadline is None else min(self.deadline, end)
         sock = _socket(self.response)
