@@ -24,7 +24,7 @@ TARGET = 0.9
 
 
 def run(quick: bool = False) -> None:
-    calls, rounds = (200, 3) if quick else (1000, 7)
+    calls, rounds = (200, 3) if quick else (1000, 15)
     with spawn("tiny") as port:
         client = Cromicle(base_url=f"http://127.0.0.1:{port}")
         prepared = client.prepare(MESSAGES, None, {})
