@@ -56,6 +56,15 @@ __all__ = [
 ]
 
 
+#: What reading a body can raise, ours (a total timeout) or requests' and below.
+READ_ERRORS = (
+    APIError,
+    OSError,
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+)
+
+
 class Body:
     """The (content-decoded) body of ``response``, handed over as it arrives:
     iterate it for ``bytes``.
@@ -101,9 +110,7 @@ class Body:
         if sock is not None:
             sock.settimeout(wait)  # the chunk-by-chunk reads set none of their own
         read = 0
-        with contextlib.suppress(
-            APIError, OSError, requests.RequestException, urllib3.exceptions.HTTPError
-        ):
+        with contextlib.suppress(*READ_ERRORS):
             for data in self._chunks:
                 read += len(data)
                 if read > limit or time.monotonic() > end:
@@ -212,9 +219,7 @@ def read_error_body(
     what came before a failure, or before ``deadline``, is what there is.
     """
     data = bytearray()
-    with contextlib.suppress(
-        APIError, OSError, requests.RequestException, urllib3.exceptions.HTTPError
-    ):
+    with contextlib.suppress(*READ_ERRORS):
         for chunk in Body(response, deadline=deadline, read_timeout=read_timeout):
             data += chunk
             if len(data) >= ERROR_BODY_LIMIT:
