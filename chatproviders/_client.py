@@ -164,7 +164,7 @@ class Provider(Closing):
         if total_timeout is not None:
             _check_timeout(total_timeout, "total_timeout")
         self.total_timeout = total_timeout
-        self.extra_headers = _check_headers(headers)
+        self.extra_headers = check_headers(headers)
         if session is not None and not isinstance(session, requests.Session):
             raise TypeError(
                 f"session must be a requests.Session, got {type(session).__name__}"
@@ -575,7 +575,7 @@ def _redact(url: str) -> str:
 _USERINFO = re.compile(r"//[^/@]*@")
 
 
-def _check_headers(headers: Optional[Mapping[str, str]]) -> dict[str, str]:
+def check_headers(headers: Optional[Mapping[str, str]]) -> dict[str, str]:
     """``headers`` as a dict, each one sendable as it is; the values are never
     quoted in the error, since they may hold a key.
     """

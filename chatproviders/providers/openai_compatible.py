@@ -55,6 +55,19 @@ BASE_URLS = {
 }
 
 
+def check_api_key(api_key: Optional[str]) -> None:
+    """Refuse a key that cannot go in a header; the error never quotes it."""
+    if api_key is not None and not (
+        isinstance(api_key, str)
+        and api_key.isascii()
+        and api_key.isprintable()
+        and " " not in api_key
+    ):
+        raise ValueError(
+            "api_key must be a str of ASCII letters, digits and punctuation"
+        )
+
+
 class OpenAICompatible(Provider):
     url = ""  # none: base_url is required
     path = "/chat/completions"
@@ -99,14 +112,7 @@ class OpenAICompatible(Provider):
             raise ValueError(
                 f"OpenAICompatible needs base_url, the server's API root: {servers}"
             )
-        if api_key is not None and (
-            not isinstance(api_key, str)
-            or not (api_key.isascii() and api_key.isprintable())
-            or " " in api_key
-        ):
-            raise ValueError(
-                "api_key must be a str of ASCII letters, digits and punctuation"
-            )
+        check_api_key(api_key)
         auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         super().__init__(base_url, headers={**auth, **(headers or {})}, **options)
         self.api_key = api_key

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping, Sequence
 
-from requests.utils import check_header_validity
+from chatproviders._client import check_headers
 
 Framing = Literal["chunked", "length", "close"]
 FRAMINGS: tuple[Framing, ...] = ("chunked", "length", "close")
@@ -77,11 +77,7 @@ class Reply:
             isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()
         ):
             raise TypeError("headers must map strings to strings")
-        for name, value in self.headers.items():
-            if not _sendable_header(name, value):
-                raise ValueError(
-                    f"header {name!r} cannot be sent: Latin-1 only, no line breaks"
-                )
+        check_headers(self.headers)  # what the clients refuse, the server does too
         for what, content in (("text", self.text), ("body", self.body)):
             if isinstance(content, str) and not _utf8(content):
                 raise ValueError(
@@ -155,15 +151,6 @@ def _check_int(
     if value < minimum or (maximum is not None and value > maximum):
         upper = "" if maximum is None else f" and <= {maximum}"
         raise ValueError(f"{name} must be >= {minimum}{upper}, not {value}")
-
-
-def _sendable_header(name: str, value: str) -> bool:
-    try:
-        check_header_validity((name, value))
-        (name + value).encode("latin-1")
-    except (ValueError, UnicodeEncodeError):
-        return False
-    return True
 
 
 def _utf8(text: str) -> bool:
