@@ -13,12 +13,14 @@ import logging
 
 __version__ = "0.1.0"
 
-from ._api import ChatCompletion, get_provider, list_providers
+from ._api import ChatCompletion
 from ._background import BackgroundStream
-from ._client import Provider
+from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._fallback import FallbackProvider
 from ._messages import format_prompt
+from ._provider import Provider
+from ._registry import get_provider, list_providers, register_provider
 from ._streaming import ChatResponse, ChatStream
 from .exceptions import (
     AllProvidersFailedError,
@@ -42,6 +44,8 @@ from .exceptions import (
 )
 from .providers import Acytoo, CodeLinkAva, Cromicle, GPROChat, OpenAICompatible
 
+# The public decoders live in chatproviders.decoders.
+
 __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
@@ -59,6 +63,7 @@ __all__ = [
     "ChatProvidersError",
     "ChatResponse",
     "ChatStream",
+    "Client",
     "CodeLinkAva",
     "Cromicle",
     "FallbackProvider",
@@ -78,6 +83,7 @@ __all__ = [
     "format_prompt",
     "get_provider",
     "list_providers",
+    "register_provider",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

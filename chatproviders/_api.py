@@ -10,45 +10,13 @@ import os
 from collections.abc import Collection, Iterator
 from typing import Any, Optional, Union
 
-from ._client import Provider, _proxies
 from ._messages import Messages
+from ._options import check_proxy
+from ._provider import Provider
+from ._registry import ProviderLike, get_provider, list_providers
 from .exceptions import ProviderNotFoundError, ProviderNotWorkingError
-from .providers import PROVIDERS
 
-__all__ = ["ChatCompletion", "get_provider", "list_providers"]
-
-ProviderLike = Union[str, type[Provider]]
-
-
-def list_providers() -> list[type[Provider]]:
-    """The seed provider classes, sorted by name: those the facade picks from.
-
-    ``OpenAICompatible`` is not among them: it needs a ``base_url`` and
-    serves any model name, so pass it as ``provider=`` instead.
-    """
-    return sorted(PROVIDERS, key=lambda cls: cls.__name__.lower())
-
-
-def get_provider(name: ProviderLike) -> type[Provider]:
-    """The provider class called ``name`` (any case), or the class itself."""
-    if isinstance(name, type) and issubclass(name, Provider) and name is not Provider:
-        return name
-    known = tuple(cls.__name__ for cls in list_providers())
-    if isinstance(name, Provider):
-        raise ProviderNotFoundError(
-            f"pass a provider class or its name, not a client: {type(name).__name__}",
-            name=type(name).__name__,
-            known=known,
-        )
-    if isinstance(name, str):
-        for cls in list_providers():
-            if cls.__name__.lower() == name.strip().lower():
-                return cls
-    raise ProviderNotFoundError(
-        f"no provider called {name!r}; known providers: {', '.join(known)}",
-        name=str(name),
-        known=known,
-    )
+__all__ = ["ChatCompletion"]
 
 
 class ChatCompletion:
@@ -80,7 +48,7 @@ class ChatCompletion:
         env_proxy = os.environ.get("G4F_PROXY")
         if kwargs.get("proxy") is None and env_proxy:
             try:
-                _proxies(env_proxy)  # checked here, to say where it came from
+                check_proxy(env_proxy)  # checked here, to say where it came from
             except ValueError as exc:
                 raise ValueError(f"G4F_PROXY in the environment: {exc}") from None
             kwargs["proxy"] = env_proxy
@@ -106,8 +74,8 @@ def _choose(
     skip = {name.lower() for name in ignored}
     serving = [
         cls
-        for cls in list_providers()
-        if (not model or model in cls.models) and cls.__name__.lower() not in skip
+        for cls in _choosable()
+        if (not model or model in cls.models) and cls.name().lower() not in skip
     ]
     usable = [cls for cls in serving if cls.working or ignore_working]
     if usable:
@@ -122,5 +90,13 @@ def _choose(
     raise ProviderNotFoundError(
         f"no provider serves model {model!r}",
         name=model,
-        known=tuple(cls.__name__ for cls in list_providers()),
+        known=tuple(cls.name() for cls in _choosable()),
     )
+
+
+def _choosable() -> list[type[Provider]]:
+    """The providers the facade may pick by model: those with an endpoint of
+    their own (not OpenAICompatible, which needs a base_url and serves any
+    model name: name it as ``provider=``).
+    """
+    return [cls for cls in list_providers() if cls.url]

@@ -173,7 +173,7 @@ def _work(channel: _Channel, open_chunks: Callable[[_Channel], Iterable[str]]) -
         if channel.cancelled:  # closed before the worker ran: send nothing
             return
         chunks = iter(open_chunks(channel))
-        if isinstance(chunks, ChatStream):
+        if isinstance(chunks, ChatStream) and chunks.response is not None:
             channel.watch(chunks.response)
         for chunk in chunks:
             if not channel.put(chunk):

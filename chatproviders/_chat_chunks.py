@@ -18,7 +18,7 @@ from itertools import chain
 from typing import Any
 
 from ._constants import ERROR_BODY_EXCERPT
-from ._decoders import iter_sse
+from .decoders import iter_sse
 from .exceptions import APIError, IncompleteStreamError, ResponseFormatError
 
 __all__ = ["error_text", "iter_chat_chunks", "iter_chat_reply"]

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import random
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from ._background import BackgroundStream
-from ._client import PreparedChat, Provider, _check_timeout
-from ._closing import Closing
-from ._constants import BACKGROUND_QUEUE_SIZE
+from ._client import Client
 from ._messages import Messages, validate_messages
-from ._streaming import ChatResponse, ChatStream
+from ._options import check_timeout
+from ._streaming import ChatStream
 from .exceptions import (
     AllProvidersFailedError,
     APIStatusError,
@@ -27,9 +24,15 @@ from .exceptions import (
 
 __all__ = ["FallbackProvider"]
 
+#: The keywords of FallbackProvider's own; with_options passes the rest on.
+_OWN_OPTIONS = frozenset({"shuffle", "cooldown", "total_timeout"})
 
-class FallbackProvider(Closing):
+
+class FallbackProvider(Client):
     """Ask ``providers`` in turn until one starts answering.
+
+    ``providers`` are clients: provider clients, or other FallbackProviders
+    (a nested one counts as one provider here, and tries its own in turn).
 
     A provider that fails before its first chunk (after its own retries) is
     skipped for ``cooldown`` seconds, unless every provider is cooling down.
@@ -43,13 +46,13 @@ class FallbackProvider(Closing):
 
     def __init__(
         self,
-        providers: Iterable[Provider],
+        providers: Iterable[Client],
         shuffle: bool = False,
         cooldown: float = 60.0,
         total_timeout: Optional[float] = None,
     ) -> None:
         clients = list(providers) if isinstance(providers, Iterable) else []
-        if not clients or not all(isinstance(p, Provider) for p in clients):
+        if not clients or not all(isinstance(p, Client) for p in clients):
             raise TypeError(
                 "providers must be a non-empty sequence of client instances, "
                 "e.g. [Cromicle(base_url=...), Acytoo(base_url=...)]"
@@ -59,43 +62,25 @@ class FallbackProvider(Closing):
         if not isinstance(cooldown, (int, float)) or not 0 <= cooldown < float("inf"):
             raise ValueError(f"cooldown must be seconds >= 0, got {cooldown!r}")
         if total_timeout is not None:
-            _check_timeout(total_timeout, "total_timeout")
+            check_timeout(total_timeout, "total_timeout")
         self.providers = clients
+        self._arguments["providers"] = clients  # a generator is spent by now
         self.shuffle = shuffle
         self.cooldown = cooldown
         self.total_timeout = total_timeout
         self._failed_at: dict[int, float] = {}
         self._lock = threading.Lock()
 
-    def stream(
-        self, messages: Messages, model: Optional[str] = None, **params: Any
-    ) -> ChatStream:
-        """The first provider's stream that produced a chunk (or ended cleanly)."""
-        return self._stream(self._prepare(messages, model, params))
-
-    def stream_in_background(
-        self,
-        messages: Messages,
-        model: Optional[str] = None,
-        maxsize: int = BACKGROUND_QUEUE_SIZE,
-        **params: Any,
-    ) -> BackgroundStream:
-        """As :meth:`Provider.stream_in_background`, over every provider."""
-        prepared = self._prepare(messages, model, params)
-        return BackgroundStream._of_request(
-            functools.partial(self._stream, prepared), maxsize
-        )
-
-    def _prepare(
-        self, messages: Messages, model: Optional[str], params: dict[str, Any]
-    ) -> dict[int, PreparedChat]:
+    def prepare(
+        self, messages: Messages, model: Optional[str], params: Any
+    ) -> dict[int, Any]:
         """Each provider's request by index, leaving out those that do not take
         ``model`` or ``params``: they are not tried, and not counted as failed.
 
         Bad messages, or arguments no provider takes, raise here, before any I/O.
         """
         validate_messages(messages)
-        prepared: dict[int, PreparedChat] = {}
+        prepared: dict[int, Any] = {}
         refused: list[ChatProvidersError] = []
         for index, provider in enumerate(self.providers):
             try:
@@ -109,22 +94,32 @@ class FallbackProvider(Closing):
             raise type(refused[0])(f"no provider takes this call: {reasons}")
         return prepared
 
-    def _stream(self, prepared: dict[int, PreparedChat], **hooks: Any) -> ChatStream:
+    def _open(
+        self,
+        prepared: dict[int, Any],
+        deadline: Optional[float] = None,
+        on_response: Optional[Callable[[Any], None]] = None,
+        cancel: Optional[threading.Event] = None,
+    ) -> ChatStream:
+        """The first provider's stream that produced a chunk (or ended cleanly)."""
         started = time.monotonic()
-        deadline = started + self.total_timeout if self.total_timeout else None
+        if self.total_timeout is not None:
+            own = started + self.total_timeout
+            deadline = own if deadline is None else min(deadline, own)
         attempts: list[Attempt] = []
         tries = 0
         for index in self._order(list(prepared)):
             provider = self.providers[index]
             begun = time.monotonic()
             try:
-                stream = provider._open(prepared[index], deadline=deadline, **hooks)
+                stream = provider._open(
+                    prepared[index], deadline, on_response=on_response, cancel=cancel
+                )
             except ChatProvidersError as error:
                 tries += getattr(error, "tries", 1)
                 attempts.append(_attempt(provider, error, time.monotonic() - begun))
                 if isinstance(error, APITimeoutError) and error.limit == "total":
                     break
-                cancel = hooks.get("cancel")
                 if cancel is not None and cancel.is_set():
                     raise
                 self._mark(index, failed=True)
@@ -136,11 +131,14 @@ class FallbackProvider(Closing):
             f"all {len(attempts)} provider attempt(s) failed:", attempts=tuple(attempts)
         )
 
-    def complete(
-        self, messages: Messages, model: Optional[str] = None, **params: Any
-    ) -> ChatResponse:
-        """The whole reply of the first provider that answers."""
-        return self.stream(messages, model, **params).until_done()
+    def with_options(self, **changes: Any) -> FallbackProvider:
+        """A copy with ``shuffle``, ``cooldown`` or ``total_timeout`` changed on
+        itself, and every other keyword passed to each provider's ``with_options``.
+        """
+        own = {name: changes.pop(name) for name in _OWN_OPTIONS & changes.keys()}
+        arguments = {**self._arguments, **own}
+        arguments["providers"] = [p.with_options(**changes) for p in self.providers]
+        return type(self)(**arguments)
 
     def close(self) -> None:
         """Close every provider."""
@@ -172,6 +170,6 @@ class FallbackProvider(Closing):
                 self._failed_at.pop(index, None)
 
 
-def _attempt(provider: Provider, error: BaseException, elapsed: float) -> Attempt:
+def _attempt(provider: Client, error: BaseException, elapsed: float) -> Attempt:
     status = error.status_code if isinstance(error, APIStatusError) else None
     return Attempt(provider.name(), error, elapsed, status)

@@ -1,17 +1,18 @@
-"""Retrying, in pure helpers: what may be retried, and how long to wait.
+"""Retrying: the loop, and pure helpers for what may be retried and how long to wait.
 
-The loop that uses them is ``Provider._open``; it sleeps through
-:func:`sleep`, which tests replace.
+:func:`retrying` is the one retry loop; it sleeps through :func:`sleep`,
+which tests replace.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
 import re
 import threading
 import time
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 from ._constants import (
     INITIAL_RETRY_DELAY,
@@ -21,7 +22,53 @@ from ._constants import (
 )
 from .exceptions import APIConnectionError, APIError, APIStatusError, APITimeoutError
 
-__all__ = ["backoff_delay", "is_retryable", "parse_retry_after", "sleep"]
+__all__ = ["backoff_delay", "is_retryable", "parse_retry_after", "retrying", "sleep"]
+
+logger = logging.getLogger("chatproviders")
+
+_T = TypeVar("_T")
+
+
+def retrying(
+    once: Callable[[], _T],
+    *,
+    max_retries: int,
+    deadline: Optional[float] = None,
+    cancel: Optional[threading.Event] = None,
+    name: str = "",
+) -> tuple[_T, int]:
+    """Call ``once`` until it returns, and how many tries that took.
+
+    An :class:`APIError` that :func:`is_retryable` is tried again up to
+    ``max_retries`` times, after :func:`backoff_delay`; never past
+    ``deadline`` (monotonic), and never once ``cancel`` is set (a wait
+    between two tries ends when it is). The error raised says its ``tries``.
+    """
+    retries = 0
+    while True:
+        try:
+            return once(), retries + 1
+        except APIError as error:
+            error.tries = retries + 1
+            if retries >= max_retries or not is_retryable(error):
+                raise
+            if cancel is not None and cancel.is_set():
+                raise
+            delay = backoff_delay(retries + 1, getattr(error, "retry_after", None))
+            if deadline is not None and time.monotonic() + delay >= deadline:
+                raise
+            retries += 1
+            logger.info(
+                "%s: retry %d of %d in %.2f s after: %s",
+                name,
+                retries,
+                max_retries,
+                delay,
+                error,
+            )
+            sleep(delay, cancel)
+            if cancel is not None and cancel.is_set():  # closed while waiting
+                raise
 
 
 def sleep(seconds: float, cancel: Optional[threading.Event] = None) -> None:

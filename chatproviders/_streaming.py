@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._closing import Closing
-from ._transport import translate_exception
-from .exceptions import APIError, ChatProvidersError, IncompleteStreamError
+from .exceptions import ChatProvidersError, IncompleteStreamError
 
 if TYPE_CHECKING:
     import requests
+
+#: Gives an error its context (provider, host, partial text); see Provider.locate.
+Locate = Callable[[ChatProvidersError, str], ChatProvidersError]
 
 __all__ = ["ChatResponse", "ChatStream"]
 
@@ -44,22 +46,23 @@ class ChatStream(Closing):
 
     def __init__(
         self,
-        response: requests.Response,
-        chunks: Iterator[str],
+        source: Iterable[Any],
         *,
         provider: str,
         model: str,
         host: str,
         attempts: int = 1,
         started: Optional[float] = None,
+        locate: Optional[Locate] = None,
     ) -> None:
-        self.response = response
+        self._source = source  # an Exchange: the reply's pieces, and its response
+        self._chunks: Iterator[str] = iter(source)
+        self._locate = locate
         self.provider = provider
         self.model = model
         self.host = host
         self.attempts = attempts
         self.time_to_first_chunk: Optional[float] = None
-        self._chunks = chunks
         self._parts: list[str] = []
         self._started = time.monotonic() if started is None else started
         self._closed = False
@@ -72,6 +75,11 @@ class ChatStream(Closing):
         return "".join(self._parts)
 
     @property
+    def response(self) -> Optional[requests.Response]:
+        """The HTTP response being read, once its headers are in."""
+        return getattr(self._source, "response", None)
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -80,8 +88,8 @@ class ChatStream(Closing):
 
     def __next__(self) -> str:
         if self._first is not None:
-            chunk, self._first = self._first, None
-            return chunk
+            first, self._first = self._first, None
+            return first
         if self._closed:
             raise StopIteration
         try:
@@ -92,23 +100,12 @@ class ChatStream(Closing):
             raise
         except ChatProvidersError as exc:
             self.close()
-            if isinstance(exc, APIError) and not exc.partial_text:
-                exc.partial_text = self.text
-            exc.provider = exc.provider or self.provider
-            exc.host = exc.host or self.host
+            if self._locate is not None:
+                self._locate(exc, self.text)
             raise
-        except Exception as exc:
+        except BaseException:
             self.close()
-            error = translate_exception(
-                exc,
-                provider=self.provider,
-                host=self.host,
-                partial_text=self.text,
-                in_body=True,
-            )
-            if error is None:
-                raise
-            raise error from exc
+            raise
         if not self._parts:
             self.time_to_first_chunk = time.monotonic() - self._started
         self._parts.append(chunk)
@@ -158,7 +155,9 @@ class ChatStream(Closing):
             if close_chunks is not None:
                 close_chunks()
         finally:
-            self.response.close()
+            close_source = getattr(self._source, "close", None)
+            if close_source is not None:
+                close_source()
 
     def __del__(self) -> None:
         # A stream dropped unread must still give back its socket.

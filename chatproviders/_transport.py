@@ -1,13 +1,14 @@
 """Where requests and urllib3 meet chatproviders.
 
-Three jobs, each in one place:
+Four jobs, each in one place:
 
+* :func:`send` sends one request within a timeout and a deadline.
 * :class:`Body` hands over body bytes the moment they arrive, whatever the
   framing (chunked, Content-Length or close-delimited). requests'
   ``iter_content`` fills a whole buffer before it yields on the latter two.
 * :func:`status_error` turns an HTTP error reply into an :class:`APIStatusError`.
 * :func:`translate_exception` is the only place a requests, urllib3 or socket
-  exception becomes one of ours.
+  exception becomes one of ours: nothing above this module sees theirs.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import json
 import re
 import socket
 import time
-from collections.abc import Iterator
-from typing import Optional
+from collections.abc import Iterable, Iterator
+from typing import Any, Optional, Union
 
 import requests
 import urllib3.exceptions
@@ -50,10 +51,52 @@ __all__ = [
     "error_class_for_status",
     "html_title",
     "looks_like_html",
+    "read_error_body",
+    "refuse_html",
+    "send",
     "status_error",
     "total_timeout_error",
     "translate_exception",
 ]
+
+Timeout = Union[float, tuple[float, float]]
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: Timeout,
+    deadline: Optional[float] = None,
+    **kwargs: Any,
+) -> requests.Response:
+    """Send one request through ``session``, streaming the body; a timeout
+    cut short by ``deadline`` (monotonic) that runs out is the total timeout.
+    """
+    timeout, deadline_binds = _within(timeout, deadline)
+    try:
+        return session.request(method, url, timeout=timeout, stream=True, **kwargs)
+    except Exception as exc:
+        error = translate_exception(exc)
+        if error is None:
+            raise
+        if deadline_binds and isinstance(error, APITimeoutError):
+            error = total_timeout_error()
+        raise error from exc
+
+
+def _within(timeout: Timeout, deadline: Optional[float]) -> tuple[Timeout, bool]:
+    """``timeout`` shortened to end by ``deadline``; and whether it was."""
+    if deadline is None:
+        return timeout, False
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise total_timeout_error()
+    connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    if remaining >= max(connect, read):
+        return timeout, False
+    return (min(connect, remaining), min(read, remaining)), True
 
 
 #: What reading a body can raise, ours (a total timeout) or requests' and below.
@@ -94,6 +137,18 @@ class Body:
     def __iter__(self) -> Iterator[bytes]:
         return self._chunks
 
+    def _read(self) -> Iterator[bytes]:
+        """The body's bytes; every failure is one of ours."""
+        try:
+            yield from self._read_raw()
+        except APIError:
+            raise
+        except Exception as exc:
+            error = translate_exception(exc, in_body=True)
+            if error is None:
+                raise
+            raise error from exc
+
     def finish(self, wait: float = FINISH_WAIT, limit: int = FINISH_LIMIT) -> None:
         """Read what is left once the reply has ended before the body (an SSE
         body after ``data: [DONE]``: usually just the chunked terminator), so
@@ -116,7 +171,7 @@ class Body:
                 if read > limit or time.monotonic() > end:
                     return
 
-    def _read(self) -> Iterator[bytes]:
+    def _read_raw(self) -> Iterator[bytes]:
         raw = self.response.raw
         # Without a Content-Encoding there is nothing to decode, and urllib3's
         # decoding path copies every read through a buffer: skip it.
@@ -187,6 +242,20 @@ def looks_like_html(content_type: str, body: bytes) -> bool:
     return "text/html" in content_type.lower() or bool(_HTML_START.match(body))
 
 
+def refuse_html(chunks: Iterable[bytes], content_type: str) -> Iterator[bytes]:
+    """Pass the body through, unless it is a web page (by its type or first bytes)."""
+    chunks = iter(chunks)
+    first = next(chunks, b"")
+    if looks_like_html(content_type, first):
+        raise ResponseFormatError(
+            "sent an HTML page instead of a reply (a bot wall or error page?)",
+            body=first[:ERROR_BODY_EXCERPT].decode("utf-8", errors="replace"),
+        )
+    if first:
+        yield first
+    yield from chunks
+
+
 def html_title(text: str) -> str:
     """The ``<title>`` of an HTML page, whitespace folded, or ``""``."""
     found = _HTML_TITLE.search(text)
@@ -231,8 +300,6 @@ def status_error(
     response: requests.Response,
     body: bytes,
     *,
-    provider: str,
-    host: str,
     error_class: Optional[type[APIStatusError]] = None,
 ) -> APIStatusError:
     """Build the error for an HTTP error reply whose body (or its start) is ``body``."""
@@ -253,8 +320,6 @@ def status_error(
         status_code=status,
         body=excerpt,
         retry_after=parse_retry_after(response.headers.get("retry-after"), text),
-        provider=provider,
-        host=host,
     )
 
 
@@ -275,26 +340,19 @@ def _error_message(text: str) -> str:
 
 
 def translate_exception(
-    exc: BaseException,
-    *,
-    provider: str,
-    host: str,
-    partial_text: str = "",
-    in_body: bool = False,
+    exc: BaseException, *, in_body: bool = False
 ) -> Optional[APIError]:
     """Our error for a requests, urllib3 or socket exception, else ``None``.
 
     ``in_body`` says the failure came while reading the reply's body, where a
     broken connection means the reply is incomplete.
     """
-    where = {"provider": provider, "host": host, "partial_text": partial_text}
     if isinstance(
         exc, (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)
     ):
         return APITimeoutError(
             "connect timeout: no connection within the connect timeout",
             limit="connect",
-            **where,
         )
     if isinstance(
         exc,
@@ -303,12 +361,11 @@ def translate_exception(
         return APITimeoutError(
             "read timeout: the server sent nothing within the read timeout",
             limit="read",
-            **where,
         )
     if isinstance(
         exc, (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError)
     ):
-        return ResponseFormatError(f"could not decode the body: {exc}", **where)
+        return ResponseFormatError(f"could not decode the body: {exc}")
     if in_body and isinstance(
         exc,
         (
@@ -320,7 +377,6 @@ def translate_exception(
     ):
         return IncompleteStreamError(
             f"the connection broke before the reply was complete ({_reason(exc)})",
-            **where,
         )
     if isinstance(
         exc,
@@ -330,7 +386,7 @@ def translate_exception(
             OSError,
         ),
     ):
-        return APIConnectionError(f"connection failed ({_reason(exc)})", **where)
+        return APIConnectionError(f"connection failed ({_reason(exc)})")
     return None
 
 

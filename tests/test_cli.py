@@ -145,7 +145,7 @@ def test_several_models_need_a_choice(capsys: pytest.CaptureFixture[str]) -> Non
         (["chat", "-p", "cromicle", "--base-url", "http://127.0.0.1:9"],
          "prompt on stdin is empty"),
         (["emulate", "cromicle", "--api-key", "k"], "openai emulator only"),
-        (["emulate", "bard"], "invalid choice"),
+        (["emulate", "bard"], "unknown provider 'bard'"),
         (["emulate", "cromicle", "--port", "70000"], "not a port number"),
         ([], "required: COMMAND"),
     ],
@@ -311,13 +311,17 @@ def test_emulate_stops_on_a_real_ctrl_c() -> None:
     assert err == "stopped\n"
 
 
-def test_emulate_offers_every_emulator() -> None:
-    """The emulate command's choices (kept here so that parsing imports no
-    emulator) are the emulators chatproviders.testing has."""
-    from chatproviders._cli.tools import EMULATORS
-    from chatproviders.testing._protocols import PROTOCOLS, OpenAICompatible
+def test_emulate_offers_every_registered_emulator() -> None:
+    """The names serve() and `emulate` take are the registered providers that
+    name an emulator."""
+    from chatproviders.testing import serve
+    from chatproviders.testing._protocols import emulated_names
 
-    assert sorted(EMULATORS) == sorted([*PROTOCOLS, OpenAICompatible.name])
+    names = emulated_names()
+    assert {"acytoo", "codelinkava", "cromicle", "gprochat", "openai"} <= set(names)
+    for name in names:
+        with serve(name) as server:
+            assert server.url.startswith("http://127.0.0.1:")
 
 
 def test_emulate_serves_until_ctrl_c(

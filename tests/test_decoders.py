@@ -1,4 +1,4 @@
-"""Tests for chatproviders._decoders: byte-level lines, text and SSE decoding."""
+"""Tests for chatproviders.decoders: byte-level lines, text and SSE decoding."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Iterable
 
 import pytest
 
-from chatproviders._decoders import (
+from chatproviders.decoders import (
     LineSplitter,
     ServerSentEvent,
     SSEDecoder,

@@ -186,7 +186,7 @@ def test_any_model_name_is_sent_and_one_is_required() -> None:
 
 
 @responses.activate
-@pytest.mark.parametrize("name", ["n", "stream", "tools", "api_key", "proxy_url"])
+@pytest.mark.parametrize("name", ["n", "tools", "api_key", "proxy_url"])
 def test_parameters_outside_the_allow_list_are_refused(name: str) -> None:
     """Body parameters are an explicit list; anything else raises before sending."""
     with pytest.raises(UnsupportedParameterError, match=name):
@@ -317,11 +317,15 @@ def test_the_facade_and_create_completion_take_api_key(server: EmulatorServer) -
     assert server.requests[-1].json["temperature"] == 0
 
 
-def test_openai_compatible_is_exported_but_not_auto_chosen() -> None:
-    """It is public, but the facade never picks it by model: it needs a base_url."""
+def test_openai_compatible_is_registered_but_not_auto_chosen() -> None:
+    """It is public and found as "openai", but the facade never picks it by
+    model: it needs a base_url."""
     assert "OpenAICompatible" in chatproviders.__all__
-    assert OpenAICompatible not in chatproviders.list_providers()
-    assert chatproviders.get_provider(OpenAICompatible) is OpenAICompatible
+    assert OpenAICompatible in chatproviders.list_providers()
+    assert chatproviders.get_provider("openai") is OpenAICompatible
+    assert chatproviders.get_provider("OPENAICOMPATIBLE") is OpenAICompatible
+    with pytest.raises(chatproviders.ProviderNotWorkingError):
+        chatproviders.ChatCompletion.create(None, HI)  # the seeds are not working
 
 
 def test_a_model_that_is_not_a_str_is_refused() -> None:

@@ -19,7 +19,7 @@ from chatproviders import (
     Cromicle,
     IncompleteStreamError,
     ResponseFormatError,
-    _client,
+    _exchange,
     _transport,
 )
 from tests.loopback import WAIT, Conn, LoopbackServer
@@ -139,7 +139,7 @@ def test_crlf_sse_split_anywhere_gives_the_same_text(
                 yield data
                 first_read.set()
 
-    monkeypatch.setattr(_client, "Body", SignallingBody)
+    monkeypatch.setattr(_exchange, "Body", SignallingBody)
 
     def handler(conn: Conn) -> None:
         conn.read_request()

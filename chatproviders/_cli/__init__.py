@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
 from .. import __version__
-from .._api import get_provider
-from .._client import Provider
+from .._provider import Provider
+from .._registry import get_provider
 from ..exceptions import (
     ChatProvidersError,
     InvalidMessagesError,
@@ -39,7 +39,7 @@ from .common import (
     silence_stdout,
 )
 from .demo import run_demo
-from .tools import EMULATORS, run_emulate, run_list
+from .tools import run_emulate, run_list
 
 __all__ = ["main"]
 
@@ -136,7 +136,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     emulate = _command(commands, "emulate", run_emulate, "serve one emulator")
-    emulate.add_argument("provider", type=str.lower, choices=EMULATORS)
+    emulate.add_argument(
+        "provider", type=str.lower, help="a provider's name, as `list` shows it"
+    )
     emulate.add_argument("--port", type=_port, default=0, help="default: a free one")
     emulate.add_argument("--text", help="the reply's text")
     emulate.add_argument("--chunk-size", type=int, metavar="N", help="characters")
@@ -162,8 +164,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _provider(name: str) -> type[Provider]:
-    if name.strip().lower().replace("-", "") in ("openai", "openaicompatible"):
-        return OpenAICompatible
     try:
         return get_provider(name)
     except ProviderNotFoundError as exc:

@@ -8,8 +8,8 @@ import os
 import sys
 from typing import Any, Optional
 
-from .._client import Provider
 from .._messages import Messages
+from .._provider import Provider
 from ..exceptions import (
     APIError,
     AuthenticationError,

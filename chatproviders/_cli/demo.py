@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from .. import __version__
-from .._client import Provider
 from .._messages import Messages
+from .._provider import Provider
 from ..providers import Acytoo, CodeLinkAva, Cromicle, GPROChat
 from ..providers.openai_compatible import OpenAICompatible
 from .common import EXIT_OK

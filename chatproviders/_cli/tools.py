@@ -6,20 +6,18 @@ import argparse
 import time
 from typing import Any
 
-from .._api import list_providers
-from .._client import Provider
-from ..providers.openai_compatible import OpenAICompatible
+from .._registry import list_providers, plugin_errors
 from .common import EXIT_ERROR, EXIT_OK, UsageError, say
 
-__all__ = ["EMULATORS", "run_emulate", "run_list", "wait_for_interrupt"]
-
-EMULATORS = ("acytoo", "codelinkava", "cromicle", "gprochat", "openai")
+__all__ = ["run_emulate", "run_list", "wait_for_interrupt"]
 
 
 def run_list(args: argparse.Namespace) -> int:
     """An aligned table of every provider class."""
     rows = [["name", "working", "streaming", "history", "default model", "endpoint"]]
-    classes: list[type[Provider]] = [*list_providers(), OpenAICompatible]
+    classes = list_providers()
+    for name, reason in plugin_errors().items():
+        say(f"chatproviders list: warning: plugin {name!r} did not load: {reason}")
     for cls in classes:
         site = cls.url.rstrip("/") or "BASE_URL"
         rows.append(
@@ -59,7 +57,7 @@ def run_emulate(args: argparse.Namespace) -> int:
     except OSError as exc:
         say(f"chatproviders: error: cannot listen on port {args.port}: {exc}")
         return EXIT_ERROR
-    model = " -m gpt-4o-mini" if args.provider == "openai" else ""
+    model = " -m gpt-4o-mini" if args.provider == "openai" else ""  # a listed one
     key = "CHATPROVIDERS_API_KEY=... " if args.api_key else ""
     with server:
         try:

@@ -1,7 +1,11 @@
-"""The provider clients, one module each."""
+"""The provider clients, one module each.
+
+A new built-in provider is a module here and its class in ``BUILT_IN``.
+"""
 
 from __future__ import annotations
 
+from .._provider import Provider
 from .acytoo import Acytoo
 from .codelinkava import CodeLinkAva
 from .cromicle import Cromicle
@@ -9,7 +13,7 @@ from .gprochat import GPROChat
 from .openai_compatible import OpenAICompatible
 
 __all__ = [
-    "PROVIDERS",
+    "BUILT_IN",
     "Acytoo",
     "CodeLinkAva",
     "Cromicle",
@@ -17,7 +21,11 @@ __all__ = [
     "OpenAICompatible",
 ]
 
-#: The seed providers, by name: what the gpt4free-style facade chooses from.
-#: OpenAICompatible is not among them: it needs a base_url and serves any model
-#: name, so it cannot be picked by model; pass the class as ``provider=``.
-PROVIDERS = (Acytoo, CodeLinkAva, Cromicle, GPROChat)
+#: What the registry starts with (see chatproviders.register_provider).
+BUILT_IN: tuple[type[Provider], ...] = (
+    Acytoo,
+    CodeLinkAva,
+    Cromicle,
+    GPROChat,
+    OpenAICompatible,
+)

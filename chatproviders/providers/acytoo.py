@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._client import Provider
 from .._messages import Messages
+from .._provider import Provider
 
 __all__ = ["Acytoo"]
 
@@ -42,6 +42,7 @@ def _create_payload(
 class Acytoo(Provider):
     url = "https://chat.acytoo.com"
     path = "/api/completions"
+    emulator = "chatproviders.testing._protocols:Acytoo"
     working = False
     supports_stream = True
     supports_message_history = True

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .._chat_chunks import iter_chat_chunks
-from .._client import Provider
 from .._messages import Messages
+from .._provider import Provider
 
 __all__ = ["CodeLinkAva", "iter_chat_chunks"]
 
@@ -28,6 +28,7 @@ class CodeLinkAva(Provider):
     url = "https://ava-ai-ef611.web.app"
     api_endpoint = "https://ava-alpha-api.codelink.io/api/chat"
     path = "/api/chat"
+    emulator = "chatproviders.testing._protocols:CodeLinkAva"
     working = False
     supports_stream = True
     supports_message_history = False

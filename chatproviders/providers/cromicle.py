@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from .._client import Provider
 from .._messages import Messages, format_prompt
+from .._provider import Provider
 
 __all__ = ["Cromicle"]
 
@@ -37,6 +37,7 @@ def _create_payload(message: str) -> dict[str, str]:
 class Cromicle(Provider):
     url = "https://cromicle.top"
     path = "/chat"
+    emulator = "chatproviders.testing._protocols:Cromicle"
     working = False
     supports_stream = True
     supports_message_history = False

@@ -21,8 +21,8 @@ import hashlib
 import time
 from typing import Any, Optional
 
-from .._client import Provider
 from .._messages import Messages, format_prompt
+from .._provider import Provider
 from ..exceptions import APIStatusError, RateLimitError
 
 __all__ = ["GPROChat"]
@@ -39,6 +39,7 @@ class GPROChat(Provider):
     url = "https://gprochat.com"
     api_endpoint = "https://gprochat.com/api/generate"
     path = "/api/generate"
+    emulator = "chatproviders.testing._protocols:GPROChat"
     working = False
     supports_stream = True
     supports_message_history = True

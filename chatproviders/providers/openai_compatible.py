@@ -27,17 +27,17 @@ a log record: if a server echoes it back, it is replaced by ``***``.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any, Optional
 
 from .._chat_chunks import iter_chat_reply
-from .._client import CLIENT_OPTIONS, Provider
 from .._constants import ERROR_BODY_EXCERPT
 from .._messages import Messages
-from .._streaming import ChatResponse, ChatStream
-from .._transport import looks_like_html, status_error
+from .._options import redact
+from .._provider import CLIENT_OPTIONS, Provider
+from .._streaming import ChatResponse
+from .._transport import Body, looks_like_html, read_error_body, send, status_error
 from ..exceptions import (
     APIStatusError,
     ChatProvidersError,
@@ -71,16 +71,19 @@ def check_api_key(api_key: Optional[str]) -> None:
 class OpenAICompatible(Provider):
     url = ""  # none: base_url is required
     path = "/chat/completions"
+    emulator = "chatproviders.testing._protocols:OpenAICompatible"
     working = True
     supports_stream = True
     supports_message_history = True
     supports_gpt_35_turbo = False
+    aliases = ("openai",)
     default_model = ""  # none: any name the server knows, see list_models()
     models = []  # open: any name
     headers = {"Content-Type": "application/json"}
     client_options = CLIENT_OPTIONS | {"api_key", "model"}
-    #: Sent only when given (``None`` means "the server's default").
-    parameters = dict.fromkeys(
+    #: Sent only when given (``None`` means "the server's default"); ``stream``
+    #: is sent always (``complete()`` asks for one JSON reply).
+    parameters = {"stream": True} | dict.fromkeys(
         [
             "frequency_penalty",
             "logit_bias",
@@ -122,94 +125,85 @@ class OpenAICompatible(Provider):
         chosen = model or self.model
         if chosen and not isinstance(chosen, str):
             raise ModelNotSupportedError(
-                f"model must be a str, got {type(chosen).__name__}",
-                provider=self.name(),
-                host=self.host,
+                f"model must be a str, got {type(chosen).__name__}"
             )
         if not chosen:
             raise ModelNotSupportedError(
                 "needs a model: pass model= to the call or to OpenAICompatible(); "
-                "list_models() names the server's",
-                provider=self.name(),
-                host=self.host,
+                "list_models() names the server's"
             )
         return chosen
 
     def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
-        body = {"model": model, "messages": messages, "stream": True}
+        body = {"model": model, "messages": messages}
         body.update((key, value) for key, value in params.items() if value is not None)
         return body
 
     def iter_text(self, chunks: Iterable[bytes]) -> Iterator[str]:
-        with self._errors():
-            yield from iter_chat_reply(chunks)
+        return iter_chat_reply(chunks)
 
     def complete(
         self, messages: Messages, model: Optional[str] = None, **params: Any
     ) -> ChatResponse:
         """Send the chat with ``"stream": false`` and return the whole reply."""
-        prepared = self.prepare(messages, model, params)
-        body = {**json.loads(prepared.body), "stream": False}
-        prepared = replace(prepared, body=json.dumps(body).encode("utf-8"))
-        return self._open(prepared).until_done()
+        return super().complete(messages, model, **{**params, "stream": False})
+
+    def hint(self, error: ChatProvidersError) -> str:
+        if (
+            isinstance(error, APIStatusError)
+            and error.status_code == 404
+            and not (self.base_url or "").endswith("/v1")
+        ):
+            return "base_url is the API root, which usually ends in /v1"
+        return ""
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.api_key,) if self.api_key else ()
 
     def list_models(self) -> list[str]:
         """The ids of the models the server serves (``GET {base_url}/models``)."""
-        assert self.base_url is not None
         self._check_open()
-        where: dict[str, Any] = {"provider": self.name(), "host": self.host}
-        headers = {"Accept": "application/json", **self.extra_headers}
-        with self._errors():
-            url = self.base_url + "/models"
-            with self._send(
-                "GET", url, headers=headers, timeout=self.timeout
-            ) as response:
-                body = response.content
-            if response.status_code >= 400:
-                raise status_error(response, body, **where)
-            excerpt = body[:ERROR_BODY_EXCERPT].decode("utf-8", errors="replace")
-            if looks_like_html(response.headers.get("content-type", ""), body):
-                raise ResponseFormatError(
-                    "sent an HTML page, not a model list: is base_url the API "
-                    "root (it usually ends in /v1)?",
-                    body=excerpt,
-                    **where,
-                )
-            try:
-                return [str(model["id"]) for model in json.loads(body)["data"]]
-            except (ValueError, KeyError, TypeError, RecursionError):
-                raise ResponseFormatError(
-                    f"sent a model list without data[].id: {excerpt[:200]!r}",
-                    body=excerpt,
-                    **where,
-                ) from None
-
-    def _attempt(self, *args: Any, **kwargs: Any) -> ChatStream:
-        # Each try, so that the retry loop's log lines are redacted too.
-        with self._errors():
-            return super()._attempt(*args, **kwargs)
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        """Keep the API key out of errors; hint at ``/v1`` on a 404."""
         try:
-            yield
-        except ChatProvidersError as exc:
-            message = exc.message
-            if (
-                isinstance(exc, APIStatusError)
-                and exc.status_code == 404
-                and not (self.base_url or "").endswith("/v1")
-            ):
-                message += " (base_url is the API root, which usually ends in /v1)"
-            if self.api_key:
-                message = message.replace(self.api_key, "***")
-                body = getattr(exc, "body", None)
-                if isinstance(body, str):
-                    exc.body = body.replace(self.api_key, "***")  # type: ignore[attr-defined]
-            exc.message, exc.args = message, (message,)
+            return self._list_models()
+        except ChatProvidersError as error:
+            self.locate(error)
             raise
+
+    def _list_models(self) -> list[str]:
+        options = self.options
+        deadline = None
+        if options.total_timeout is not None:
+            deadline = time.monotonic() + options.total_timeout
+        response = send(
+            self.session,
+            "GET",
+            f"{self.base_url}/models",
+            headers={"Accept": "application/json", **options.headers},
+            timeout=options.timeout,
+            deadline=deadline,
+            proxies=options.proxies,
+            allow_redirects=False,
+        )
+        with response:
+            if response.status_code != 200:
+                data = read_error_body(response, deadline, options.read_timeout)
+                raise status_error(response, data)
+            body = b"".join(Body(response, deadline, options.read_timeout))
+        excerpt = body[:ERROR_BODY_EXCERPT].decode("utf-8", errors="replace")
+        if looks_like_html(response.headers.get("content-type", ""), body):
+            raise ResponseFormatError(
+                "sent an HTML page, not a model list: is base_url the API "
+                "root (it usually ends in /v1)?",
+                body=excerpt,
+            )
+        try:
+            return [str(model["id"]) for model in json.loads(body)["data"]]
+        except (ValueError, KeyError, TypeError, RecursionError):
+            raise ResponseFormatError(
+                f"sent a model list without data[].id: {excerpt[:200]!r}",
+                body=excerpt,
+            ) from None
 
     def __repr__(self) -> str:
         model = f" model={self.model!r}" if self.model else ""
-        return f"<{self.name()} {self.base_url}{model}>"
+        return f"<{self.name()} {redact(self.base_url or '')}{model}>"

@@ -12,24 +12,56 @@ faults (error statuses, stalls, resets, split UTF-8 characters and CRLFs)::
         assert server.requests[0].json["message"] == "hello"
         server.queue_reply(status=429, headers={"Retry-After": "1"}, body="slow down")
 
-Providers: cromicle, acytoo, gprochat, codelinkava, and openai (an OpenAI-compatible
-``/v1/chat/completions`` and ``/v1/models``). pytest fixtures live in
-:mod:`chatproviders.testing.pytest_plugin`.
+Providers: every registered provider that names an ``emulator``: cromicle, acytoo,
+gprochat, codelinkava, and openai (an OpenAI-compatible ``/v1/chat/completions`` and
+``/v1/models``). pytest fixtures live in :mod:`chatproviders.testing.pytest_plugin`.
+
+The emulator of your own provider is a :class:`Protocol` subclass: its route, the
+fields its body must have (:class:`Kind` values such as ``STRING``), and ``encode``,
+which turns a :class:`Reply` into an :class:`Answer` (status, headers, the body as
+separate writes). ``serve(YourProtocol)`` runs it; naming it in your provider's
+``emulator`` attribute makes ``serve("yourname")`` and the command line find it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from chatproviders.testing._exchange import RecordedRequest
+from chatproviders.testing._checks import (
+    BOOLEAN,
+    INTEGER,
+    MESSAGES,
+    NULL,
+    NUMBER,
+    STRING,
+    TRUE,
+    Kind,
+)
+from chatproviders.testing._exchange import Answer, RecordedRequest
+from chatproviders.testing._protocols import Protocol
 from chatproviders.testing._reply import Reply
 from chatproviders.testing._server import EmulatorServer
 
-__all__ = ["EmulatorServer", "RecordedRequest", "Reply", "serve"]
+__all__ = [
+    "BOOLEAN",
+    "INTEGER",
+    "MESSAGES",
+    "NULL",
+    "NUMBER",
+    "STRING",
+    "TRUE",
+    "Answer",
+    "EmulatorServer",
+    "Kind",
+    "Protocol",
+    "RecordedRequest",
+    "Reply",
+    "serve",
+]
 
 
 def serve(
-    provider: str,
+    provider: str | type[Protocol] | Protocol,
     reply: Reply | None = None,
     *,
     host: str = "127.0.0.1",
@@ -38,7 +70,8 @@ def serve(
     models: Sequence[str] | None = None,
     **fields: Any,
 ) -> EmulatorServer:
-    """Start an emulator of ``provider``; stop it with ``with`` or ``.stop()``.
+    """Start an emulator of ``provider`` (a registered provider's name, or a
+    :class:`Protocol` class or instance); stop it with ``with`` or ``.stop()``.
 
     ``fields`` are :class:`Reply` fields (``text``, ``chunk_size``, ``framing``,
     ...) of the default reply; ``api_key`` and ``models`` apply to openai only.

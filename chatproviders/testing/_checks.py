@@ -1,7 +1,7 @@
-"""Checking request bodies: JSON field shapes and the Cromicle hash.
+"""Checking request bodies: JSON field shapes, the Cromicle hash, the GPROChat sign.
 
-The GPROChat sign is checked with the client's public
-``GPROChat.generate_signature``, pinned by the test vectors of PROTOCOLS.md.
+Written from the protocol tables, not with the clients' code, so that a
+client's mistake cannot pass its own emulator.
 """
 
 from __future__ import annotations
@@ -14,6 +14,16 @@ from typing import Any, Callable, Mapping
 def cromicle_hash(token: str, message: str) -> str:
     """The Cromicle request hash: sha256 of ``token + message``, lowercase hex."""
     return hashlib.sha256((token + message).encode()).hexdigest()
+
+
+GPROCHAT_SECRET = "2BC120D4-BB36-1B60-26DE-DB630472A3D8"
+
+
+def gprochat_sign(timestamp: int, prompt: str) -> str:
+    """The GPROChat request sign: sha256 of ``f"{time}:{prompt}:{SECRET}"``, hex."""
+    return hashlib.sha256(
+        f"{timestamp}:{prompt}:{GPROCHAT_SECRET}".encode()
+    ).hexdigest()
 
 
 @dataclass(frozen=True)

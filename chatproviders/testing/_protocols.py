@@ -24,7 +24,6 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any, ClassVar, Mapping, Sequence
 
-from chatproviders.providers.gprochat import GPROChat as GPROChatClient
 from chatproviders.testing import _checks, _encode
 from chatproviders.testing._checks import (
     BOOLEAN,
@@ -135,7 +134,7 @@ class GPROChat(Protocol):
         answer = super().check(body)
         if answer is None:
             prompt = body["messages"][0]["parts"][0]["text"]
-            if body["sign"] != GPROChatClient.generate_signature(body["time"], prompt):
+            if body["sign"] != _checks.gprochat_sign(body["time"], prompt):
                 return self.error(401, "invalid signature")
         return answer
 
@@ -223,24 +222,65 @@ class OpenAICompatible(Protocol):
         return self.error(404, message, code="model_not_found", param="model")
 
 
-PROTOCOLS: dict[str, type[Protocol]] = {
-    cls.name: cls for cls in (Acytoo, CodeLinkAva, Cromicle, GPROChat)
-}
-
-
 def make_protocol(
-    provider: str, api_key: str | None = None, models: Sequence[str] | None = None
+    provider: str | type[Protocol] | Protocol,
+    api_key: str | None = None,
+    models: Sequence[str] | None = None,
 ) -> Protocol:
-    """The protocol for a provider name (case-insensitive)."""
-    name = provider.strip().lower() if isinstance(provider, str) else provider
-    if name == OpenAICompatible.name:
-        return OpenAICompatible(api_key, models)
-    if name not in PROTOCOLS:
-        known = ", ".join([*PROTOCOLS, OpenAICompatible.name])
-        raise ValueError(f"unknown provider {provider!r}; expected one of: {known}")
+    """The protocol to serve: a :class:`Protocol` (class or instance), or a
+    registered provider's name (any case), whose ``emulator`` names its class.
+    """
+    if isinstance(provider, Protocol):
+        protocol_class: type[Protocol] = type(provider)
+    elif isinstance(provider, type) and issubclass(provider, Protocol):
+        protocol_class = provider
+    elif isinstance(provider, str):
+        protocol_class = emulator_of(provider)
+    else:
+        raise TypeError(
+            "provider must be a provider's name or a Protocol class or instance, "
+            f"got {type(provider).__name__}"
+        )
+    if issubclass(protocol_class, OpenAICompatible):
+        if isinstance(provider, Protocol):
+            return provider
+        return protocol_class(api_key, models)
     if api_key is not None or models is not None:
         raise ValueError("api_key and models apply to the openai emulator only")
-    return PROTOCOLS[name]()
+    return provider if isinstance(provider, Protocol) else protocol_class()
+
+
+def emulator_of(name: str) -> type[Protocol]:
+    """The emulator class of the registered provider called ``name``."""
+    import importlib
+
+    from chatproviders import get_provider
+
+    try:
+        cls = get_provider(name)
+    except LookupError:
+        cls = None
+    if cls is None or cls.emulator is None:
+        known = ", ".join(emulated_names())
+        raise ValueError(f"unknown provider {name!r}; expected one of: {known}")
+    module, _, attribute = cls.emulator.partition(":")
+    found = getattr(importlib.import_module(module), attribute)
+    if not (isinstance(found, type) and issubclass(found, Protocol)):
+        raise TypeError(f"{cls.name()}.emulator must name a Protocol class: {found!r}")
+    return found
+
+
+def emulated_names() -> list[str]:
+    """The names ``serve()`` takes: each registered provider that has an emulator,
+    by its first alias (``openai``) or its name, in lower case.
+    """
+    from chatproviders import list_providers
+
+    return [
+        (cls.aliases[0] if cls.aliases else cls.name()).lower()
+        for cls in list_providers()
+        if cls.emulator is not None
+    ]
 
 
 def _model(name: str) -> dict[str, Any]:

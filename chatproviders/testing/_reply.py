@@ -6,8 +6,6 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping, Sequence
 
-from chatproviders._client import check_headers
-
 Framing = Literal["chunked", "length", "close"]
 FRAMINGS: tuple[Framing, ...] = ("chunked", "length", "close")
 
@@ -77,7 +75,12 @@ class Reply:
             isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()
         ):
             raise TypeError("headers must map strings to strings")
-        check_headers(self.headers)  # what the clients refuse, the server does too
+        for name, value in self.headers.items():  # what would break the HTTP head
+            if not _sendable(name) or not _sendable(value):
+                raise ValueError(
+                    f"header {name!r} cannot be sent: names and values must be "
+                    "Latin-1 text without line breaks"
+                )
         for what, content in (("text", self.text), ("body", self.body)):
             if isinstance(content, str) and not _utf8(content):
                 raise ValueError(
@@ -165,3 +168,12 @@ def _has_multibyte(content: str | bytes) -> bool:
     if isinstance(content, bytes):
         return any(byte >= 0x80 for byte in content)
     return not content.isascii()
+
+
+def _sendable(text: str) -> bool:
+    """True for header text that cannot break the HTTP head it goes in."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return text.isprintable() or not any(c in text for c in "\r\n\0")

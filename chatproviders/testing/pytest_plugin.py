@@ -12,16 +12,35 @@ add ``pytest_plugins = ["chatproviders.testing.pytest_plugin"]`` to a conftest.p
 
 from __future__ import annotations
 
-from typing import Iterator
+import contextlib
+from typing import Any, Callable, Iterator
 
 import pytest
 
-from chatproviders.testing import EmulatorServer, serve
+from chatproviders.testing import EmulatorServer, Protocol, serve
 
 
 def _serve(provider: str) -> Iterator[EmulatorServer]:
     with serve(provider) as server:
         yield server
+
+
+@pytest.fixture
+def emulator() -> Iterator[Callable[..., EmulatorServer]]:
+    """Start emulators by provider name (any registered provider with an
+    emulator, plugins included) or :class:`Protocol`; all stop after the test::
+
+        def test_echo(emulator):
+            server = emulator("echo", text="Hi")
+    """
+    with contextlib.ExitStack() as stack:
+
+        def start(
+            provider: str | type[Protocol] | Protocol, **kw: Any
+        ) -> EmulatorServer:
+            return stack.enter_context(serve(provider, **kw))
+
+        yield start
 
 
 @pytest.fixture

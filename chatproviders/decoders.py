@@ -1,4 +1,11 @@
-"""Incremental wire decoding for streamed responses: bytes first, text last.
+"""Incremental wire decoding for streamed replies: bytes first, text last.
+
+The decoders every provider uses, public for your own::
+
+    iter_text(chunks)    # UTF-8 bytes -> str pieces
+    iter_lines(chunks)   # bytes -> str lines (CR, LF or CRLF)
+    iter_sse(chunks)     # bytes -> ServerSentEvent(data, event, id, retry)
+    iter_ndjson(chunks)  # bytes -> one JSON value per non-blank line
 
 Network reads arrive in pieces of arbitrary size, and a piece boundary may
 fall anywhere: between a CR and its LF, or in the middle of a multi-byte UTF-8
@@ -16,12 +23,18 @@ so it can be fed by any HTTP client and tested on plain lists of bytes.
 from __future__ import annotations
 
 import codecs
-from typing import Iterable, Iterator, NamedTuple
+import json
+from typing import Any, Iterable, Iterator, NamedTuple
+
+from ._constants import ERROR_BODY_EXCERPT
+from .exceptions import ResponseFormatError
 
 __all__ = [
     "LineSplitter",
     "SSEDecoder",
     "ServerSentEvent",
+    "iter_lines",
+    "iter_ndjson",
     "iter_sse",
     "iter_text",
 ]
@@ -204,3 +217,36 @@ def iter_text(chunks: Iterable[bytes]) -> Iterator[str]:
     text = decoder.decode(b"", final=True)
     if text:
         yield text
+
+
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Decode *chunks* into lines ending in CR, LF or CRLF, terminators removed.
+
+    A terminator split across chunks ends one line, not two; a last line
+    without a terminator is still yielded. Each line is decoded as UTF-8
+    once complete (invalid bytes become U+FFFD).
+    """
+    splitter = LineSplitter()
+    for chunk in chunks:
+        for line in splitter.feed(chunk):
+            yield line.decode("utf-8", "replace")
+    for line in splitter.flush():
+        yield line.decode("utf-8", "replace")
+
+
+def iter_ndjson(chunks: Iterable[bytes]) -> Iterator[Any]:
+    """Decode newline-delimited JSON: one value per non-blank line.
+
+    Raises :class:`~chatproviders.ResponseFormatError` for a line that is
+    not JSON, quoting its start.
+    """
+    for line in iter_lines(chunks):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
+            raise ResponseFormatError(
+                f"sent a line that is not JSON: {line[:200]!r}",
+                body=line[:ERROR_BODY_EXCERPT],
+            ) from None

@@ -1,0 +1,89 @@
+"""One try of a prepared call, from the socket up: :class:`Exchange`.
+
+Iterating an exchange sends the request, checks the status and the kind of
+reply, and hands the body's bytes to the provider's ``iter_text``, whose
+pieces come out the top; every error on the way is one of ours (the
+transport translates requests' and urllib3's). The :class:`ChatStream` that
+reads it is where every error gets its provider and host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ._transport import (
+    Body,
+    read_error_body,
+    refuse_html,
+    send,
+    status_error,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+    from ._provider import PreparedChat, Provider
+
+__all__ = ["Exchange"]
+
+
+class Exchange:
+    """One HTTP request and its reply, read once: iterate it for the reply's pieces.
+
+    ``deadline`` (monotonic) bounds every phase; ``on_response`` sees the
+    response as soon as its headers are in. ``close()`` releases the
+    response, from any state.
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        prepared: PreparedChat,
+        deadline: Optional[float] = None,
+        on_response: Optional[Callable[[requests.Response], None]] = None,
+    ) -> None:
+        self.provider = provider
+        self.prepared = prepared
+        self.deadline = deadline
+        self.on_response = on_response
+        self.response: Optional[requests.Response] = None
+
+    def __iter__(self) -> Iterator[Any]:
+        provider, options = self.provider, self.provider.options
+        response = send(
+            provider.session,
+            "POST",
+            self.prepared.url,
+            data=self.prepared.body,
+            headers=self.prepared.headers,
+            timeout=options.timeout,
+            deadline=self.deadline,
+            proxies=options.proxies,
+            allow_redirects=False,
+        )
+        self.response = response
+        try:
+            if self.on_response is not None:
+                self.on_response(response)
+            if response.status_code != 200:  # every protocol's one success
+                with response:
+                    data = read_error_body(
+                        response, self.deadline, options.read_timeout
+                    )
+                text = data.decode("utf-8", errors="replace")
+                raise status_error(
+                    response,
+                    data,
+                    error_class=provider.status_error_class(response.status_code, text),
+                )
+            body = Body(response, self.deadline, options.read_timeout)
+            content_type = response.headers.get("content-type", "")
+            yield from provider.iter_text(refuse_html(body, content_type))
+            body.finish()
+        finally:
+            response.close()
+
+    def close(self) -> None:
+        if self.response is not None:
+            self.response.close()

@@ -1,0 +1,382 @@
+"""The base class of the provider clients: what a provider module states.
+
+A provider module subclasses :class:`Provider` and states only what is its
+own: class attributes from its protocol table, :meth:`Provider.payload`
+(the JSON body), and, when the reply is not raw UTF-8 text,
+:meth:`Provider.iter_text`. The rest is shared: options are checked in
+:mod:`._options`, one try is :class:`~._exchange.Exchange`, the retry loop is
+:func:`~._retry.retrying`, and the public calls come from :class:`~._client.Client`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Optional
+
+import requests
+
+from . import __version__
+from ._client import Client
+from ._constants import DEFAULT_MAX_RETRIES, USER_AGENT_PREFIX
+from ._exchange import Exchange
+from ._gpt4free import Gpt4freeEntryPoints
+from ._messages import Messages, validate_messages
+from ._options import Options, Proxy, Timeout, host_of, redact
+from ._retry import retrying
+from ._streaming import ChatStream
+from .decoders import iter_text
+from .exceptions import (
+    APIError,
+    APIStatusError,
+    ChatProvidersError,
+    InvalidMessagesError,
+    ModelNotSupportedError,
+    UnsupportedParameterError,
+)
+
+__all__ = ["CLIENT_OPTIONS", "PreparedChat", "Provider"]
+
+#: Keyword arguments that configure the client; they never reach the body.
+CLIENT_OPTIONS = frozenset(
+    {
+        "base_url",
+        "proxy",
+        "timeout",
+        "session",
+        "headers",
+        "max_retries",
+        "total_timeout",
+    }
+)
+
+#: Class attributes a concrete provider must state.
+REQUIRED_ATTRIBUTES = ("url", "path", "default_model")
+
+#: Secrets shorter than this are not hidden: ``api_key="ollama"`` is a
+#: placeholder that local servers document, and hiding it garbles text.
+MIN_SECRET_LENGTH = 8
+
+
+@dataclass(frozen=True)
+class PreparedChat:
+    """One request, checked and encoded, ready to send."""
+
+    url: str
+    headers: dict[str, str] = field(repr=False)  # may hold an API key
+    body: bytes
+    model: str
+
+
+class Provider(Gpt4freeEntryPoints, Client):
+    """Base class of the blocking provider clients.
+
+    ``base_url`` replaces the scheme, host, port and any path prefix of the
+    provider's endpoint; the endpoint's own path is kept. ``timeout`` is a
+    number or a ``(connect, read)`` pair, ``DEFAULT_TIMEOUT`` when omitted.
+    ``proxy`` is a URL for both http and https, or a requests-style dict; the
+    environment's proxy variables apply as in requests. A ``session`` you pass
+    stays yours: the client never closes it. ``max_retries`` (default 2)
+    retries a call that failed before its first chunk; ``total_timeout``
+    bounds a whole call, retries included.
+
+    A subclass that states a protocol must set ``url``, ``path`` and
+    ``default_model``; one meant only as a base for others says so with
+    ``class Base(Provider, abstract=True)``.
+    """
+
+    #: The provider's site; with ``path`` it makes the endpoint (see :meth:`endpoint`).
+    url: ClassVar[str]
+    #: The endpoint's path, kept when ``base_url`` replaces the rest.
+    path: ClassVar[str]
+    working: ClassVar[bool] = False
+    supports_stream: ClassVar[bool] = True
+    supports_message_history: ClassVar[bool] = False
+    supports_gpt_35_turbo: ClassVar[bool] = False
+    default_model: ClassVar[str]
+    models: ClassVar[list[str]] = []
+    #: Request headers exactly as the protocol sends them. A JSON body gets
+    #: ``Content-Type: application/json`` unless they name another type.
+    headers: ClassVar[Mapping[str, str]] = {}
+    #: Body parameters the caller may set, with their defaults.
+    parameters: ClassVar[Mapping[str, Any]] = {}
+    #: Keywords of the gpt4free entry points that configure the client.
+    client_options: ClassVar[frozenset[str]] = CLIENT_OPTIONS
+    #: Other names the registry finds this provider by (any case).
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: Where its offline emulator is, as ``"module:attribute"`` (a
+    #: :class:`chatproviders.testing.Protocol` class), or None.
+    emulator: ClassVar[Optional[str]] = None
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if abstract:
+            return
+        missing = [name for name in REQUIRED_ATTRIBUTES if not hasattr(cls, name)]
+        if missing:
+            raise TypeError(
+                f"provider {cls.__name__} must set {', '.join(missing)} "
+                "(or be declared with abstract=True)"
+            )
+
+    def __init__(
+        self,
+        base_url: Optional[str] = None,
+        *,
+        proxy: Optional[Proxy] = None,
+        timeout: Optional[Timeout] = None,
+        session: Optional[requests.Session] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        total_timeout: Optional[float] = None,
+    ) -> None:
+        self.options = Options.check(
+            base_url,
+            proxy=proxy,
+            timeout=timeout,
+            headers=headers,
+            max_retries=max_retries,
+            total_timeout=total_timeout,
+        )
+        if session is not None and not isinstance(session, requests.Session):
+            raise TypeError(
+                f"session must be a requests.Session, got {type(session).__name__}"
+            )
+        self._owns_session = session is None
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = (
+                f"{USER_AGENT_PREFIX}/{__version__} "
+                f"{requests.utils.default_user_agent()}"
+            )
+        self.session = session
+        self._closed = False
+        _sessions.add(session)
+
+    # -- the options, as attributes -----------------------------------------
+
+    @property
+    def base_url(self) -> Optional[str]:
+        return self.options.base_url
+
+    @property
+    def timeout(self) -> Timeout:
+        return self.options.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self.options.max_retries
+
+    @property
+    def total_timeout(self) -> Optional[float]:
+        return self.options.total_timeout
+
+    # -- what a provider module states --------------------------------------
+
+    def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
+        """The JSON body for ``messages``; ``params`` are filled with defaults."""
+        raise NotImplementedError
+
+    def choose_model(self, model: Optional[str]) -> str:
+        """The model to send: ``model`` if listed in ``models``, else the default.
+
+        Raises :class:`ModelNotSupportedError`. Override for open model lists.
+        """
+        if not model:
+            return self.default_model
+        if model not in self.models:
+            raise ModelNotSupportedError(
+                f"model {model!r} is not supported; "
+                f"use one of {', '.join(self.models)}",
+                model=model,
+                supported=tuple(self.models),
+            )
+        return model
+
+    def iter_text(self, chunks: Iterable[bytes]) -> Iterator[str]:
+        """Turn the body's bytes into text pieces. Default: raw UTF-8."""
+        return iter_text(chunks)
+
+    def status_error_class(
+        self, status: int, body: str
+    ) -> Optional[type[APIStatusError]]:
+        """A provider's own reading of an error reply; ``None`` for the usual one."""
+        return None
+
+    def hint(self, error: ChatProvidersError) -> str:
+        """A provider's advice to add to ``error``'s message, or ``""``."""
+        return ""
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values never to show in an error (an API key): replaced by ``***``."""
+        return ()
+
+    # -- calls --------------------------------------------------------------
+
+    def endpoint(self) -> str:
+        """The URL requests go to, read from the class attributes at call time."""
+        if self.base_url is not None:
+            return self.base_url + self.path
+        api_endpoint = getattr(type(self), "api_endpoint", None)
+        return api_endpoint or self.url.rstrip("/") + self.path
+
+    @property
+    def host(self) -> str:
+        return host_of(self.endpoint())
+
+    def prepare(
+        self, messages: Messages, model: Optional[str], params: Mapping[str, Any]
+    ) -> PreparedChat:
+        """Check every argument and encode the request; no I/O."""
+        self._check_open()
+        try:
+            return self._prepare(messages, model, params)
+        except ChatProvidersError as error:
+            self.locate(error)
+            raise
+
+    def _prepare(
+        self, messages: Messages, model: Optional[str], params: Mapping[str, Any]
+    ) -> PreparedChat:
+        messages = validate_messages(messages)
+        model = self.choose_model(model)
+        unknown = sorted(params.keys() - self.parameters.keys())
+        if unknown:
+            accepted = ", ".join(sorted(self.parameters)) or "none"
+            raise UnsupportedParameterError(
+                f"unsupported parameter(s) {', '.join(unknown)}; "
+                f"this provider accepts: {accepted}"
+            )
+        encoded = _json(self.payload(messages, model, **{**self.parameters, **params}))
+        if encoded is None:  # find the value JSON cannot carry, to name it
+            takes = "JSON takes str, numbers (not NaN or infinity), bools, None, "
+            takes += "lists and dicts"
+            for name, value in params.items():
+                if _json(value) is None:
+                    raise UnsupportedParameterError(
+                        f"parameter {name}={value!r} cannot be sent: {takes}"
+                    )
+            raise InvalidMessagesError(f"messages cannot be sent: {takes}")
+        headers = {**self.headers, **self.options.headers}
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
+        return PreparedChat(
+            url=self.endpoint(), headers=headers, body=encoded, model=model
+        )
+
+    def _open(
+        self,
+        prepared: PreparedChat,
+        deadline: Optional[float] = None,
+        on_response: Optional[Callable[[requests.Response], None]] = None,
+        cancel: Optional[threading.Event] = None,
+    ) -> ChatStream:
+        started = time.monotonic()
+        if deadline is None and self.total_timeout is not None:
+            deadline = started + self.total_timeout
+
+        def once() -> ChatStream:
+            exchange = Exchange(self, prepared, deadline, on_response)
+            stream = ChatStream(
+                exchange,
+                provider=self.name(),
+                model=prepared.model,
+                host=host_of(prepared.url),
+                started=started,
+                locate=self.locate,
+            )
+            stream._read_first_chunk()
+            return stream
+
+        stream, tries = retrying(
+            once,
+            max_retries=self.max_retries,
+            deadline=deadline,
+            cancel=cancel,
+            name=self.name(),
+        )
+        stream.attempts = tries
+        return stream
+
+    def locate(
+        self, error: ChatProvidersError, partial_text: str = ""
+    ) -> ChatProvidersError:
+        """Give ``error`` its context: the one place every error of this
+        client gets its provider, host, partial text and advice, and loses
+        any secret it quotes.
+        """
+        error.provider = error.provider or self.name()
+        error.host = error.host or self.host
+        if isinstance(error, APIError) and not error.partial_text:
+            error.partial_text = partial_text
+        message = error.message
+        hint = self.hint(error)
+        if hint and hint not in message:
+            message += f" ({hint})"
+        for secret in self.secrets():
+            if len(secret) >= MIN_SECRET_LENGTH:
+                message = _hide(message, secret)
+                body = getattr(error, "body", None)
+                if isinstance(body, str):
+                    error.body = _hide(body, secret)  # type: ignore[attr-defined]
+        error.message, error.args = message, (message,)
+        return error
+
+    def close(self) -> None:
+        """Close the session if the client made it; the client is done with."""
+        self._closed = True
+        if self._owns_session:
+            self.session.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(
+                f"this {self.name()} client is closed; make a new one to send more"
+            )
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} {redact(self.endpoint())}>"
+
+
+def _json(value: Any) -> Optional[bytes]:
+    """``value`` as strict JSON in UTF-8 (no NaN or infinity), or None if none."""
+    try:
+        return json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError):  # ValueError: NaN, infinity, a cycle
+        return None
+
+
+def _hide(text: str, secret: str) -> str:
+    """``text`` with ``secret`` replaced by ``***``, and also any start of it
+    long enough to give it away (an excerpt may cut through it).
+    """
+    text = text.replace(secret, "***")
+    for size in range(len(secret) - 1, MIN_SECRET_LENGTH - 1, -1):
+        if text.endswith(secret[:size]):
+            return text[:-size] + "***"
+    return text
+
+
+#: Every session a client uses: a child process must not share the parent's
+#: pooled sockets, so after a fork each pool is emptied (closing only the
+#: child's copies of the sockets).
+_sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
+
+
+def _forget_connections() -> None:
+    for session in list(_sessions):
+        for adapter in session.adapters.values():
+            poolmanager = getattr(adapter, "poolmanager", None)
+            if poolmanager is not None:
+                poolmanager.clear()
+            for manager in getattr(adapter, "proxy_manager", {}).values():
+                manager.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_connections)
