@@ -22,15 +22,17 @@
 
 Every error carries the ``provider`` name and the ``host`` it talked to, and
 ``partial_text``: the reply text received before things went wrong, so nothing
-is lost. Errors pickle: every argument but the message is keyword-only with a
-default, and the attributes travel in ``__dict__``. No error ever holds a
-request's headers, so an API key cannot leak through ``str()`` or ``repr()``.
+is lost. An error's data are its class's annotated fields, each with a
+default, set by keyword (``APIStatusError(msg, status_code=429)``); so errors
+pickle: the message is the one argument, and the fields travel in
+``__dict__``. No error ever holds a request's headers, so an API key cannot
+leak through ``str()`` or ``repr()``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 __all__ = [
     "APIConnectionError",
@@ -57,17 +59,16 @@ __all__ = [
 class ChatProvidersError(Exception):
     """Root of every error raised by chatproviders."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        provider: Optional[str] = None,
-        host: Optional[str] = None,
-    ) -> None:
+    provider: Optional[str] = None
+    host: Optional[str] = None
+
+    def __init__(self, message: str, **fields: Any) -> None:
         super().__init__(message)
         self.message = message
-        self.provider = provider
-        self.host = host
+        for name, value in fields.items():
+            if name.startswith("_") or name not in _fields(type(self)):
+                raise TypeError(f"{type(self).__name__} has no field {name!r}")
+            setattr(self, name, value)
 
     def __str__(self) -> str:
         where = self.provider or ""
@@ -77,6 +78,13 @@ class ChatProvidersError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
+
+
+def _fields(cls: type) -> set[str]:
+    """The names an error class annotates, its bases' included."""
+    return {
+        name for klass in cls.__mro__ for name in vars(klass).get("__annotations__", {})
+    }
 
 
 class InvalidMessagesError(ChatProvidersError, ValueError):
@@ -90,35 +98,15 @@ class UnsupportedParameterError(ChatProvidersError, TypeError):
 class ModelNotSupportedError(ChatProvidersError, ValueError):
     """The provider has a fixed model list and the name is not on it."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        model: Optional[str] = None,
-        supported: tuple[str, ...] = (),
-        provider: Optional[str] = None,
-        host: Optional[str] = None,
-    ) -> None:
-        super().__init__(message, provider=provider, host=host)
-        self.model = model
-        self.supported = supported
+    model: Optional[str] = None
+    supported: tuple[str, ...] = ()
 
 
 class ProviderNotFoundError(ChatProvidersError, LookupError):
     """No provider is registered under that name."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        name: Optional[str] = None,
-        known: tuple[str, ...] = (),
-        provider: Optional[str] = None,
-        host: Optional[str] = None,
-    ) -> None:
-        super().__init__(message, provider=provider, host=host)
-        self.name = name
-        self.known = known
+    name: Optional[str] = None
+    known: tuple[str, ...] = ()
 
 
 class ProviderNotWorkingError(ChatProvidersError):
@@ -135,17 +123,8 @@ class APIError(ChatProvidersError):
     requests the call made (retries included) before giving up.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        partial_text: str = "",
-        provider: Optional[str] = None,
-        host: Optional[str] = None,
-    ) -> None:
-        super().__init__(message, provider=provider, host=host)
-        self.partial_text = partial_text
-        self.tries = 1
+    partial_text: str = ""
+    tries: int = 1
 
 
 class APIConnectionError(APIError):
@@ -155,19 +134,7 @@ class APIConnectionError(APIError):
 class APITimeoutError(APIConnectionError):
     """A deadline passed; ``limit`` says which one (``"connect"``, ``"read"``...)."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        limit: Optional[str] = None,
-        partial_text: str = "",
-        provider: Optional[str] = None,
-        host: Optional[str] = None,
-    ) -> None:
-        super().__init__(
-            message, partial_text=partial_text, provider=provider, host=host
-        )
-        self.limit = limit
+    limit: Optional[str] = None
 
 
 class IncompleteStreamError(APIConnectionError):
@@ -177,41 +144,15 @@ class IncompleteStreamError(APIConnectionError):
 class ResponseFormatError(APIError):
     """The body does not follow the provider's protocol (or is an HTML page)."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        body: str = "",
-        partial_text: str = "",
-        provider: Optional[str] = None,
-        host: Optional[str] = None,
-    ) -> None:
-        super().__init__(
-            message, partial_text=partial_text, provider=provider, host=host
-        )
-        self.body = body
+    body: str = ""
 
 
 class APIStatusError(APIError):
     """The server answered with an error status; ``body`` is a short excerpt."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int = 0,
-        body: str = "",
-        retry_after: Optional[float] = None,
-        partial_text: str = "",
-        provider: Optional[str] = None,
-        host: Optional[str] = None,
-    ) -> None:
-        super().__init__(
-            message, partial_text=partial_text, provider=provider, host=host
-        )
-        self.status_code = status_code
-        self.body = body
-        self.retry_after = retry_after
+    status_code: int = 0
+    body: str = ""
+    retry_after: Optional[float] = None
 
 
 class BadRequestError(APIStatusError):
@@ -249,19 +190,7 @@ class Attempt:
 class AllProvidersFailedError(APIError):
     """Every provider of a FallbackProvider failed; ``attempts`` says how."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        attempts: tuple[Attempt, ...] = (),
-        partial_text: str = "",
-        provider: Optional[str] = None,
-        host: Optional[str] = None,
-    ) -> None:
-        super().__init__(
-            message, partial_text=partial_text, provider=provider, host=host
-        )
-        self.attempts = attempts
+    attempts: tuple[Attempt, ...] = ()
 
     def __str__(self) -> str:
         lines = [super().__str__()]
