@@ -38,8 +38,6 @@ class Cromicle(Provider):
     url = "https://cromicle.top"
     path = "/chat"
     emulator = "chatproviders.testing._protocols:Cromicle"
-    working = False
-    supports_stream = True
     supports_message_history = False
     supports_gpt_35_turbo = True
     default_model = "gpt-3.5-turbo"

@@ -40,8 +40,6 @@ class GPROChat(Provider):
     api_endpoint = "https://gprochat.com/api/generate"
     path = "/api/generate"
     emulator = "chatproviders.testing._protocols:GPROChat"
-    working = False
-    supports_stream = True
     supports_message_history = True
     supports_gpt_35_turbo = False
     default_model = "gemini-1.5-pro"

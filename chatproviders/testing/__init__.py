@@ -25,7 +25,7 @@ separate writes). ``serve(YourProtocol)`` runs it; naming it in your provider's
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 from chatproviders.testing._checks import (
     BOOLEAN,
@@ -63,21 +63,13 @@ __all__ = [
 def serve(
     provider: str | type[Protocol] | Protocol,
     reply: Reply | None = None,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    api_key: str | None = None,
-    models: Sequence[str] | None = None,
-    **fields: Any,
+    **options: Any,
 ) -> EmulatorServer:
     """Start an emulator of ``provider`` (a registered provider's name, or a
     :class:`Protocol` class or instance); stop it with ``with`` or ``.stop()``.
 
-    ``fields`` are :class:`Reply` fields (``text``, ``chunk_size``, ``framing``,
-    ...) of the default reply; ``api_key`` and ``models`` apply to openai only.
-    See :class:`EmulatorServer`.
+    ``options`` are :class:`EmulatorServer`'s (``host``, ``port``, ``api_key``
+    and ``models`` for openai) and :class:`Reply` fields (``text``,
+    ``chunk_size``, ``framing``, ...) of the default reply.
     """
-    server = EmulatorServer(
-        provider, reply, host=host, port=port, api_key=api_key, models=models, **fields
-    )
-    return server.start()
+    return EmulatorServer(provider, reply, **options).start()

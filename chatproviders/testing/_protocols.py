@@ -25,17 +25,6 @@ from http import HTTPStatus
 from typing import Any, ClassVar, Mapping, Sequence
 
 from chatproviders.testing import _checks, _encode
-from chatproviders.testing._checks import (
-    BOOLEAN,
-    GEMINI_TURN,
-    INTEGER,
-    MESSAGES,
-    NULL,
-    NUMBER,
-    STRING,
-    TRUE,
-    Kind,
-)
 from chatproviders.testing._exchange import Answer, RecordedRequest
 from chatproviders.testing._reply import Reply
 
@@ -49,9 +38,11 @@ class Protocol:
     title: ClassVar[str]
     route: ClassVar[str]
     prefix: ClassVar[str] = ""  # part of the base URL
-    fields: ClassVar[Mapping[str, Kind]]  # required
-    optional: ClassVar[Mapping[str, Kind]] = {}
+    fields: ClassVar[Mapping[str, _checks.Kind]]  # required
+    optional: ClassVar[Mapping[str, _checks.Kind]] = {}
     others_allowed: ClassVar[bool] = False
+    #: Errors as ``{"error": {"message": ...}}`` rather than a line of text.
+    json_errors: ClassVar[bool] = False
 
     @property
     def greeting(self) -> str:
@@ -87,6 +78,8 @@ class Protocol:
         return _encode.raw_text(reply)
 
     def error(self, status: int, message: str) -> Answer:
+        if self.json_errors:
+            return _encode.json_answer(status, {"error": {"message": message}})
         return _encode.plain(status, message)
 
 
@@ -96,7 +89,11 @@ class Cromicle(Protocol):
     name = "cromicle"
     title = "Cromicle"
     route = "/chat"
-    fields = {"message": STRING, "token": STRING, "hash": STRING}
+    fields = {
+        "message": _checks.STRING,
+        "token": _checks.STRING,
+        "hash": _checks.STRING,
+    }
 
     def check(self, body: Any) -> Answer | None:
         answer = super().check(body)
@@ -114,11 +111,11 @@ class Acytoo(Protocol):
     title = "Acytoo"
     route = "/api/completions"
     fields = {
-        "key": STRING,
-        "model": STRING,
-        "messages": MESSAGES,
-        "temperature": NUMBER,
-        "password": STRING,
+        "key": _checks.STRING,
+        "model": _checks.STRING,
+        "messages": _checks.MESSAGES,
+        "temperature": _checks.NUMBER,
+        "password": _checks.STRING,
     }
 
 
@@ -128,7 +125,13 @@ class GPROChat(Protocol):
     name = "gprochat"
     title = "GPROChat"
     route = "/api/generate"
-    fields = {"messages": GEMINI_TURN, "time": INTEGER, "pass": NULL, "sign": STRING}
+    json_errors = True
+    fields = {
+        "messages": _checks.GEMINI_TURN,
+        "time": _checks.INTEGER,
+        "pass": _checks.NULL,
+        "sign": _checks.STRING,
+    }
 
     def check(self, body: Any) -> Answer | None:
         answer = super().check(body)
@@ -138,9 +141,6 @@ class GPROChat(Protocol):
                 return self.error(401, "invalid signature")
         return answer
 
-    def error(self, status: int, message: str) -> Answer:
-        return _encode.json_answer(status, {"error": {"message": message}})
-
 
 class CodeLinkAva(Protocol):
     """The messages verbatim, stream=true; OpenAI chat-chunk SSE back."""
@@ -148,13 +148,15 @@ class CodeLinkAva(Protocol):
     name = "codelinkava"
     title = "CodeLinkAva"
     route = "/api/chat"
-    fields = {"messages": MESSAGES, "temperature": NUMBER, "stream": TRUE}
+    json_errors = True
+    fields = {
+        "messages": _checks.MESSAGES,
+        "temperature": _checks.NUMBER,
+        "stream": _checks.TRUE,
+    }
 
     def encode(self, reply: Reply, request: RecordedRequest) -> Answer:
         return _encode.sse(reply, model="gpt-3.5-turbo")
-
-    def error(self, status: int, message: str) -> Answer:
-        return _encode.json_answer(status, {"error": {"message": message}})
 
 
 class OpenAICompatible(Protocol):
@@ -164,8 +166,8 @@ class OpenAICompatible(Protocol):
     title = "OpenAI-compatible"
     route = "/v1/chat/completions"
     prefix = "/v1"
-    fields = {"model": STRING, "messages": MESSAGES}
-    optional = {"stream": BOOLEAN, "temperature": NUMBER}
+    fields = {"model": _checks.STRING, "messages": _checks.MESSAGES}
+    optional = {"stream": _checks.BOOLEAN, "temperature": _checks.NUMBER}
     others_allowed = True
 
     def __init__(self, api_key: str | None, models: Sequence[str] | None) -> None:

@@ -20,11 +20,6 @@ import pytest
 from chatproviders.testing import EmulatorServer, Protocol, serve
 
 
-def _serve(provider: str) -> Iterator[EmulatorServer]:
-    with serve(provider) as server:
-        yield server
-
-
 @pytest.fixture
 def emulator() -> Iterator[Callable[..., EmulatorServer]]:
     """Start emulators by provider name (any registered provider with an
@@ -43,31 +38,21 @@ def emulator() -> Iterator[Callable[..., EmulatorServer]]:
         yield start
 
 
-@pytest.fixture
-def acytoo_server() -> Iterator[EmulatorServer]:
-    """A started Acytoo emulator."""
-    yield from _serve("acytoo")
+def _server_fixture(provider: str, title: str) -> Any:
+    """A fixture named ``{provider}_server``: a started emulator of ``provider``."""
+
+    def started() -> Iterator[EmulatorServer]:
+        with serve(provider) as server:
+            yield server
+
+    started.__doc__ = f"A started {title} emulator."
+    return pytest.fixture(started, name=f"{provider}_server")
 
 
-@pytest.fixture
-def codelinkava_server() -> Iterator[EmulatorServer]:
-    """A started CodeLinkAva emulator."""
-    yield from _serve("codelinkava")
-
-
-@pytest.fixture
-def cromicle_server() -> Iterator[EmulatorServer]:
-    """A started Cromicle emulator."""
-    yield from _serve("cromicle")
-
-
-@pytest.fixture
-def gprochat_server() -> Iterator[EmulatorServer]:
-    """A started GPROChat emulator."""
-    yield from _serve("gprochat")
-
-
-@pytest.fixture
-def openai_server() -> Iterator[EmulatorServer]:
-    """A started OpenAI-compatible emulator (no API key; ``url`` ends in ``/v1``)."""
-    yield from _serve("openai")
+acytoo_server = _server_fixture("acytoo", "Acytoo")
+codelinkava_server = _server_fixture("codelinkava", "CodeLinkAva")
+cromicle_server = _server_fixture("cromicle", "Cromicle")
+gprochat_server = _server_fixture("gprochat", "GPROChat")
+openai_server = _server_fixture(
+    "openai", "OpenAI-compatible (no API key; ``url`` ends in ``/v1``)"
+)
