@@ -8,10 +8,13 @@ from typing import Iterable
 
 import pytest
 
+from chatproviders import ResponseFormatError
 from chatproviders.decoders import (
     LineSplitter,
     ServerSentEvent,
     SSEDecoder,
+    iter_lines,
+    iter_ndjson,
     iter_sse,
     iter_text,
 )
@@ -464,3 +467,36 @@ def test_sse_defaults() -> None:
     assert (event.event, event.id, event.retry) == ("message", None, None)
     with pytest.raises(AttributeError):
         event.data = "y"  # type: ignore[misc]
+
+
+# -- iter_lines and iter_ndjson (public, for providers of your own) -----------
+
+
+@pytest.mark.parametrize("cut", range(1, len(b"one\r\ntw\xc3\xa9\rthree\nlast")))
+def test_lines_split_anywhere_are_the_same_lines(cut: int) -> None:
+    """iter_lines gives the same str lines for CR, LF and CRLF wherever the
+    body is cut, a multi-byte character or a CRLF included, and keeps a last
+    line without a terminator."""
+    body = b"one\r\ntw\xc3\xa9\rthree\nlast"
+    assert list(iter_lines([body[:cut], body[cut:]])) == ["one", "twé", "three", "last"]
+
+
+def test_lines_keep_empty_lines_and_drop_nothing_at_the_end() -> None:
+    """Blank lines are lines; a body ending in a terminator has no extra line."""
+    assert list(iter_lines([b"a\n\nb\r\n", b"\r\n"])) == ["a", "", "b", ""]
+    assert list(iter_lines([])) == []
+
+
+def test_ndjson_one_value_per_non_blank_line_across_reads() -> None:
+    """Each non-blank line is one JSON value, however the reads cut it."""
+    body = b'{"delta": "H\xc3\xa9"}\n\n  \r\n{"done": true}'
+    for cut in range(1, len(body)):
+        values = list(iter_ndjson([body[:cut], body[cut:]]))
+        assert values == [{"delta": "Hé"}, {"done": True}]
+
+
+def test_ndjson_line_that_is_not_json_is_a_format_error() -> None:
+    """A line that is not JSON raises ResponseFormatError quoting it."""
+    with pytest.raises(ResponseFormatError, match="not JSON: 'oops'") as caught:
+        list(iter_ndjson([b'{"a": 1}\noops\n']))
+    assert caught.value.body == "oops"
