@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ._guard import Guard
 from ._transport import (
     Body,
     read_error_body,
@@ -48,20 +49,27 @@ class Exchange:
         self.deadline = deadline
         self.on_response = on_response
         self.response: Optional[requests.Response] = None
+        self.guard: Optional[Guard] = None
 
     def __iter__(self) -> Iterator[Any]:
         provider, options = self.provider, self.provider.options
-        response = send(
-            provider.session,
-            "POST",
-            self.prepared.url,
-            data=self.prepared.body,
-            headers=self.prepared.headers,
-            timeout=options.timeout,
-            deadline=self.deadline,
-            proxies=options.proxies,
-            allow_redirects=False,
-        )
+        guard = self.guard = Guard(self.deadline)
+        try:
+            response = send(
+                provider.session,
+                "POST",
+                self.prepared.url,
+                data=self.prepared.body,
+                headers=self.prepared.headers,
+                timeout=options.timeout,
+                deadline=self.deadline,
+                guard=guard,
+                proxies=options.proxies,
+                allow_redirects=False,
+            )
+        except BaseException:
+            guard.finish()
+            raise
         self.response = response
         try:
             if self.on_response is not None:
@@ -77,12 +85,18 @@ class Exchange:
                     data,
                     error_class=provider.status_error_class(response.status_code, text),
                 )
-            body = Body(response, self.deadline, options.read_timeout)
+            body = Body(response, self.deadline, options.read_timeout, guard=guard)
             content_type = response.headers.get("content-type", "")
             yield from provider.iter_text(refuse_html(body, content_type))
             body.finish()
         finally:
+            guard.finish()
             response.close()
+
+    def abort(self) -> None:
+        """Make a send or read blocked in another thread return at once."""
+        if self.guard is not None:
+            self.guard.shut()
 
     def close(self) -> None:
         if self.response is not None:

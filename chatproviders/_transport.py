@@ -32,6 +32,7 @@ from ._constants import (
     FINISH_WAIT,
     READ_CHUNK_SIZE,
 )
+from ._guard import Guard, guarding
 from ._retry import parse_retry_after
 from .exceptions import (
     APIConnectionError,
@@ -69,21 +70,31 @@ def send(
     *,
     timeout: Timeout,
     deadline: Optional[float] = None,
+    guard: Optional[Guard] = None,
     **kwargs: Any,
 ) -> requests.Response:
     """Send one request through ``session``, streaming the body; a timeout
-    cut short by ``deadline`` (monotonic) that runs out is the total timeout.
+    cut short by ``deadline`` (monotonic) that runs out is the total timeout,
+    and so is a ``guard`` that expired (see :mod:`._guard`).
     """
     timeout, deadline_binds = _within(timeout, deadline)
     try:
-        return session.request(method, url, timeout=timeout, stream=True, **kwargs)
+        with guarding(guard) if guard is not None else contextlib.nullcontext():
+            response = session.request(
+                method, url, timeout=timeout, stream=True, **kwargs
+            )
     except Exception as exc:
         error = translate_exception(exc)
         if error is None:
             raise
-        if deadline_binds and isinstance(error, APITimeoutError):
+        expired = guard is not None and guard.expired
+        if expired or (deadline_binds and isinstance(error, APITimeoutError)):
             error = total_timeout_error()
         raise error from exc
+    if guard is not None and guard.expired:  # a head cut short may still parse
+        response.close()
+        raise total_timeout_error()
+    return response
 
 
 def _within(timeout: Timeout, deadline: Optional[float]) -> tuple[Timeout, bool]:
@@ -127,23 +138,35 @@ class Body:
         deadline: Optional[float] = None,
         read_timeout: Optional[float] = None,
         size: int = READ_CHUNK_SIZE,
+        guard: Optional[Guard] = None,
     ) -> None:
         self.response = response
+        self.guard = guard
         self.deadline = deadline
         self.read_timeout = read_timeout
         self.size = size
         self._chunks = self._read()
 
-    def __iter__(self) -> Iterator[bytes]:
-        return self._chunks
+    def __iter__(self) -> Body:
+        return self
+
+    def __next__(self) -> bytes:
+        # A plain iterator, with no close(): a decoder that stops at the end of
+        # the reply (SSE's [DONE]) and is dropped must not close the read in
+        # progress, which would drop the connection before finish() drains it.
+        return next(self._chunks)
 
     def _read(self) -> Iterator[bytes]:
         """The body's bytes; every failure is one of ours."""
         try:
             yield from self._read_raw()
-        except APIError:
-            raise
+            if self.guard is not None and self.guard.expired:
+                raise total_timeout_error()  # a body cut short may look ended
         except Exception as exc:
+            if self.guard is not None and self.guard.expired:
+                raise total_timeout_error() from exc
+            if isinstance(exc, APIError):
+                raise
             error = translate_exception(exc, in_body=True)
             if error is None:
                 raise
@@ -243,17 +266,55 @@ def looks_like_html(content_type: str, body: bytes) -> bool:
 
 
 def refuse_html(chunks: Iterable[bytes], content_type: str) -> Iterator[bytes]:
-    """Pass the body through, unless it is a web page (by its type or first bytes)."""
+    """Pass the body through, unless it is a web page (by its type or its start).
+
+    The verdict does not depend on how the body was cut into reads: bytes are
+    held back only while they could still be the start of a page (white
+    space, ``<`` and the like), so a reply's first chunk is never delayed.
+    """
     chunks = iter(chunks)
-    first = next(chunks, b"")
-    if looks_like_html(content_type, first):
+    head = b""
+    verdict: Optional[bool] = "text/html" in content_type.lower() or None
+    while verdict is None:
+        data = next(chunks, None)
+        if data is None:
+            verdict = bool(_HTML_START.match(head))
+            break
+        head += data
+        verdict = _html_verdict(head)
+    if verdict:
+        for data in chunks:  # for the page's title
+            if len(head) >= ERROR_BODY_LIMIT or b"</title>" in head.lower():
+                break
+            head += data
+        text = head[:ERROR_BODY_LIMIT].decode("utf-8", errors="replace")
+        title = html_title(text)
+        page = "an HTML page" + (f" titled {title!r}" if title else "")
         raise ResponseFormatError(
-            "sent an HTML page instead of a reply (a bot wall or error page?)",
-            body=first[:ERROR_BODY_EXCERPT].decode("utf-8", errors="replace"),
+            f"sent {page} instead of a reply (a bot wall or error page?)",
+            body=text[:ERROR_BODY_EXCERPT],
+            html=True,
         )
-    if first:
-        yield first
+    if head:
+        yield head
     yield from chunks
+
+
+_HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
+
+
+def _html_verdict(head: bytes) -> Optional[bool]:
+    """True if ``head`` starts a page, False if it cannot, None if undecided."""
+    start = head.lstrip()[:16].lower()
+    if not start:
+        return None if len(head) < 512 else False  # white space only, so far
+    if _HTML_START.match(head):
+        return True
+    if any(marker.startswith(start) for marker in _HTML_MARKERS):
+        return None  # a prefix of a marker: more bytes will tell
+    if start.startswith(b"<!doctype") and len(start) < 15:
+        return None
+    return False
 
 
 def html_title(text: str) -> str:
@@ -302,12 +363,22 @@ def status_error(
     *,
     error_class: Optional[type[APIStatusError]] = None,
 ) -> APIStatusError:
-    """Build the error for an HTTP error reply whose body (or its start) is ``body``."""
+    """Build the error for a reply that is not the protocol's ``200``, whose body
+    (or its start) is ``body``. A redirect is named, never followed: it would
+    take the prompt and the headers (a key among them) to another host.
+    """
     status = response.status_code
     text = body.decode("utf-8", errors="replace")
     excerpt = text[:ERROR_BODY_EXCERPT]
     reason = f"{status} {response.reason}".strip() if response.reason else str(status)
-    if looks_like_html(response.headers.get("content-type", ""), body):
+    location = response.headers.get("location")
+    html = looks_like_html(response.headers.get("content-type", ""), body)
+    if 300 <= status < 400:
+        where = f" to {location!r}" if location else " without a Location"
+        message = f"answered {reason}, a redirect{where} (not followed)"
+    elif status < 300:
+        message = f"answered {reason}, not a reply"
+    elif html:
         title = html_title(text)
         detail = "an HTML page" + (f" titled {title!r}" if title else "")
         message = f"answered {reason} with {detail} (a bot wall or error page?)"
@@ -319,6 +390,7 @@ def status_error(
         message,
         status_code=status,
         body=excerpt,
+        html=html,
         retry_after=parse_retry_after(response.headers.get("retry-after"), text),
     )
 
@@ -378,6 +450,9 @@ def translate_exception(
         return IncompleteStreamError(
             f"the connection broke before the reply was complete ({_reason(exc)})",
         )
+    if isinstance(exc, (requests.exceptions.SSLError, urllib3.exceptions.SSLError)):
+        # A refused certificate or handshake does not heal by trying again.
+        return APIConnectionError(f"TLS failed ({_reason(exc)})", permanent=True)
     if isinstance(
         exc,
         (
