@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, Callable, Optional
 
+from . import _streaming
 from ._client import Client
 from ._messages import Messages, validate_messages
 from ._options import check_timeout
@@ -102,22 +103,23 @@ class FallbackProvider(Client):
         cancel: Optional[threading.Event] = None,
     ) -> ChatStream:
         """The first provider's stream that produced a chunk (or ended cleanly)."""
-        started = time.monotonic()
+        started = _streaming.clock()
         if self.total_timeout is not None:
-            own = started + self.total_timeout
+            own = time.monotonic() + self.total_timeout
             deadline = own if deadline is None else min(deadline, own)
         attempts: list[Attempt] = []
         tries = 0
         for index in self._order(list(prepared)):
             provider = self.providers[index]
-            begun = time.monotonic()
+            begun = _streaming.clock()
             try:
                 stream = provider._open(
                     prepared[index], deadline, on_response=on_response, cancel=cancel
                 )
             except ChatProvidersError as error:
                 tries += getattr(error, "tries", 1)
-                attempts.append(_attempt(provider, error, time.monotonic() - begun))
+                elapsed = _streaming.clock() - begun
+                attempts.append(_attempt(provider, error, elapsed))
                 if isinstance(error, APITimeoutError) and error.limit == "total":
                     break
                 if cancel is not None and cancel.is_set():
@@ -126,6 +128,7 @@ class FallbackProvider(Client):
                 continue
             self._mark(index, failed=False)
             stream.attempts += tries
+            stream._started = started  # its figures count the failed ones too
             return stream
         raise AllProvidersFailedError(
             f"all {len(attempts)} provider attempt(s) failed:", attempts=tuple(attempts)

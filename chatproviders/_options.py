@@ -192,7 +192,7 @@ def redact(url: str) -> str:
     The user information ends at the last ``@`` before the path, so a
     password holding ``@`` is hidden whole.
     """
-    return _USERINFO.sub("//***@", url)
+    return _USERINFO.sub(r"\1***@", url)
 
 
-_USERINFO = re.compile(r"//[^/?#]*@")
+_USERINFO = re.compile(r"(^|//)[^/?#\s]*@")

@@ -18,14 +18,16 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Optional
+from urllib.parse import urlsplit
 
 import requests
 
-from . import __version__
+from . import __version__, _streaming
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, USER_AGENT_PREFIX
 from ._exchange import Exchange
 from ._gpt4free import Gpt4freeEntryPoints
+from ._guard import GuardedAdapter
 from ._messages import Messages, validate_messages
 from ._options import Options, Proxy, Timeout, host_of, redact
 from ._retry import retrying
@@ -150,12 +152,15 @@ class Provider(Gpt4freeEntryPoints, Client):
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
+            for prefix in ("http://", "https://"):  # deadlines in every phase
+                session.mount(prefix, GuardedAdapter())
             session.headers["User-Agent"] = (
                 f"{USER_AGENT_PREFIX}/{__version__} "
                 f"{requests.utils.default_user_agent()}"
             )
         self.session = session
         self._closed = False
+        self._streams: weakref.WeakSet[ChatStream] = weakref.WeakSet()
         _sessions.add(session)
 
     # -- the options, as attributes -----------------------------------------
@@ -213,8 +218,11 @@ class Provider(Gpt4freeEntryPoints, Client):
         return ""
 
     def secrets(self) -> tuple[str, ...]:
-        """Values never to show in an error (an API key): replaced by ``***``."""
-        return ()
+        """Values never to show in an error (an API key, the password of
+        ``base_url`` or a proxy URL), should a server echo one: ``***`` instead.
+        """
+        urls = [self.base_url or "", *(self.options.proxies or {}).values()]
+        return tuple(password for password in map(_password, urls) if password)
 
     # -- calls --------------------------------------------------------------
 
@@ -232,7 +240,9 @@ class Provider(Gpt4freeEntryPoints, Client):
     def prepare(
         self, messages: Messages, model: Optional[str], params: Mapping[str, Any]
     ) -> PreparedChat:
-        """Check every argument and encode the request; no I/O."""
+        """Check every argument and encode the request; no I/O. A parameter
+        given as ``None`` takes its default, as one not given does.
+        """
         self._check_open()
         try:
             return self._prepare(messages, model, params)
@@ -252,7 +262,8 @@ class Provider(Gpt4freeEntryPoints, Client):
                 f"unsupported parameter(s) {', '.join(unknown)}; "
                 f"this provider accepts: {accepted}"
             )
-        encoded = _json(self.payload(messages, model, **{**self.parameters, **params}))
+        given = {name: value for name, value in params.items() if value is not None}
+        encoded = _json(self.payload(messages, model, **{**self.parameters, **given}))
         if encoded is None:  # find the value JSON cannot carry, to name it
             takes = "JSON takes str, numbers (not NaN or infinity), bools, None, "
             takes += "lists and dicts"
@@ -276,9 +287,9 @@ class Provider(Gpt4freeEntryPoints, Client):
         on_response: Optional[Callable[[requests.Response], None]] = None,
         cancel: Optional[threading.Event] = None,
     ) -> ChatStream:
-        started = time.monotonic()
+        started = _streaming.clock()
         if deadline is None and self.total_timeout is not None:
-            deadline = started + self.total_timeout
+            deadline = time.monotonic() + self.total_timeout
 
         def once() -> ChatStream:
             exchange = Exchange(self, prepared, deadline, on_response)
@@ -290,6 +301,7 @@ class Provider(Gpt4freeEntryPoints, Client):
                 started=started,
                 locate=self.locate,
             )
+            self._streams.add(stream)
             stream._read_first_chunk()
             return stream
 
@@ -328,8 +340,12 @@ class Provider(Gpt4freeEntryPoints, Client):
         return error
 
     def close(self) -> None:
-        """Close the session if the client made it; the client is done with."""
+        """End the client's open streams (from any thread), and close the
+        session if the client made it; the client is done with.
+        """
         self._closed = True
+        for stream in list(self._streams):
+            stream.close()
         if self._owns_session:
             self.session.close()
 
@@ -348,6 +364,13 @@ def _json(value: Any) -> Optional[bytes]:
     try:
         return json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError):  # ValueError: NaN, infinity, a cycle
+        return None
+
+
+def _password(url: str) -> Optional[str]:
+    try:
+        return urlsplit(url).password
+    except ValueError:
         return None
 
 

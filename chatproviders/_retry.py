@@ -90,7 +90,7 @@ def is_retryable(error: APIError) -> bool:
         return error.status_code in RETRY_STATUSES and not too_long
     if isinstance(error, APITimeoutError):
         return error.limit == "connect"
-    return isinstance(error, APIConnectionError)
+    return isinstance(error, APIConnectionError) and not error.permanent
 
 
 def backoff_delay(

@@ -13,6 +13,11 @@ from .exceptions import ChatProvidersError, IncompleteStreamError
 if TYPE_CHECKING:
     import requests
 
+#: The clock of the figures a reply reports (``time_to_first_chunk``,
+#: ``elapsed``, ``Attempt.elapsed``); tests replace it. Deadlines keep
+#: ``time.monotonic``.
+clock = time.monotonic
+
 #: Gives an error its context (provider, host, partial text); see Provider.locate.
 Locate = Callable[[ChatProvidersError, str], ChatProvidersError]
 
@@ -41,7 +46,9 @@ class ChatStream(Closing):
     ``break``-ing out of the ``with`` block, an error, or garbage collection
     closes the HTTP response; a response read to its end returns its connection
     to the pool. ``text`` is everything received so far; ``provider``,
-    ``attempts`` and ``time_to_first_chunk`` say who answered and how.
+    ``attempts`` and ``time_to_first_chunk`` say who answered and how; both
+    count from the start of the call, so they include retries and, through a
+    :class:`FallbackProvider`, the providers that failed before this one.
     """
 
     def __init__(
@@ -62,10 +69,11 @@ class ChatStream(Closing):
         self.model = model
         self.host = host
         self.attempts = attempts
-        self.time_to_first_chunk: Optional[float] = None
+        self._first_at: Optional[float] = None
         self._parts: list[str] = []
-        self._started = time.monotonic() if started is None else started
+        self._started = clock() if started is None else started
         self._closed = False
+        self._released = False  # the source is closed (close() may wait on a reader)
         self._ended = False  # the reply reached its end (not closed early)
         self._first: Optional[str] = None
 
@@ -73,6 +81,11 @@ class ChatStream(Closing):
     def text(self) -> str:
         """Everything received so far, joined."""
         return "".join(self._parts)
+
+    @property
+    def time_to_first_chunk(self) -> Optional[float]:
+        """Seconds from the start of the call to the first chunk, once it came."""
+        return None if self._first_at is None else self._first_at - self._started
 
     @property
     def response(self) -> Optional[requests.Response]:
@@ -95,21 +108,28 @@ class ChatStream(Closing):
         try:
             chunk = next(self._chunks)
         except StopIteration:
-            self._ended = True
+            self._ended = not self._closed_elsewhere()
             self.close()
             raise
-        except ChatProvidersError as exc:
+        except BaseException as exc:
+            if self._closed_elsewhere() and isinstance(exc, Exception):
+                self._release()  # closed from another thread: end quietly
+                raise StopIteration from None
             self.close()
-            if self._locate is not None:
+            if isinstance(exc, ChatProvidersError) and self._locate is not None:
                 self._locate(exc, self.text)
             raise
-        except BaseException:
-            self.close()
-            raise
+        if self._closed_elsewhere():
+            self._release()
+            raise StopIteration
         if not self._parts:
-            self.time_to_first_chunk = time.monotonic() - self._started
+            self._first_at = clock()
         self._parts.append(chunk)
         return chunk
+
+    def _closed_elsewhere(self) -> bool:
+        """True once close() came from another thread while this one read."""
+        return self._closed
 
     def _read_first_chunk(self) -> None:
         """Wait for the first chunk (or the end) and keep it for ``__next__``.
@@ -142,22 +162,35 @@ class ChatStream(Closing):
             model=self.model,
             attempts=self.attempts,
             time_to_first_chunk=self.time_to_first_chunk,
-            elapsed=time.monotonic() - self._started,
+            elapsed=clock() - self._started,
         )
 
     def close(self) -> None:
-        """Release the HTTP response. Safe to call more than once."""
+        """Release the HTTP response. Safe to call more than once, and from
+        any thread: a read in progress elsewhere returns at once, and that
+        thread's iteration ends quietly.
+        """
         if self._closed:
             return
         self._closed = True
+        self._release()
+
+    def _release(self) -> None:
+        if self._released:
+            return
         try:
             close_chunks = getattr(self._chunks, "close", None)
             if close_chunks is not None:
                 close_chunks()
-        finally:
-            close_source = getattr(self._source, "close", None)
-            if close_source is not None:
-                close_source()
+        except ValueError:  # "generator already executing": another thread reads
+            abort = getattr(self._source, "abort", None)
+            if abort is not None:
+                abort()  # its read returns; that thread releases the rest
+            return
+        self._released = True
+        close_source = getattr(self._source, "close", None)
+        if close_source is not None:
+            close_source()
 
     def __del__(self) -> None:
         # A stream dropped unread must still give back its socket.

@@ -128,7 +128,11 @@ class APIError(ChatProvidersError):
 
 
 class APIConnectionError(APIError):
-    """The connection could not be made, or broke."""
+    """The connection could not be made, or broke; ``permanent`` when trying
+    again cannot help (a TLS certificate refused).
+    """
+
+    permanent: bool = False
 
 
 class APITimeoutError(APIConnectionError):
@@ -142,16 +146,22 @@ class IncompleteStreamError(APIConnectionError):
 
 
 class ResponseFormatError(APIError):
-    """The body does not follow the provider's protocol (or is an HTML page)."""
+    """The body does not follow the provider's protocol (or is an HTML page:
+    then ``html`` is true).
+    """
 
     body: str = ""
+    html: bool = False
 
 
 class APIStatusError(APIError):
-    """The server answered with an error status; ``body`` is a short excerpt."""
+    """The server answered with an error status; ``body`` is a short excerpt,
+    and ``html`` is true when it is a web page (a bot wall, a challenge).
+    """
 
     status_code: int = 0
     body: str = ""
+    html: bool = False
     retry_after: Optional[float] = None
 
 

@@ -158,7 +158,7 @@ class OpenAICompatible(Provider):
         return ""
 
     def secrets(self) -> tuple[str, ...]:
-        return (self.api_key,) if self.api_key else ()
+        return (*super().secrets(), *([self.api_key] if self.api_key else []))
 
     def list_models(self) -> list[str]:
         """The ids of the models the server serves (``GET {base_url}/models``)."""

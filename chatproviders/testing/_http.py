@@ -39,8 +39,10 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
         record: Callable[[RecordedRequest], None],
         next_reply: Callable[[], Reply],
         stopping: threading.Event,
+        idle_timeout: float | None = None,
     ) -> None:
         self.protocol = protocol
+        self.idle_timeout = idle_timeout
         self.record = record
         self.next_reply = next_reply
         self.stopping = stopping
@@ -134,6 +136,11 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # TCP_NODELAY: every write leaves at once
     server: LoopbackHTTPServer
 
+    @property
+    def timeout(self) -> float | None:  # type: ignore[override]
+        """How long reading a request may wait: the server's idle timeout."""
+        return self.server.idle_timeout
+
     def _serve_request(self) -> None:
         protocol = self.server.protocol
         try:
@@ -179,6 +186,7 @@ class Handler(BaseHTTPRequestHandler):
         length = sum(len(data) for data in writes)
         headers = _merge(answer.headers, reply.headers)
         headers = _merge(headers, _framing.framing_headers(reply.framing, length))
+        self.connection.settimeout(None)  # a reply is written at the reader's pace
         try:
             self.send_response(answer.status)
             for name, value in headers.items():
@@ -191,6 +199,8 @@ class Handler(BaseHTTPRequestHandler):
             outcome = _framing.Outcome.ABORTED
         if outcome is not _framing.Outcome.COMPLETE:
             self.close_connection = True
+        else:
+            self.connection.settimeout(self.timeout)
         if outcome is _framing.Outcome.RESET:
             self.rfile.close()  # drop the file's reference: close() is the real close
             self.connection.close()

@@ -19,6 +19,10 @@ from chatproviders.testing._reply import Reply, make_reply
 
 logger = logging.getLogger("chatproviders.testing")
 
+#: Seconds a connection may wait for (the rest of) a request before the
+#: server closes it, so that idle or trickling clients cannot hold every thread.
+IDLE_TIMEOUT = 60.0
+
 
 class EmulatorServer:
     """An offline server of one provider's protocol, on 127.0.0.1, in daemon threads.
@@ -44,6 +48,7 @@ class EmulatorServer:
         port: int = 0,
         api_key: str | None = None,
         models: Sequence[str] | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
         **fields: Any,
     ) -> None:
         if api_key is not None and not (
@@ -60,6 +65,9 @@ class EmulatorServer:
         self._protocol: Protocol = make_protocol(provider, api_key, models)
         self.host = _loopback(host)
         self._port = port
+        if not (isinstance(idle_timeout, (int, float)) and 0 < idle_timeout < 1e6):
+            raise ValueError(f"idle_timeout must be positive seconds: {idle_timeout!r}")
+        self._idle_timeout = float(idle_timeout)
         self._reply = make_reply(reply, fields, self._protocol.greeting)
         self._queue: collections.deque[Reply] = collections.deque()
         self._requests: list[RecordedRequest] = []
@@ -78,6 +86,7 @@ class EmulatorServer:
             self._record,
             self._next_reply,
             self._stopping,
+            self._idle_timeout,
         )
         self._thread = threading.Thread(
             target=self._httpd.serve,
