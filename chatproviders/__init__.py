@@ -13,11 +13,12 @@ import logging
 
 __version__ = "0.1.0"
 
-from ._api import ChatCompletion
+from ._api import ChatCompletion, working_providers
 from ._background import BackgroundStream
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._fallback import FallbackProvider
+from ._health import CheckResult, check
 from ._messages import format_prompt
 from ._provider import Provider
 from ._registry import get_provider, list_providers, register_provider
@@ -63,6 +64,7 @@ __all__ = [
     "ChatProvidersError",
     "ChatResponse",
     "ChatStream",
+    "CheckResult",
     "Client",
     "CodeLinkAva",
     "Cromicle",
@@ -80,10 +82,12 @@ __all__ = [
     "ResponseFormatError",
     "UnsupportedParameterError",
     "__version__",
+    "check",
     "format_prompt",
     "get_provider",
     "list_providers",
     "register_provider",
+    "working_providers",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

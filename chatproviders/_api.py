@@ -10,13 +10,24 @@ import os
 from collections.abc import Collection, Iterator
 from typing import Any, Optional, Union
 
+from ._health import DEFAULT_CHECK_TIMEOUT, check, has_default_url
 from ._messages import Messages
 from ._options import check_proxy
 from ._provider import Provider
 from ._registry import ProviderLike, get_provider, list_providers
 from .exceptions import ProviderNotFoundError, ProviderNotWorkingError
 
-__all__ = ["ChatCompletion"]
+__all__ = ["ChatCompletion", "working_providers"]
+
+
+def working_providers(timeout: float = DEFAULT_CHECK_TIMEOUT) -> list[type[Provider]]:
+    """The registered provider classes that answer a real chat right now, at
+    their default URLs (see :func:`chatproviders.check`), all probed at once.
+    ``working`` is a flag set by hand; this is measured.
+    """
+    classes = [cls for cls in list_providers() if has_default_url(cls)]
+    results = check(classes, timeout=timeout)
+    return [cls for cls, result in zip(classes, results) if result.ok]
 
 
 class ChatCompletion:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 import threading
 import time
+import weakref
 from collections.abc import Iterable
 from typing import Any, Callable, Optional
 
 from . import _streaming
 from ._client import Client
+from ._health import DEFAULT_CHECK_TIMEOUT, CheckResult, check, watch
 from ._messages import Messages, validate_messages
 from ._options import check_timeout
 from ._streaming import ChatStream
@@ -26,7 +28,7 @@ from .exceptions import (
 __all__ = ["FallbackProvider"]
 
 #: The keywords of FallbackProvider's own; with_options passes the rest on.
-_OWN_OPTIONS = frozenset({"shuffle", "cooldown", "total_timeout"})
+_OWN_OPTIONS = frozenset({"shuffle", "cooldown", "total_timeout", "health_interval"})
 
 
 class FallbackProvider(Client):
@@ -42,7 +44,9 @@ class FallbackProvider(Client):
     fail, :class:`AllProvidersFailedError` lists every attempt. A provider
     that does not take the ``model`` or a parameter is passed over.
     ``total_timeout`` bounds the whole call, every provider included. One
-    instance may be shared between threads.
+    instance may be shared between threads. With ``health_interval``, a daemon
+    thread runs :meth:`check` every that many seconds, until :meth:`close` or
+    until the object is collected, so that a recovered provider comes back.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class FallbackProvider(Client):
         shuffle: bool = False,
         cooldown: float = 60.0,
         total_timeout: Optional[float] = None,
+        health_interval: Optional[float] = None,
     ) -> None:
         clients = list(providers) if isinstance(providers, Iterable) else []
         if not clients or not all(isinstance(p, Client) for p in clients):
@@ -71,6 +76,31 @@ class FallbackProvider(Client):
         self.total_timeout = total_timeout
         self._failed_at: dict[int, float] = {}
         self._lock = threading.Lock()
+        self.health_interval = health_interval
+        self._stop_checks = threading.Event()
+        if health_interval is not None:
+            check_timeout(health_interval, "health_interval")
+            weakref.finalize(self, self._stop_checks.set)
+            threading.Thread(
+                target=watch,
+                args=(
+                    weakref.ref(self),
+                    health_interval,
+                    min(health_interval, DEFAULT_CHECK_TIMEOUT),
+                    self._stop_checks,
+                ),
+                name="chatproviders-health",
+                daemon=True,
+            ).start()
+
+    def check(self, timeout: float = DEFAULT_CHECK_TIMEOUT) -> list[CheckResult]:
+        """Probe every provider at once (see :func:`chatproviders.check`); those
+        not ok cool down, so that calls skip them, and those ok are ready again.
+        """
+        results = check(self.providers, timeout=timeout)
+        for index, result in enumerate(results):
+            self._mark(index, failed=not result.ok)
+        return results
 
     def prepare(
         self, messages: Messages, model: Optional[str], params: Any
@@ -135,8 +165,9 @@ class FallbackProvider(Client):
         )
 
     def with_options(self, **changes: Any) -> FallbackProvider:
-        """A copy with ``shuffle``, ``cooldown`` or ``total_timeout`` changed on
-        itself, and every other keyword passed to each provider's ``with_options``.
+        """A copy with ``shuffle``, ``cooldown``, ``total_timeout`` or
+        ``health_interval`` changed on itself, and every other keyword passed to
+        each provider's ``with_options``.
         """
         own = {name: changes.pop(name) for name in _OWN_OPTIONS & changes.keys()}
         arguments = {**self._arguments, **own}
@@ -144,7 +175,8 @@ class FallbackProvider(Client):
         return type(self)(**arguments)
 
     def close(self) -> None:
-        """Close every provider."""
+        """Close every provider (and stop the background checks)."""
+        self._stop_checks.set()
         for provider in self.providers:
             provider.close()
 

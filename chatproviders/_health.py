@@ -1,0 +1,440 @@
+"""Live health: which providers answer right now, measured with a real chat.
+
+:func:`check` sends each target one short chat request, concurrently, and
+returns a :class:`CheckResult` per target, in the order given. A probe is
+never retried, is bounded as a whole by ``timeout`` (connect, wait and
+read), reads up to the reply's first chunk of text and then closes the
+response, which drops its connection.
+
+The ``status`` of a result is read from the error the probe raised:
+
+=============  ==========================================================
+ok             a chunk of text arrived
+down           no connection: refused, DNS, reset before an answer
+timeout        ``timeout`` passed before the first chunk
+auth           401 or 403
+rate_limited   429, or a reply saying its quota is exceeded
+blocked        an HTML page (a bot wall or challenge), whatever the status
+bad_reply      a body that breaks the protocol, or an empty answer
+error          any other status, or a target that cannot be probed
+=============  ==========================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from urllib.parse import urlsplit, urlunsplit
+
+from ._client import Client
+from ._messages import Messages
+from ._provider import Provider
+from ._registry import get_provider, list_providers
+from ._transport import looks_like_html
+from .exceptions import (
+    AllProvidersFailedError,
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    ChatProvidersError,
+    IncompleteStreamError,
+    ModelNotSupportedError,
+    RateLimitError,
+    ResponseFormatError,
+)
+from .providers.openai_compatible import OpenAICompatible
+
+if TYPE_CHECKING:
+    from ._fallback import FallbackProvider
+
+__all__ = [
+    "DEFAULT_CHECK_TIMEOUT",
+    "DEFAULT_PROMPT",
+    "STATUSES",
+    "CheckResult",
+    "check",
+    "classify",
+    "has_default_url",
+]
+
+#: Seconds a probe may take, all of it: connect, wait and read.
+DEFAULT_CHECK_TIMEOUT = 10.0
+#: What a probe asks. No token limit is set: a reasoning model may think first.
+DEFAULT_PROMPT = "Reply with the word OK."
+#: Every status a result may have, best first.
+STATUSES = (
+    "ok",
+    "down",
+    "timeout",
+    "auth",
+    "rate_limited",
+    "blocked",
+    "bad_reply",
+    "error",
+)
+#: How long past ``timeout`` :func:`check` waits for a probe before it reports
+#: a timeout without it (a DNS lookup, for one, obeys no socket timeout).
+GRACE = 2.0
+#: An error line is cut to this many characters.
+ERROR_LINE = 300
+
+logger = logging.getLogger("chatproviders")
+
+#: The clock of ``ttft`` and ``elapsed``; tests replace it.
+clock: Callable[[], float] = time.monotonic
+
+
+def utcnow() -> datetime:
+    """When a probe starts (``checked_at``); tests replace it."""
+    return datetime.now(timezone.utc)
+
+
+Target = Union[Client, type[Provider], str]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """How one provider answered one probe."""
+
+    #: The provider's name, e.g. ``"Cromicle"``.
+    provider: str
+    #: The endpoint probed, without any ``user:password@``; ``""`` if none.
+    url: str
+    #: One of :data:`STATUSES`.
+    status: str
+    #: Seconds to the first chunk of text; None if none came.
+    ttft: Optional[float]
+    #: Seconds the whole probe took.
+    elapsed: float
+    #: What went wrong, one line; None when ``ok``.
+    error: Optional[str]
+    #: When the probe started (UTC).
+    checked_at: datetime
+    #: The model asked; ``""`` if none could be chosen.
+    model: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields (and ``ok``) as JSON values; ``checked_at`` in ISO 8601."""
+        return {
+            "provider": self.provider,
+            "url": self.url,
+            "ok": self.ok,
+            "status": self.status,
+            "ttft": self.ttft,
+            "elapsed": self.elapsed,
+            "error": self.error,
+            "checked_at": self.checked_at.isoformat(),
+            "model": self.model,
+        }
+
+
+def check(
+    targets: Union[Target, Iterable[Target], None] = None,
+    *,
+    timeout: float = DEFAULT_CHECK_TIMEOUT,
+    prompt: str = DEFAULT_PROMPT,
+) -> list[CheckResult]:
+    """Probe each target with one short real chat, all at once; one result each,
+    in the order given.
+
+    A target is a client (probed at its ``base_url``, with its model, headers
+    and session; a ``FallbackProvider`` by one chat through it), a provider
+    class or a registered name (probed at its default URL). Without targets:
+    every registered provider that has a default URL (``OpenAICompatible``
+    has none: pass a client of it). A class without a default URL gives an
+    ``error`` result saying so. An ``OpenAICompatible`` client without a
+    model asks for the first model its
+    server lists. Unknown names and bad arguments raise before any request.
+    """
+    _check_timeout(timeout)
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError(f"prompt must be a non-empty str, got {prompt!r}")
+    clients = [_resolve(target) for target in _targets(targets)]
+    slots: list[Optional[CheckResult]] = [None] * len(clients)
+    threads = []
+    for index, client in enumerate(clients):
+        thread = threading.Thread(
+            target=_run,
+            args=(slots, index, client, prompt, timeout),
+            name=f"chatproviders-check-{index}",
+            daemon=True,
+        )
+        thread.start()
+        threads.append(thread)
+    end = time.monotonic() + timeout + GRACE
+    for thread in threads:
+        thread.join(max(0.0, end - time.monotonic()))
+    return [
+        slot if slot is not None else _late(client, timeout)
+        for slot, client in zip(slots, clients)
+    ]
+
+
+def classify(error: BaseException) -> str:
+    """The status for the error a probe raised (see the module's table); for
+    a FallbackProvider's, the one its attempts share, else ``error``.
+    """
+    if isinstance(error, AllProvidersFailedError) and error.attempts:
+        statuses = {classify(attempt.error) for attempt in error.attempts}
+        return statuses.pop() if len(statuses) == 1 else "error"
+    if isinstance(error, APITimeoutError):
+        return "timeout"
+    if isinstance(error, IncompleteStreamError):
+        return "bad_reply"
+    if isinstance(error, APIConnectionError):
+        return "down"
+    if _is_html_page(error):
+        return "blocked"
+    if isinstance(error, AuthenticationError) or (
+        isinstance(error, APIStatusError) and error.status_code in (401, 403)
+    ):
+        return "auth"
+    if isinstance(error, RateLimitError) or _says_quota(error):
+        return "rate_limited"
+    if isinstance(error, ResponseFormatError):
+        return "bad_reply"
+    return "error"
+
+
+def has_default_url(cls: type[Provider]) -> bool:
+    """True when ``cls`` knows where its service is, without a ``base_url``."""
+    return bool(getattr(cls, "api_endpoint", None) or cls.url)
+
+
+def wait_interval(stop: threading.Event, seconds: float) -> bool:
+    """Wait ``seconds`` between background checks; True once ``stop`` is set.
+    Tests replace it to run the checks one at a time.
+    """
+    return stop.wait(seconds)
+
+
+def watch(
+    ref: weakref.ReferenceType[FallbackProvider],
+    interval: float,
+    timeout: float,
+    stop: threading.Event,
+) -> None:
+    """A :class:`FallbackProvider`'s background checks: every ``interval``
+    seconds, until ``stop`` is set or the object is collected. Holds the
+    object only while a check runs, so that it can be collected meanwhile.
+    """
+    while not wait_interval(stop, interval):
+        fallback = ref()
+        if fallback is None:
+            return
+        try:
+            fallback.check(timeout=timeout)
+        except Exception:  # a bug must not end the checks for good
+            logger.exception("background check of %r failed", fallback)
+        del fallback
+
+
+# -- one probe ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Unprobeable:
+    """A target that cannot be probed, and why: an ``error`` result."""
+
+    provider: str
+    reason: str
+
+
+Resolved = Union[Client, type[Provider], _Unprobeable]
+
+
+def _targets(targets: object) -> list[object]:
+    if targets is None:
+        return [cls for cls in list_providers() if has_default_url(cls)]
+    if isinstance(targets, (str, type, Client)):
+        return [targets]
+    if not isinstance(targets, Iterable):
+        raise TypeError(_WHAT_TARGETS + f", got {type(targets).__name__}")
+    return list(targets)
+
+
+_WHAT_TARGETS = "targets must be clients, provider classes or names (or a list of them)"
+
+
+def _resolve(target: object) -> Resolved:
+    """A client or class to probe; raises for what is not a provider at all."""
+    if isinstance(target, Client):
+        return target
+    if isinstance(target, str) or (
+        isinstance(target, type) and issubclass(target, Provider)
+    ):
+        cls = get_provider(target)
+        if not has_default_url(cls):
+            return _Unprobeable(
+                cls.name(), "has no default URL: check a client made with base_url="
+            )
+        return cls
+    raise TypeError(_WHAT_TARGETS + f", got {type(target).__name__}")
+
+
+def _run(
+    slots: list[Optional[CheckResult]],
+    index: int,
+    target: Resolved,
+    prompt: str,
+    timeout: float,
+) -> None:
+    slots[index] = _probe(target, prompt, timeout)
+
+
+def _probe(target: Resolved, prompt: str, timeout: float) -> CheckResult:
+    checked_at, started = utcnow(), clock()
+    deadline = time.monotonic() + timeout
+    if isinstance(target, _Unprobeable):
+        return CheckResult(
+            target.provider, "", "error", None, 0.0, target.reason, checked_at, ""
+        )
+    name, url, model, ttft = target.name(), _url_of(target), "", None
+    messages: Messages = [{"role": "user", "content": prompt}]
+    made: Optional[Client] = None
+    try:
+        if isinstance(target, Client):
+            client = target
+        else:  # a class: at its default URL, with a session of its own
+            client = made = target(max_retries=0, total_timeout=timeout)
+        chosen = _model(client, deadline) if isinstance(client, Provider) else None
+        model = chosen or ""
+        with client.with_options(**_probe_options(client, deadline)) as probe:
+            with probe.stream(messages, chosen) as stream:
+                model = stream.model
+                if next(stream, None) is None:
+                    raise ResponseFormatError("answered with no text")
+                ttft = clock() - started
+    except (ChatProvidersError, ValueError, TypeError) as error:
+        logger.debug("check of %s failed", name, exc_info=True)
+        line = _one_line(_describe(error))
+        status = classify(error)
+        return CheckResult(
+            name, url, status, ttft, clock() - started, line, checked_at, model
+        )
+    finally:
+        if made is not None:
+            made.close()
+    return CheckResult(
+        name, url, "ok", ttft, clock() - started, None, checked_at, model
+    )
+
+
+def _probe_options(client: Client, deadline: float) -> dict[str, Any]:
+    """A copy of ``client`` for one probe: no retries, done by ``deadline``, and
+    (a FallbackProvider's) no background checks of its own.
+    """
+    options: dict[str, Any] = {"max_retries": 0, "total_timeout": _left(deadline)}
+    if getattr(client, "health_interval", None) is not None:
+        options["health_interval"] = None
+    return options
+
+
+def _left(deadline: float) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise APITimeoutError("the check ran out of time", limit="total")
+    return remaining
+
+
+def _model(client: Provider, deadline: float) -> Optional[str]:
+    """The model a provider client sends. An ``OpenAICompatible`` without
+    ``model=`` asks its server, and takes the first model it lists.
+    """
+    try:
+        return client.choose_model(None)
+    except ModelNotSupportedError:
+        if not isinstance(client, OpenAICompatible):
+            raise
+    lister = client.with_options(max_retries=0, total_timeout=_left(deadline))
+    models = lister.list_models()
+    if not models:
+        raise ModelNotSupportedError("serves no model (its model list is empty)")
+    return str(models[0])
+
+
+def _late(target: Resolved, timeout: float) -> CheckResult:
+    """The result of a probe that has not ended by its deadline."""
+    name = target.provider if isinstance(target, _Unprobeable) else target.name()
+    return CheckResult(
+        name,
+        _url_of(target),
+        "timeout",
+        None,
+        timeout + GRACE,
+        f"no answer within {timeout:g} s (the probe was left to end by itself)",
+        utcnow(),
+        "",
+    )
+
+
+def _url_of(target: Resolved) -> str:
+    """Where ``target`` is probed, without credentials; ``""`` for no one place
+    (a FallbackProvider, or a class without a default URL).
+    """
+    if isinstance(target, Provider):
+        return _without_credentials(target.endpoint())
+    if isinstance(target, type) and has_default_url(target):
+        endpoint = getattr(target, "api_endpoint", None)
+        return _without_credentials(endpoint or target.url.rstrip("/") + target.path)
+    return ""
+
+
+def _is_html_page(error: BaseException) -> bool:
+    """True for an error made from an HTML page (see ``_transport``): a status
+    error whose body is one, or the client's refusal of a 200 page.
+    """
+    if not isinstance(error, (APIStatusError, ResponseFormatError)):
+        return False
+    if looks_like_html("", error.body.encode("utf-8", errors="replace")):
+        return True
+    return "an HTML page" in error.message  # a page sent as text/html, any body
+
+
+def _says_quota(error: BaseException) -> bool:
+    if not isinstance(error, APIError):
+        return False
+    text = f"{error.message} {getattr(error, 'body', '')}".lower()
+    return "quota" in text or "rate limit" in text
+
+
+def _describe(error: BaseException) -> str:
+    """What went wrong, without the provider's name (a column of its own)."""
+    text = getattr(error, "message", None) or str(error)
+    if isinstance(error, AllProvidersFailedError):
+        text += " " + "; ".join(str(attempt) for attempt in error.attempts)
+    return text
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= ERROR_LINE else line[: ERROR_LINE - 3] + "..."
+
+
+def _check_timeout(timeout: object) -> None:
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 < timeout < math.inf
+    ):
+        raise ValueError(
+            f"timeout must be a positive number of seconds, got {timeout!r}"
+        )
