@@ -279,7 +279,9 @@ def _resolve(target: object) -> Resolved:
         cls = get_provider(target)
         if not has_default_url(cls):
             return _Unprobeable(
-                cls.name(), "has no default URL: check a client made with base_url="
+                cls.name(),
+                "has no default URL: give it a base_url "
+                "(on the command line, --base-url NAME=URL)",
             )
         return cls
     raise TypeError(_WHAT_TARGETS + f", got {type(target).__name__}")

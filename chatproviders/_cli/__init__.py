@@ -5,6 +5,7 @@
     chatproviders demo                   every protocol, offline, streamed
     chatproviders chat [-p NAME] ...     one prompt, stdin, or an interactive chat
     chatproviders list                   the providers and their endpoints
+    chatproviders check [NAME...]        which providers answer now, measured
     chatproviders emulate NAME           serve one emulator until Ctrl-C
 
 Exit status: 0 done; 1 a provider failed (one line on stderr); 2 a usage
@@ -30,6 +31,7 @@ from ..exceptions import (
 )
 from ..providers.openai_compatible import OpenAICompatible
 from .chat import API_KEY_VARIABLE, run_chat
+from .check import add_check_arguments, run_check
 from .common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -134,6 +136,9 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument(
         "-v", "--verbose", action="store_true", help="also the arguments each accepts"
     )
+    listing.add_argument("--check", action="store_true", help="also probe each one")
+    check = _command(commands, "check", run_check, "measure which providers answer")
+    add_check_arguments(check, _provider, _seconds)
 
     emulate = _command(commands, "emulate", run_emulate, "serve one emulator")
     emulate.add_argument(

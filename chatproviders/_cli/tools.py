@@ -6,6 +6,8 @@ import argparse
 import time
 from typing import Any
 
+from .._health import check, has_default_url
+from .._provider import Provider
 from .._registry import list_providers, plugin_errors
 from .common import EXIT_ERROR, EXIT_OK, UsageError, say
 
@@ -16,6 +18,9 @@ def run_list(args: argparse.Namespace) -> int:
     """An aligned table of every provider class."""
     rows = [["name", "working", "streaming", "history", "default model", "endpoint"]]
     classes = list_providers()
+    measured = _measure(classes) if args.check else {}
+    if args.check:
+        rows[0].insert(2, "measured")
     for name, reason in plugin_errors().items():
         say(f"chatproviders list: warning: plugin {name!r} did not load: {reason}")
     for cls in classes:
@@ -24,6 +29,7 @@ def run_list(args: argparse.Namespace) -> int:
             [
                 cls.name(),
                 _yes(cls.working),
+                *([measured.get(cls, "-")] if args.check else []),
                 _yes(cls.supports_stream),
                 _yes(cls.supports_message_history),
                 cls.default_model or "any (-m)",
@@ -79,6 +85,12 @@ def wait_for_interrupt() -> None:
     """
     while True:
         time.sleep(3600)
+
+
+def _measure(classes: list[type[Provider]]) -> dict[type[Provider], str]:
+    """The status of a probe of each class that has a default URL."""
+    probed = [cls for cls in classes if has_default_url(cls)]
+    return {cls: result.status for cls, result in zip(probed, check(probed))}
 
 
 def _yes(flag: bool) -> str:

@@ -1,0 +1,150 @@
+"""``chatproviders check``: which providers answer right now, measured."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Callable, Optional, TextIO, Union
+
+from .._health import DEFAULT_CHECK_TIMEOUT, CheckResult, check
+from .._provider import Provider
+from ..providers.openai_compatible import OpenAICompatible
+from .chat import API_KEY_VARIABLE
+from .common import EXIT_ERROR, EXIT_OK, UsageError
+
+__all__ = ["add_check_arguments", "format_table", "run_check"]
+
+ProviderType = Callable[[str], type[Provider]]
+
+#: ANSI colours of the statuses on a terminal; the rest are red.
+COLOURS = {"ok": "32", "timeout": "33", "rate_limited": "33"}
+
+
+def add_check_arguments(
+    parser: argparse.ArgumentParser,
+    provider: ProviderType,
+    seconds: Callable[[str], float],
+) -> None:
+    """The command's arguments; ``provider`` and ``seconds`` parse those values."""
+
+    def name_and_url(text: str) -> tuple[type[Provider], str]:
+        name, equals, url = text.partition("=")
+        if not equals or not url:
+            raise argparse.ArgumentTypeError(f"{text!r} is not NAME=URL")
+        return provider(name), url
+
+    name_and_url.__name__ = "NAME=URL"  # argparse names the type in its errors
+    parser.epilog = (
+        "Without NAMES: every provider that has a default URL. Exit status 0 "
+        "when at least one answered, 1 when none did."
+    )
+    parser.add_argument(
+        "names",
+        nargs="*",
+        type=provider,
+        metavar="NAME",
+        help="providers to check, by name (see `chatproviders list`)",
+    )
+    parser.add_argument(
+        "--base-url",
+        action="append",
+        default=[],
+        type=name_and_url,
+        metavar="NAME=URL",
+        help="check NAME at URL instead of its default one (repeatable)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=seconds,
+        default=DEFAULT_CHECK_TIMEOUT,
+        metavar="S",
+        help="the bound on each probe, all of it (default: %(default)s)",
+    )
+    parser.add_argument("--json", action="store_true", help="a JSON list of results")
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Probe, print a table or JSON, and exit 0 when any provider is ok."""
+    targets = _targets(args.names, args.base_url)
+    try:
+        results = check(targets, timeout=args.timeout)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        for target in targets or ():
+            if isinstance(target, Provider):
+                target.close()
+    if args.json:
+        json.dump([result.to_dict() for result in results], sys.stdout, indent=2)
+        print()
+    else:
+        print(format_table(results, colour=_is_terminal(sys.stdout)))
+    return EXIT_OK if any(result.ok for result in results) else EXIT_ERROR
+
+
+def format_table(results: list[CheckResult], colour: bool = False) -> str:
+    """An aligned table of ``results``; statuses coloured when ``colour``."""
+    rows = [["provider", "status", "first chunk", "total", "url", "error"]]
+    rows += [
+        [
+            result.provider,
+            result.status,
+            _seconds(result.ttft),
+            _seconds(result.elapsed),
+            result.url or "-",
+            result.error or "",
+        ]
+        for result in results
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for number, row in enumerate(rows):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        if colour and number:
+            code = COLOURS.get(row[1], "31")
+            cells[1] = f"\x1b[{code}m{cells[1]}\x1b[0m"
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def _targets(
+    names: list[type[Provider]], base_urls: list[tuple[type[Provider], str]]
+) -> Optional[list[Union[Provider, type[Provider]]]]:
+    """Each named class, or its clients at the ``--base-url`` URLs given for it;
+    then the other ``--base-url`` clients. None (every provider) without either.
+    """
+    if not names and not base_urls:
+        return None
+    targets: list[Union[Provider, type[Provider]]] = []
+    placed: set[int] = set()
+    for cls in names:
+        mine = [i for i, (given, _) in enumerate(base_urls) if given is cls]
+        if not mine:
+            targets.append(cls)
+        for index in mine:
+            if index not in placed:
+                targets.append(_client(*base_urls[index]))
+                placed.add(index)
+    targets += [_client(*pair) for i, pair in enumerate(base_urls) if i not in placed]
+    return targets
+
+
+def _client(cls: type[Provider], url: str) -> Provider:
+    options: dict[str, Any] = {"base_url": url}
+    if cls is OpenAICompatible:
+        options["api_key"] = os.environ.get(API_KEY_VARIABLE) or None
+    try:
+        return cls(**options)
+    except ValueError as exc:
+        raise UsageError(f"--base-url {cls.name()}={url}: {exc}") from None
+
+
+def _seconds(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
