@@ -315,6 +315,26 @@ def test_probes_run_concurrently() -> None:
     assert len(in_flight) == 6
 
 
+def test_a_probe_that_outlasts_its_timeout_is_reported_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A probe stuck where no socket timeout reaches (a DNS lookup) is reported
+    as a timeout once timeout and grace have passed; check() does not wait for it.
+    """
+    release = threading.Event()
+    monkeypatch.setattr(_health, "GRACE", 0.0)
+    monkeypatch.setattr(_health, "_probe", lambda *args: release.wait(WAIT))
+    try:
+        result = only(
+            check([Cromicle(base_url="http://user:pw@127.0.0.1:9")], timeout=0.05)
+        )
+    finally:
+        release.set()
+    assert (result.status, result.provider) == ("timeout", "Cromicle")
+    assert result.url == "http://127.0.0.1:9/chat"
+    assert result.error is not None and "no answer within 0.05 s" in result.error
+
+
 def test_results_keep_the_order_given(cromicle: EmulatorServer) -> None:
     """Results come back in the order of the targets, whatever finishes first."""
     down = closed_port_url()
