@@ -371,6 +371,15 @@ def test_an_openai_client_without_a_model_asks_for_the_servers_first() -> None:
     assert "max_tokens" not in chat[0].json  # no tiny budget for reasoning models
 
 
+def test_a_client_is_probed_as_it_is_and_left_open(cromicle: EmulatorServer) -> None:
+    """A client's headers go with the probe; the client stays open and usable."""
+    client = Cromicle(base_url=cromicle.url, headers={"X-Team": "blue"})
+    assert only(check([client])).ok
+    assert cromicle.requests[0].headers["x-team"] == "blue"
+    assert client.complete([{"role": "user", "content": "Hi"}]).text == "Hi there"
+    client.close()
+
+
 def test_a_class_without_a_default_url_is_an_error_result() -> None:
     """OpenAICompatible by class has nowhere to go: an error result, no request."""
     result = only(check([OpenAICompatible]))
@@ -640,6 +649,32 @@ def test_check_command_colours_statuses_on_a_terminal(
     out = "".join(terminal.written)
     assert status == 0
     assert "\x1b[32mok" in out and "\x1b[31mdown" in out
+
+
+def test_check_command_sends_the_api_key_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An openai --base-url is checked with $CHATPROVIDERS_API_KEY as its key."""
+    with serve("openai", api_key="sk-right", models=["m"]) as server:
+        argv = ["check", "--json", "--base-url", f"openai={server.url}"]
+        monkeypatch.setenv("CHATPROVIDERS_API_KEY", "sk-wrong")
+        assert main(argv) == 1
+        monkeypatch.setenv("CHATPROVIDERS_API_KEY", "sk-right")
+        assert main(argv) == 0
+    first, second = (json.loads(part) for part in _json_lists(capsys.readouterr().out))
+    assert (first[0]["status"], second[0]["status"]) == ("auth", "ok")
+    assert "sk-" not in json.dumps([first, second])
+
+
+def _json_lists(out: str) -> list[str]:
+    """The JSON lists printed one after another, each ending with "]" on a line."""
+    parts, current = [], []
+    for line in out.splitlines():
+        current.append(line)
+        if line == "]":
+            parts.append("\n".join(current))
+            current = []
+    return parts
 
 
 def test_check_command_usage_errors_exit_2(
