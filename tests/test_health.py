@@ -240,6 +240,11 @@ def test_any_other_status_is_error(status: int) -> None:
 def test_classify_reads_the_exception_classes() -> None:
     """classify() maps each of our errors to its status, subclasses first."""
     E = chatproviders
+    attempts = tuple(
+        E.Attempt(name, E.APIConnectionError("refused"), 0.1)
+        for name in ("Acytoo", "Cromicle")
+    )
+    mixed = (*attempts, E.Attempt("GPROChat", E.APITimeoutError("slow"), 0.1))
     cases = {
         E.APITimeoutError("slow"): "timeout",
         E.IncompleteStreamError("cut"): "bad_reply",
@@ -250,6 +255,8 @@ def test_classify_reads_the_exception_classes() -> None:
         E.InternalServerError("oops", status_code=500): "error",
         E.ResponseFormatError("page", body="<html><body>x"): "blocked",
         E.ModelNotSupportedError("no model"): "error",
+        E.AllProvidersFailedError("all failed", attempts=attempts): "down",
+        E.AllProvidersFailedError("all failed", attempts=mixed): "error",
     }
     assert {error: _health.classify(error) for error in cases} == cases
 
@@ -430,9 +437,46 @@ def test_bad_arguments_raise_before_any_request(cromicle: EmulatorServer) -> Non
         check([client], prompt=" ")
     with pytest.raises(TypeError, match="got int"):
         check([client, 3])  # type: ignore[list-item]
-    with pytest.raises(TypeError, match="call its check"):
-        check([FallbackProvider([client])])  # type: ignore[list-item]
     assert cromicle.requests == []
+
+
+def test_a_fallback_provider_is_probed_by_one_chat_through_it(
+    cromicle: EmulatorServer,
+) -> None:
+    """A FallbackProvider target answers if any member does; when none does, its
+    status is the one its attempts share, and the error names each attempt.
+    """
+    down = closed_port_url()
+    answering = FallbackProvider(
+        [Acytoo(base_url=down), Cromicle(base_url=cromicle.url)]
+    )
+    failing = FallbackProvider([Acytoo(base_url=down), Cromicle(base_url=down)])
+    ok, dead = check([answering, failing])
+    assert (ok.provider, ok.status, ok.model, ok.url) == (
+        "FallbackProvider",
+        "ok",
+        "gpt-3.5-turbo",
+        "",
+    )
+    assert dead.status == "down"
+    assert (
+        dead.error is not None and "Acytoo" in dead.error and "Cromicle" in dead.error
+    )
+
+
+def test_a_probed_fallback_starts_no_background_checks_of_its_own(
+    cromicle: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probing a FallbackProvider with health_interval adds no second thread."""
+    rounds = Rounds()
+    monkeypatch.setattr(_health, "wait_interval", rounds.wait)
+    before = health_threads()
+    fallback = FallbackProvider([Cromicle(base_url=cromicle.url)], health_interval=60)
+    mine = health_threads() - before
+    assert only(check([fallback])).ok
+    assert health_threads() - before == mine and len(mine) == 1
+    fallback.close()
+    rounds.wake()
 
 
 def test_working_providers_are_those_whose_check_is_ok(
