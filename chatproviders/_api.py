@@ -110,4 +110,4 @@ def _choosable() -> list[type[Provider]]:
     their own (not OpenAICompatible, which needs a base_url and serves any
     model name: name it as ``provider=``).
     """
-    return [cls for cls in list_providers() if cls.url]
+    return [cls for cls in list_providers() if has_default_url(cls)]

@@ -37,7 +37,6 @@ from ._client import Client
 from ._messages import Messages
 from ._provider import Provider
 from ._registry import get_provider, list_providers
-from ._transport import looks_like_html
 from .exceptions import (
     AllProvidersFailedError,
     APIConnectionError,
@@ -396,14 +395,10 @@ def _url_of(target: Resolved) -> str:
 
 
 def _is_html_page(error: BaseException) -> bool:
-    """True for an error made from an HTML page (see ``_transport``): a status
-    error whose body is one, or the client's refusal of a 200 page.
+    """True for an error made from an HTML page: a status error whose body is
+    one, or the client's refusal of a 200 page.
     """
-    if not isinstance(error, (APIStatusError, ResponseFormatError)):
-        return False
-    if looks_like_html("", error.body.encode("utf-8", errors="replace")):
-        return True
-    return "an HTML page" in error.message  # a page sent as text/html, any body
+    return isinstance(error, (APIStatusError, ResponseFormatError)) and error.html
 
 
 def _says_quota(error: BaseException) -> bool:

@@ -253,7 +253,7 @@ def test_classify_reads_the_exception_classes() -> None:
         E.RateLimitError("wait", status_code=429): "rate_limited",
         E.ResponseFormatError("junk"): "bad_reply",
         E.InternalServerError("oops", status_code=500): "error",
-        E.ResponseFormatError("page", body="<html><body>x"): "blocked",
+        E.ResponseFormatError("page", body="<html><body>x", html=True): "blocked",
         E.ModelNotSupportedError("no model"): "error",
         E.AllProvidersFailedError("all failed", attempts=attempts): "down",
         E.AllProvidersFailedError("all failed", attempts=mixed): "error",

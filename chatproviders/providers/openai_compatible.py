@@ -33,6 +33,7 @@ from typing import Any, Optional
 
 from .._chat_chunks import iter_chat_reply
 from .._constants import ERROR_BODY_EXCERPT
+from .._guard import Guard
 from .._messages import Messages
 from .._options import redact
 from .._provider import CLIENT_OPTIONS, Provider
@@ -174,21 +175,27 @@ class OpenAICompatible(Provider):
         deadline = None
         if options.total_timeout is not None:
             deadline = time.monotonic() + options.total_timeout
-        response = send(
-            self.session,
-            "GET",
-            f"{self.base_url}/models",
-            headers={"Accept": "application/json", **options.headers},
-            timeout=options.timeout,
-            deadline=deadline,
-            proxies=options.proxies,
-            allow_redirects=False,
-        )
-        with response:
-            if response.status_code != 200:
-                data = read_error_body(response, deadline, options.read_timeout)
-                raise status_error(response, data)
-            body = b"".join(Body(response, deadline, options.read_timeout))
+        guard = Guard(deadline)
+        try:
+            response = send(
+                self.session,
+                "GET",
+                f"{self.base_url}/models",
+                headers={"Accept": "application/json", **options.headers},
+                timeout=options.timeout,
+                deadline=deadline,
+                guard=guard,
+                proxies=options.proxies,
+                allow_redirects=False,
+            )
+            with response:
+                if response.status_code != 200:
+                    data = read_error_body(response, deadline, options.read_timeout)
+                    raise status_error(response, data)
+                read = Body(response, deadline, options.read_timeout, guard=guard)
+                body = b"".join(read)
+        finally:
+            guard.finish()
         excerpt = body[:ERROR_BODY_EXCERPT].decode("utf-8", errors="replace")
         if looks_like_html(response.headers.get("content-type", ""), body):
             raise ResponseFormatError(
