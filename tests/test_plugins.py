@@ -4,6 +4,7 @@ installed as a real plugin (an entry point that importlib.metadata finds)."""
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import re
 import subprocess
@@ -156,6 +157,21 @@ def test_readme_plugin_in_the_command_line(echo_site: Path) -> None:
     chat = run(["-c", code], echo_site)
     assert chat.returncode == 0, chat.stderr
     assert chat.stdout.strip() == "Hello, plugin"
+
+
+def test_readme_plugin_is_checked_like_any_provider(echo_site: Path) -> None:
+    """`chatproviders check echo --base-url echo=URL` probes the plugin."""
+    code = (
+        "import sys; from chatproviders.testing import serve\n"
+        "from chatproviders._cli import main\n"
+        "with serve('echo', text='OK') as s:\n"
+        "    args = ['check', 'echo', '--base-url', f'echo={s.url}', '--json']\n"
+        "    sys.exit(main(args))\n"
+    )
+    done = run(["-c", code], echo_site)
+    assert done.returncode == 0, done.stderr
+    (result,) = json.loads(done.stdout)
+    assert (result["provider"], result["status"]) == ("Echo", "ok")
 
 
 def test_a_broken_plugin_is_named_and_the_rest_work(tmp_path: Path) -> None:
