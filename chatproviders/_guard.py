@@ -20,6 +20,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any, Optional
 
@@ -30,6 +31,10 @@ import urllib3.connectionpool
 __all__ = ["Guard", "GuardedAdapter", "guarding"]
 
 _local = threading.local()  # .guard: the Guard of this thread's request, if any
+
+#: Which guard each socket belongs to now (the last exchange that used it).
+_owners: weakref.WeakKeyDictionary[socket.socket, Guard] = weakref.WeakKeyDictionary()
+_owners_lock = threading.Lock()
 
 
 class Guard:
@@ -46,15 +51,19 @@ class Guard:
             _watchdog.watch(self)
 
     def add(self, sock: Optional[socket.socket]) -> None:
-        """Guard ``sock`` too; shut it at once if the guard already was."""
+        """Guard ``sock`` too, as its one guard now; shut it at once if this
+        guard already was.
+        """
         if sock is None:
             return
+        with _owners_lock:
+            _owners[sock] = self
         with self._lock:
             if sock not in self._sockets:
                 self._sockets.append(sock)
             shut = self._shut
         if shut:
-            _shut_down(sock)
+            self._shut_own(sock)
 
     def shut(self, expired: bool = False) -> None:
         """Shut every socket down (not close: the owner closes), now and later."""
@@ -65,7 +74,17 @@ class Guard:
             self.expired = expired
             sockets = list(self._sockets)
         for sock in sockets:
-            _shut_down(sock)
+            self._shut_own(sock)
+
+    def _shut_own(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down unless another exchange guards it by now: once
+        a reply is read, its connection goes back to the pool and may carry
+        another request before this exchange has finished.
+        """
+        with _owners_lock:
+            if _owners.get(sock) is not self:
+                return
+        _shut_down(sock)
 
     def finish(self) -> None:
         """The exchange is over: forget its sockets, which may serve others now."""

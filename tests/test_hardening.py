@@ -509,3 +509,20 @@ def test_attempt_elapsed_is_each_providers_own(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(chatproviders.AllProvidersFailedError) as caught:
         fallback.complete(HI)
     assert [a.elapsed for a in caught.value.attempts] == [1.0, 1.0]
+
+
+def test_a_guard_never_shuts_a_socket_another_exchange_now_uses() -> None:
+    """Once a pooled connection carries another request, the first exchange's
+    guard (its deadline passing, or a close from another thread) leaves it be."""
+    from chatproviders._guard import Guard
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        first, second = Guard(), Guard()
+        first.add(ours)
+        second.add(ours)  # the connection went back to the pool and was reused
+        first.shut(expired=True)
+        theirs.sendall(b"still open")
+        assert ours.recv(64) == b"still open"
+        second.shut()
+        assert ours.recv(64) == b""  # shut down: reads end at once
