@@ -20,6 +20,7 @@ from chatproviders._cli import tools
 from chatproviders.cli import main
 from chatproviders.testing import EmulatorServer, serve
 from tests.loopback import WAIT, Conn, LoopbackServer
+from tests.terminal import Terminal as PtyTerminal
 
 NAMES = ["Cromicle", "Acytoo", "GPROChat", "CodeLinkAva", "OpenAICompatible"]
 
@@ -147,7 +148,7 @@ def test_several_models_need_a_choice(capsys: pytest.CaptureFixture[str]) -> Non
         (["emulate", "cromicle", "--api-key", "k"], "openai emulator only"),
         (["emulate", "bard"], "unknown provider 'bard'"),
         (["emulate", "cromicle", "--port", "70000"], "not a port number"),
-        ([], "required: COMMAND"),
+        (["--bogus"], "required: COMMAND"),
     ],
 )  # fmt: skip
 def test_usage_errors_exit_2_with_one_line(
@@ -364,14 +365,14 @@ def test_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
 def test_broken_pipe_exits_quietly(
     cromicle: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A reader that went away (`| head`) gives exit 1 and no traceback."""
+    """A reader that went away (`| head`) gives exit 141 and no traceback."""
 
     class Closed(io.StringIO):
         def write(self, text: str) -> int:
             raise BrokenPipeError
 
     monkeypatch.setattr(sys, "stdout", Closed())
-    assert main(["chat", "-p", "cromicle", "--base-url", cromicle.url, "x"]) == 1
+    assert main(["chat", "-p", "cromicle", "--base-url", cromicle.url, "x"]) == 141
 
 
 def test_a_reply_the_output_encoding_lacks_is_printed_with_replacements() -> None:
@@ -382,6 +383,7 @@ def test_a_reply_the_output_encoding_lacks_is_printed_with_replacements() -> Non
             [sys.executable, "-m", "chatproviders", "chat", "-p", "cromicle",
              "--base-url", server.url, "hi"],
             capture_output=True,
+            stdin=subprocess.DEVNULL,
             env={**os.environ, "PYTHONIOENCODING": "ascii"},
             timeout=60,
         )  # fmt: skip
@@ -398,7 +400,7 @@ def test_broken_pipe_on_the_final_flush_exits_quietly(
             raise BrokenPipeError
 
     monkeypatch.setattr(sys, "stdout", ClosedOnFlush())
-    assert main(["list"]) == 1
+    assert main(["list"]) == 141
 
 
 def test_an_error_mid_reply_starts_on_a_line_of_its_own(
@@ -455,6 +457,7 @@ def test_python_dash_m_demo_runs_as_a_new_user_would() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "chatproviders", "demo"],
         capture_output=True,
+        stdin=subprocess.DEVNULL,
         text=True,
         timeout=60,
         env=env,
@@ -463,3 +466,253 @@ def test_python_dash_m_demo_runs_as_a_new_user_would() -> None:
     assert result.stderr == ""
     for name in NAMES:
         assert f"\n{name} " in result.stdout
+
+
+def chatproviders(
+    *argv: str, stdout: Any = subprocess.PIPE, stdin: Any = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """``python -m chatproviders ARGV`` in a process of its own; stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "chatproviders", *argv],
+        stdin=stdin,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_a_prompt_and_piped_text_go_in_one_message(
+    openai: EmulatorServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`git diff | chatproviders chat "Review this"`: one user message, the prompt
+    first, a blank line, then the piped text with its indentation."""
+    monkeypatch.setattr(sys, "stdin", Pipe("\n  def f():\n      pass\n\n"))
+    status, out, _ = run(capsys, "chat", "--base-url", openai.url, "Review", "this")
+    assert (status, out) == (0, "Hello\n")
+    assert openai.requests[-1].json["messages"] == [
+        {"role": "user", "content": "Review this\n\n  def f():\n      pass"}
+    ]
+
+
+def test_chat_help_says_piped_text_follows_the_prompt(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`chat --help` tells how a prompt and piped stdin combine."""
+    status, out, _ = run(capsys, "chat", "--help")
+    assert status == 0
+    assert "piped stdin follows it in the same message" in " ".join(out.split())
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [(b"\xff", "byte 0xff at offset 0"), (b"caf\xe9 ok\n", "byte 0xe9 at offset 3"),
+     (b"ok \xe2\x82", "byte 0xe2 at offset 3")],
+)  # fmt: skip
+def test_stdin_that_is_not_utf8_is_named_plainly(
+    cromicle: EmulatorServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    data: bytes,
+    where: str,
+) -> None:
+    """Piped bytes that are not UTF-8: exit 2, the first bad byte and its offset."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    status, out, err = run(capsys, "chat", "-p", "cromicle", "--base-url", cromicle.url)
+    assert (status, out) == (2, "")
+    assert err == f"chatproviders chat: error: stdin is not UTF-8 text ({where}); " \
+        "convert it first, e.g. with iconv -t UTF-8\n"  # fmt: skip
+    assert cromicle.requests == []
+
+
+def test_stdin_that_is_not_utf8_in_a_real_process(cromicle: EmulatorServer) -> None:
+    """The same from a shell's pipe, whatever the locale's error handler."""
+    process = chatproviders("chat", "-p", "cromicle", "--base-url", cromicle.url,
+                            "Fix", stdin=subprocess.PIPE)  # fmt: skip
+    out, err = process.communicate(b"caf\xe9\n", timeout=60)
+    assert (process.returncode, out) == (2, b"")
+    assert b"stdin is not UTF-8 text (byte 0xe9 at offset 3)" in err
+    assert err.count(b"\n") == 1
+
+
+def test_an_unknown_option_shows_the_commands_usage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`chat --bogus-flag hi`: chat's usage line and the option named, exit 2."""
+    status, out, err = run(capsys, "chat", "--bogus-flag", "hi")
+    assert (status, out) == (2, "")
+    assert err.startswith("usage: chatproviders chat [-h] [-p NAME]")
+    assert err.endswith(
+        "chatproviders chat: error: unrecognized arguments: --bogus-flag\n"
+    )
+
+
+def test_a_bare_command_prints_the_help_and_the_commands(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`chatproviders` alone: the whole help with every command, on stderr, exit 2."""
+    status, out, err = run(capsys)
+    assert (status, out) == (2, "")
+    assert err.startswith("usage: chatproviders")
+    listed = re.findall(r"^    (\w+) ", err, re.M)
+    assert listed == ["demo", "chat", "list", "emulate"]
+    assert "Start with: chatproviders demo" in err
+
+
+def test_demo_into_a_closed_pipe_exits_141_quietly() -> None:
+    """`chatproviders demo | true`: the reader is gone before the first write;
+    exit 128 + SIGPIPE, as coreutils show in a shell, and nothing on stderr."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        process = chatproviders("demo", "--delay", "0", stdout=writer)
+    finally:
+        os.close(writer)
+    _, err = process.communicate(timeout=60)
+    assert (process.returncode, err) == (141, b"")
+
+
+def test_chat_whose_reader_leaves_mid_reply_exits_141_and_hangs_up() -> None:
+    """`chatproviders chat ... | head -1`: the reader takes a line and leaves; the
+    next chunk's write fails, the connection is closed, exit 141, no message."""
+    reader_gone, hung_up = threading.Event(), threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head()
+        conn.send(b"first line\n")
+        assert reader_gone.wait(WAIT)
+        conn.send(b"second line\n")
+        if conn.wait_closed_by_client():
+            hung_up.set()
+
+    with LoopbackServer(handler) as server:
+        process = chatproviders("chat", "-p", "cromicle", "--base-url", server.url,
+                                "hi")  # fmt: skip
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline() == b"first line\n"
+            process.stdout.close()
+            reader_gone.set()
+            _, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        assert hung_up.wait(WAIT)
+    assert (process.returncode, err) == (141, b"")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("command", ["chat", "demo"])
+def test_a_full_disk_is_one_line_and_exit_1(
+    cromicle: EmulatorServer, command: str
+) -> None:
+    """`> /dev/full` (ENOSPC on every write): one line on stderr, exit 1."""
+    argv = ["demo", "--delay", "0"]
+    if command == "chat":
+        argv = ["chat", "-p", "cromicle", "--base-url", cromicle.url, "hi"]
+    with open("/dev/full", "wb") as full:
+        process = chatproviders(*argv, stdout=full)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert err == (
+        b"chatproviders: error: cannot write the output: No space left on device\n"
+    )
+
+
+needs_pty = pytest.mark.skipif(
+    sys.platform == "win32", reason="pseudo-terminals and SIGINT are POSIX"
+)
+needs_proc = pytest.mark.skipif(
+    not os.path.exists("/proc/self/stat"),
+    reason="Ctrl-C is sent once the child sleeps, which Linux's /proc shows",
+)
+
+
+@needs_pty
+def test_on_a_terminal_the_chat_offers_the_models_and_asks() -> None:
+    """Several models, no -m, a terminal: a numbered list; a bad answer is asked
+    again; the number chosen is the model the turns are sent with."""
+    with serve("openai", text="Hello", models=["small", "large"]) as server:
+        with PtyTerminal(["chat", "--base-url", server.url]) as term:
+            listed = term.expect("model [1-2 or a name]: ")
+            assert "  1. small\n  2. large\n" in listed
+            term.type("3\n")
+            term.expect("'3' is neither a number from 1 to 2 nor a model")
+            term.expect("model [1-2 or a name]: ")
+            term.type("2\n")
+            assert "(large) keeps the history" in term.expect(">>> ")
+            term.type("Hi\n")
+            term.expect("Hello\n>>> ")
+            term.type("/exit\n")
+            assert term.wait() == 0
+    chats = [r.json for r in server.requests if r.route.endswith("/completions")]
+    assert [(c["model"], c["messages"]) for c in chats] == [
+        ("large", [{"role": "user", "content": "Hi"}])
+    ]
+
+
+@needs_pty
+def test_on_a_terminal_ctrl_d_at_the_model_question_leaves() -> None:
+    """Ctrl-D instead of a model ends the chat with status 0, nothing sent."""
+    with serve("openai", models=["small", "large"]) as server:
+        with PtyTerminal(["chat", "--base-url", server.url]) as term:
+            term.expect("model [1-2 or a name]: ")
+            term.type("\x04")
+            assert term.wait() == 0
+    assert [r.route for r in server.requests] == ["/v1/models"]
+
+
+@needs_pty
+@needs_proc
+def test_ctrl_c_at_the_prompt_clears_the_line_and_keeps_the_history() -> None:
+    """As in Python's REPL: Ctrl-C drops the half-typed line, the prompt comes
+    back, the history stays; Ctrl-D then leaves with status 0."""
+    with serve("acytoo", text="ok") as server:
+        with PtyTerminal(["chat", "-p", "acytoo", "--base-url", server.url]) as term:
+            term.expect(">>> ")
+            term.type("one\n")
+            term.expect("ok\n>>> ")
+            term.type("half a line")
+            term.expect("half a line")
+            term.interrupt()
+            term.expect("\n>>> ")
+            term.type("two\n")
+            term.expect("ok\n>>> ")
+            term.type("\x04")
+            assert term.wait() == 0
+    sent = [[m["content"] for m in r.json["messages"]] for r in server.requests]
+    assert sent == [["one"], ["one", "ok", "two"]]
+
+
+@needs_pty
+@needs_proc
+def test_ctrl_c_during_a_reply_stops_it_and_the_chat_goes_on() -> None:
+    """SIGINT while a reply stalls mid-way: the reply stops, its turn is not kept,
+    the prompt comes back and the next turn is answered."""
+    with serve("acytoo", text="ok") as server:
+        server.queue_reply(text="a long reply that stalls", stall_after=6)
+        with PtyTerminal(["chat", "-p", "acytoo", "--base-url", server.url]) as term:
+            term.expect(">>> ")
+            term.type("one\n")
+            term.expect("a long")
+            term.interrupt()
+            term.expect("(reply stopped; not kept in the history)\n>>> ")
+            term.type("two\n")
+            term.expect("ok\n>>> ")
+            term.type("/exit\n")
+            assert term.wait() == 0
+    sent = [[m["content"] for m in r.json["messages"]] for r in server.requests]
+    assert sent == [["one"], ["two"]]
+
+
+def test_several_models_and_a_prompt_keep_the_error_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the interactive chat asks: a prompt given on a terminal still needs
+    -m when the server lists several, exit 2, before any chat request."""
+    monkeypatch.setattr(sys, "stdin", Terminal("2\n"))
+    with serve("openai") as server:
+        status, out, err = run(capsys, "chat", "--base-url", server.url, "Hi")
+    assert (status, out) == (2, "")
+    assert "pass -m MODEL; the server has: gpt-3.5-turbo, gpt-4o-mini" in err
+    assert [r.route for r in server.requests] == ["/v1/models"]

@@ -8,8 +8,10 @@
     chatproviders check [NAME...]        which providers answer now, measured
     chatproviders emulate NAME           serve one emulator until Ctrl-C
 
-Exit status: 0 done; 1 a provider failed (one line on stderr); 2 a usage
-error; 130 interrupted by Ctrl-C, after the stream was closed.
+Exit status: 0 done; 1 a provider failed, or stdout refused a write (one line
+on stderr); 2 a usage error (a bare ``chatproviders`` prints the help); 130
+interrupted by Ctrl-C, after the stream was closed; 141 (128 + SIGPIPE, what a
+shell shows for ``yes | head -1``) quietly, when the reader of stdout left.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ..providers.openai_compatible import OpenAICompatible
 from .chat import API_KEY_VARIABLE, run_chat
 from .check import add_check_arguments, run_check
 from .common import (
+    EXIT_BROKEN_PIPE,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -57,8 +60,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # as git and pip do: what there is to run, not a bare error
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # named by the command's own usage, not the top level's
+            command_parser = getattr(args, "command_parser", parser)
+            command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exc:  # --help, --version, or a usage error
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     command: Command = args.command
@@ -75,8 +85,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         say()  # the shell's prompt starts on a line of its own
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # e.g. `chatproviders chat ... | head -1`
+    except BrokenPipeError:  # the reader left: `chatproviders demo | head -1`
         silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:  # stdout refused a write: a full disk, /dev/full
+        silence_stdout()
+        say(f"chatproviders: error: cannot write the output: {exc.strerror or exc}")
         return EXIT_ERROR
 
 
@@ -129,7 +143,8 @@ def _parser() -> argparse.ArgumentParser:
         "prompt",
         nargs="*",
         metavar="PROMPT",
-        help="without one: stdin if piped, else an interactive chat",
+        help="the prompt; piped stdin follows it in the same message, after a "
+        "blank line; with neither, an interactive chat on the terminal",
     )
 
     listing = _command(commands, "list", run_list, "list the providers")
@@ -160,7 +175,7 @@ def _command(
     parser: argparse.ArgumentParser = commands.add_parser(
         name, help=text, description=text[0].upper() + text[1:] + "."
     )
-    parser.set_defaults(command=run, name=name)
+    parser.set_defaults(command=run, name=name, command_parser=parser)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``chatproviders chat``: one prompt (argv or stdin), or an interactive chat."""
+"""``chatproviders chat``: one prompt (argv, stdin, or both), or an interactive chat."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import os
 import sys
-from typing import Any, Optional
+from typing import Any, Optional, overload
 
 from .._messages import Messages
 from .._provider import Provider
@@ -19,7 +19,7 @@ from ..exceptions import (
 from ..providers.openai_compatible import BASE_URLS, OpenAICompatible
 from .common import EXIT_ERROR, EXIT_OK, UsageError, say
 
-__all__ = ["API_KEY_VARIABLE", "run_chat"]
+__all__ = ["API_KEY_VARIABLE", "read_piped_stdin", "run_chat"]
 
 #: OpenAICompatible's API key comes from here, never from argv (``ps`` shows argv).
 API_KEY_VARIABLE = "CHATPROVIDERS_API_KEY"
@@ -35,23 +35,63 @@ def run_chat(args: argparse.Namespace) -> int:
 
 
 def _chat(client: Provider, args: argparse.Namespace) -> int:
-    """Answer the prompt from argv or stdin, or chat on the terminal."""
-    model = choose_model(client, args.model)
+    """Answer the prompt from argv and stdin, or chat on the terminal."""
     system: Messages = []
     if args.system:
         system = [{"role": "system", "content": args.system}]
     prompt = " ".join(args.prompt)
-    if not prompt and sys.stdin is not None and not sys.stdin.isatty():
-        prompt = sys.stdin.read().strip()
-        if not prompt:
+    piped = read_piped_stdin()
+    if piped is not None:
+        if not piped and not prompt:
             raise UsageError("the prompt on stdin is empty")
+        # Both: the prompt first, then the piped text, as one message.
+        prompt = "\n\n".join(part for part in (prompt, piped) if part)
     if prompt:
+        model = choose_model(client, args.model)
         messages = [*system, {"role": "user", "content": prompt}]
         reply(client, messages, model, args.stream)
         return EXIT_OK
     if sys.stdin is None:
         raise UsageError("give a prompt, as an argument or on stdin")
-    return interact(client, model, system, args.stream)
+    _enable_line_editing()
+    chosen = choose_model(client, args.model, ask=True)
+    if chosen is None:  # Ctrl-D instead of a model
+        return EXIT_OK
+    return interact(client, chosen, system, args.stream)
+
+
+def read_piped_stdin() -> Optional[str]:
+    """The text piped to stdin, blank lines around it removed; ``None`` when
+    stdin is a terminal (or closed). Bytes that are not UTF-8 are a usage error
+    naming the first bad byte and its offset.
+    """
+    stdin = sys.stdin
+    if stdin is None or stdin.isatty():
+        return None
+    try:
+        binary = getattr(stdin, "buffer", None)
+        if binary is None:  # a text stream that has no bytes under it
+            return _trim(stdin.read())
+        data: bytes = binary.read()
+    except OSError as exc:  # e.g. `< some/directory`
+        raise UsageError(f"cannot read stdin: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"stdin is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}); convert it first, e.g. with iconv -t UTF-8"
+        ) from None
+    if text.startswith("\ufeff"):  # a byte order mark, as some editors write
+        text = text[1:]
+    return _trim(text.replace("\r\n", "\n"))
+
+
+def _trim(text: str) -> str:
+    """``text`` without trailing white space or leading blank lines (the first
+    line's indentation stays: it may be code)."""
+    text = text.rstrip()
+    return text[text.rfind("\n", 0, len(text) - len(text.lstrip())) + 1 :]
 
 
 def make_client(cls: type[Provider], args: argparse.Namespace) -> Provider:
@@ -76,16 +116,51 @@ def make_client(cls: type[Provider], args: argparse.Namespace) -> Provider:
         raise UsageError(str(exc)) from None
 
 
-def choose_model(client: Provider, model: Optional[str]) -> str:
+@overload
+def choose_model(client: Provider, model: Optional[str]) -> str: ...
+
+
+@overload
+def choose_model(
+    client: Provider, model: Optional[str], ask: bool
+) -> Optional[str]: ...
+
+
+def choose_model(
+    client: Provider, model: Optional[str], ask: bool = False
+) -> Optional[str]:
     """``model`` checked; unnamed, the provider's default, or the only model an
-    OpenAI-compatible server lists.
+    OpenAI-compatible server lists. When it lists several: with ``ask``, the
+    model typed at the terminal (``None`` for Ctrl-D), else a usage error.
     """
     if model or not isinstance(client, OpenAICompatible):
         return client.choose_model(model)
     served = client.list_models()
-    if len(served) != 1:
-        raise UsageError(f"pass -m MODEL; the server has: {', '.join(served) or '-'}")
-    return served[0]
+    if len(served) == 1:
+        return served[0]
+    if ask and served:
+        return ask_model(served)
+    raise UsageError(f"pass -m MODEL; the server has: {', '.join(served) or '-'}")
+
+
+def ask_model(served: list[str]) -> Optional[str]:
+    """Show the numbered models on stderr and read a number or a name until one
+    is valid; ``None`` at end of input (Ctrl-D)."""
+    say("The server has several models; pass -m MODEL to skip this question.")
+    for number, name in enumerate(served, 1):
+        print(f"{number:>3}. {name}", file=sys.stderr)
+    while True:
+        try:
+            answer = input(f"model [1-{len(served)} or a name]: ").strip()
+        except EOFError:
+            say()
+            return None
+        if answer in served:
+            return answer
+        if answer.isdigit() and 1 <= int(answer) <= len(served):
+            return served[int(answer) - 1]
+        if answer:
+            say(f"{answer!r} is neither a number from 1 to {len(served)} nor a model")
 
 
 def reply(client: Provider, messages: Messages, model: str, stream: bool) -> str:
@@ -119,9 +194,11 @@ def reply(client: Provider, messages: Messages, model: str, stream: bool) -> str
 
 
 def interact(client: Provider, model: str, system: Messages, stream: bool) -> int:
-    """Read turns from the terminal until ``/exit`` or end of input."""
-    with contextlib.suppress(ImportError):
-        import readline  # noqa: F401  (line editing and history for input())
+    """Read turns from the terminal until ``/exit`` or end of input (Ctrl-D).
+
+    Ctrl-C at the prompt drops the line being typed, as in Python's REPL; the
+    chat and its history go on.
+    """
     keeps = client.supports_message_history
     memory = "keeps the history" if keeps else "takes no history: each turn goes alone"
     say(
@@ -135,6 +212,9 @@ def interact(client: Provider, model: str, system: Messages, stream: bool) -> in
         except EOFError:
             say()
             return EXIT_OK
+        except KeyboardInterrupt:
+            sys.stdout.write("\n")
+            continue
         if line in ("/exit", "/quit"):
             return EXIT_OK
         if line == "/reset":
@@ -158,6 +238,12 @@ def interact(client: Provider, model: str, system: Messages, stream: bool) -> in
             continue
         if keeps:
             history += [turn, {"role": "assistant", "content": text}]
+
+
+def _enable_line_editing() -> None:
+    """Line editing and history for ``input()``, where the platform has them."""
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401
 
 
 def _report(client: Provider, error: ChatProvidersError) -> None:

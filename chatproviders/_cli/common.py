@@ -6,6 +6,7 @@ import os
 import sys
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -16,6 +17,9 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: The reader of stdout went away: 128 + SIGPIPE, the status a shell reports
+#: for a coreutils program in the same place (``yes | head -1``).
+EXIT_BROKEN_PIPE = 141
 
 
 class UsageError(Exception):
@@ -28,7 +32,8 @@ def say(text: str = "") -> None:
 
 
 def silence_stdout() -> None:
-    """After a broken pipe, point stdout at devnull so that exit stays quiet."""
+    """After a failed write, point stdout at devnull so that exit stays quiet
+    (the interpreter flushes what is still buffered as it exits)."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
