@@ -10,6 +10,7 @@ import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
+from unittest.mock import ANY
 
 import pytest
 
@@ -143,8 +144,10 @@ def test_real_terminal_ipython_falls_back_to_printing(
     server: EmulatorServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A real IPython shell that is not a kernel gets printed chunks, not displays."""
-    interactiveshell = pytest.importorskip("IPython.core.interactiveshell")
-    traitlets_config = pytest.importorskip("traitlets.config")
+    # Imported, not importorskip: the [test] extra has IPython, so CI runs this.
+    from IPython.core import interactiveshell
+    from traitlets import config as traitlets_config
+
     config = traitlets_config.Config()
     config.HistoryManager.enabled = False
     shell = interactiveshell.InteractiveShell.instance(config=config)
@@ -157,6 +160,22 @@ def test_real_terminal_ipython_falls_back_to_printing(
     assert capsys.readouterr().out == "Hello **world**\n"
 
 
+@pytest.fixture
+def kernel_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A kernelspec running ipykernel on this very interpreter (the venv's), so
+    that a fresh `pip install -e .[test]` is all a kernel needs; its name."""
+    import ipykernel  # noqa: F401  (fail here, not in the kernel, without it)
+
+    spec = tmp_path / "kernels" / "chatproviders-test"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    kernel = {"argv": argv, "display_name": "test", "language": "python"}
+    (spec / "kernel.json").write_text(json.dumps(kernel))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))
+    return "chatproviders-test"
+
+
 CELL = """
 from chatproviders import Cromicle
 from chatproviders.notebook import display_stream
@@ -167,21 +186,14 @@ text
 
 
 def test_a_real_kernel_sends_one_display_then_updates(
-    server: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: EmulatorServer, kernel_name: str
 ) -> None:
     """In a real ipykernel, iopub carries display_data then update_display_data
     with the same display_id, the text growing to the whole reply."""
-    pytest.importorskip("ipykernel")
-    manager = pytest.importorskip("jupyter_client.manager")
-    spec = tmp_path / "kernels" / "chatproviders-test"
-    spec.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    kernel = {"argv": argv, "display_name": "test", "language": "python"}
-    (spec / "kernel.json").write_text(json.dumps(kernel))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))
+    from jupyter_client import manager
+
     kernel_manager, kernel_client = manager.start_new_kernel(
-        kernel_name="chatproviders-test", startup_timeout=30
+        kernel_name=kernel_name, startup_timeout=30
     )
     try:
         msg_id = kernel_client.execute(CELL.format(url=server.url, hi=HI))
@@ -225,3 +237,50 @@ def test_bad_arguments_are_refused_before_anything_is_shown(
     with pytest.raises(error):
         display_stream(chunks, file=out, **options)
     assert out.getvalue() == ""
+
+
+NOTEBOOK = [
+    """\
+from chatproviders import Cromicle
+from chatproviders.notebook import display_stream
+client = Cromicle(base_url={url!r})
+with client.stream({hi!r}) as stream:
+    text = display_stream(stream, interval=0)""",
+    """\
+parts = []
+async with client.stream_in_background({hi!r}) as bg:
+    async for chunk in bg:
+        parts.append(chunk)
+print("".join(parts), len(parts) > 1)""",
+    """\
+client.close()
+text""",
+]
+
+
+def test_a_notebook_runs_in_a_real_kernel(
+    server: EmulatorServer, kernel_name: str
+) -> None:
+    """A notebook run by nbclient in ipykernel: display_stream leaves one
+    Markdown output holding the whole reply; `async for` over a background
+    stream in a cell gets every chunk; the cells' results are the reply."""
+    import nbclient
+    import nbformat
+
+    cells = [
+        nbformat.v4.new_code_cell(source.format(url=server.url, hi=HI))
+        for source in NOTEBOOK
+    ]
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    nbclient.NotebookClient(notebook, timeout=30, kernel_name=kernel_name).execute()
+    shown, printed, result = (cell.outputs for cell in notebook.cells)
+    assert [(o.output_type, o.data) for o in shown] == [
+        ("display_data", {"text/markdown": "Hello **world**", "text/plain": ANY})
+    ]
+    assert [(o.output_type, o.name, o.text) for o in printed] == [
+        ("stream", "stdout", "Hello **world** True\n")
+    ]
+    assert [(o.output_type, o.data) for o in result] == [
+        ("execute_result", {"text/plain": "'Hello **world**'"})
+    ]
+    assert len(server.requests) == 2
