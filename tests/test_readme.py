@@ -18,11 +18,15 @@ The rules, for whoever writes a section of the README:
    emulators too, so a block that names no server reaches none outside
    127.0.0.1.
 4. Top-level ``await``, ``async with`` and ``async for`` run in an event loop.
-5. A block that cannot run here follows a reST comment (invisible on the
+5. A block whose first line is a comment naming a Python file, such as
+   ``# echo_provider.py``, is that file too: every such block is written to
+   a folder on ``sys.path`` before each block runs, so that another block
+   can import it (``from echo_provider import Echo``).
+6. A block that cannot run here follows a reST comment (invisible on the
    page) ``.. readme-test: skip: REASON``; pytest reports it skipped, with
    REASON.
-6. chatproviders objects and ``requests`` sessions a block leaves open are
-   closed after it.
+7. chatproviders objects and ``requests`` sessions a block leaves open are
+   closed after it, and the modules of rule 5 are forgotten.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import ast
 import asyncio
 import inspect
 import re
+import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,6 +65,7 @@ CONTEXT = {
 CROMICLE_ADDRESS = "http://127.0.0.1:8000"
 OPENAI_ADDRESS = "http://localhost:11434/v1"
 SKIP = re.compile(r"^\.\. readme-test: skip: (?P<reason>.+)$")
+MODULE = re.compile(r"# (?P<name>[A-Za-z_]\w*)\.py$")
 PYTHON = (".. code-block:: python", ".. code:: python", ".. sourcecode:: python")
 
 
@@ -120,7 +126,25 @@ EXAMPLES = [block for block in BLOCKS if block.python]
 
 
 @pytest.fixture
-def context(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The blocks that name a file, written to a folder on sys.path; the
+    modules imported from them are forgotten afterwards."""
+    names = []
+    for block in EXAMPLES:
+        match = MODULE.match(block.code.partition("\n")[0])
+        if match:
+            names.append(match.group("name"))
+            (tmp_path / f"{names[-1]}.py").write_text(block.code, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    saved = {name: sys.modules[name] for name in names if name in sys.modules}
+    yield
+    for name in names:
+        sys.modules.pop(name, None)
+    sys.modules.update(saved)
+
+
+@pytest.fixture
+def context(modules: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """The emulators, the names of CONTEXT, and the seed classes pointed at them."""
     servers = {
         name: serve(
