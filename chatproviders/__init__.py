@@ -18,6 +18,7 @@ from ._background import BackgroundStream
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._fallback import FallbackProvider
+from ._guard import GuardedAdapter
 from ._health import CheckResult, check
 from ._messages import format_prompt
 from ._provider import Provider
@@ -70,6 +71,7 @@ __all__ = [
     "Cromicle",
     "FallbackProvider",
     "GPROChat",
+    "GuardedAdapter",
     "IncompleteStreamError",
     "InternalServerError",
     "InvalidMessagesError",

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from ._closing import Closing
 from ._constants import BACKGROUND_QUEUE_SIZE
 from ._streaming import ChatStream
+from ._transport import shut_down
 
 if TYPE_CHECKING:
     import asyncio
@@ -136,21 +137,11 @@ class _Channel:
             waiters = self._take_waiters()
         _wake(waiters)
         if response is not None:
-            _shut_down(response)
+            shut_down(response)
 
     def _take_waiters(self) -> list[_Waiter]:
         waiters, self.waiters = self.waiters, []
         return waiters
-
-
-def _shut_down(response: requests.Response) -> None:
-    """Make a read blocked on another thread return, where urllib3 can.
-
-    It cannot under ``responses`` (ValueError), once the connection went back
-    to the pool (RuntimeError) or once the socket is closed (OSError).
-    """
-    with contextlib.suppress(AttributeError, OSError, RuntimeError, ValueError):
-        response.raw.shutdown()
 
 
 def _wake(waiters: list[_Waiter]) -> None:

@@ -35,17 +35,22 @@ class Client(Closing):
     """
 
     _arguments: dict[str, Any]
+    _varargs: tuple[Any, ...]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Client:
-        # The constructor's arguments, by name: what pickling and with_options
-        # build a copy from. Read here so that every subclass gets it for free.
+        # The constructor's arguments, by name (and any *args): what pickling
+        # and with_options build a copy from. Read here so that every
+        # subclass gets it for free.
         self = super().__new__(cls)
         signature = _signature(cls.__init__)
         arguments = dict(signature.bind_partial(None, *args, **kwargs).arguments)
         arguments.pop(next(iter(arguments)))  # self
+        self._varargs = ()
         for name, parameter in signature.parameters.items():
             if parameter.kind is inspect.Parameter.VAR_KEYWORD:
                 arguments.update(arguments.pop(name, {}))
+            elif parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+                self._varargs = tuple(arguments.pop(name, ()))
         self._arguments = arguments
         return self
 
@@ -123,19 +128,37 @@ class Client(Closing):
         the copy never closes a session it did not make.
         """
         arguments = {**self._arguments, **changes}
-        if "session" not in changes and hasattr(self, "session"):
-            arguments["session"] = self.session
-        return type(self)(**arguments)
+        shared = {}
+        if "session" not in arguments and hasattr(self, "session"):
+            shared["session"] = self.session  # not kept for pickling: a copy
+        copy = _rebuild(type(self), {**arguments, **shared}, self._varargs)
+        copy._arguments = arguments  # of a copy makes a session of its own
+        return copy
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Built anew from the same arguments: a session the client made is
         # made again, never shared; one you passed travels as requests
         # pickles it (its settings, not its connections).
-        return (_rebuild, (type(self), self._arguments))
+        return (_rebuild, (type(self), self._arguments, self._varargs))
 
 
 _signature = functools.lru_cache(maxsize=None)(inspect.signature)
 
 
-def _rebuild(cls: type[_Self], arguments: dict[str, Any]) -> _Self:
-    return cls(**arguments)
+def _rebuild(
+    cls: type[_Self], arguments: dict[str, Any], varargs: tuple[Any, ...] = ()
+) -> _Self:
+    """``cls`` called with ``arguments`` by name, but for those that must go
+    by position (positional-only ones, and those before ``*args``).
+    """
+    keywords = dict(arguments)
+    positional: list[Any] = []
+    for name, parameter in list(_signature(cls.__init__).parameters.items())[1:]:
+        by_position = parameter.kind is inspect.Parameter.POSITIONAL_ONLY or (
+            varargs and parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        )
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL or not by_position:
+            break
+        if name in keywords:
+            positional.append(keywords.pop(name))
+    return cls(*positional, *varargs, **keywords)

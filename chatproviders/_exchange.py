@@ -18,6 +18,7 @@ from ._transport import (
     read_error_body,
     refuse_html,
     send,
+    shut_down,
     status_error,
 )
 
@@ -97,6 +98,8 @@ class Exchange:
         """Make a send or read blocked in another thread return at once."""
         if self.guard is not None:
             self.guard.shut()
+        if self.response is not None:  # a session without GuardedAdapter
+            shut_down(self.response)
 
     def close(self) -> None:
         if self.response is not None:

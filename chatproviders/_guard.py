@@ -43,6 +43,7 @@ class Guard:
     def __init__(self, deadline: Optional[float] = None) -> None:
         self.deadline = deadline
         self.expired = False  # shut because the deadline passed
+        self.complete = False  # the reply was read whole before any shut
         self.done = False
         self._sockets: list[socket.socket] = []
         self._shut = False
@@ -77,20 +78,25 @@ class Guard:
             self._shut_own(sock)
 
     def _shut_own(self, sock: socket.socket) -> None:
-        """Shut ``sock`` down unless another exchange guards it by now: once
-        a reply is read, its connection goes back to the pool and may carry
-        another request before this exchange has finished.
+        """Shut ``sock`` down unless it left this exchange: once a reply is
+        read its connection goes back to the pool (see ``_put_conn``) and may
+        carry another request before this exchange has finished.
         """
         with _owners_lock:
-            if _owners.get(sock) is not self:
-                return
-        _shut_down(sock)
+            if _owners.get(sock) is self:
+                _shut_down(sock)
 
     def finish(self) -> None:
         """The exchange is over: forget its sockets, which may serve others now."""
         with self._lock:
             self.done = True
             self._sockets.clear()
+
+    def released(self) -> None:
+        """Its connection went back to the pool: the reply was read whole."""
+        with self._lock:
+            if not self._shut:
+                self.complete = True
 
 
 @contextlib.contextmanager
@@ -110,9 +116,17 @@ def _shut_down(sock: socket.socket) -> None:
 
 
 class _Registering:
-    """A urllib3 connection that registers its socket with the thread's guard."""
+    """A urllib3 connection that registers its socket with the thread's guard,
+    from the moment it exists (a proxy's CONNECT and the TLS handshake come
+    after), and each time the connection is reused.
+    """
 
     sock: Any
+
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        _register(sock)
+        return sock
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -137,11 +151,24 @@ class _HTTPSConnection(_Registering, urllib3.connection.HTTPSConnection):
     pass
 
 
-class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+class _Releasing:
+    """A pool that takes a connection back from its guard when it gets it back."""
+
+    def _put_conn(self, conn: Any) -> None:
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            with _owners_lock:
+                guard = _owners.pop(sock, None)
+            if guard is not None:
+                guard.released()
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class _HTTPPool(_Releasing, urllib3.connectionpool.HTTPConnectionPool):
     ConnectionCls = _HTTPConnection
 
 
-class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+class _HTTPSPool(_Releasing, urllib3.connectionpool.HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
@@ -149,8 +176,13 @@ _POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 class GuardedAdapter(requests.adapters.HTTPAdapter):
-    """requests' adapter, with connections that register with the exchange's
-    :class:`Guard` (direct and through http(s) proxies; not SOCKS).
+    """requests' ``HTTPAdapter``, whose connections a chat's deadline and a
+    ``close()`` from another thread can reach in every phase (directly and
+    through http(s) proxies; not SOCKS). A client mounts it on the session it
+    makes; mount it on a session of your own to keep both::
+
+        session.mount("http://", GuardedAdapter(pool_maxsize=200))
+        session.mount("https://", GuardedAdapter(pool_maxsize=200))
     """
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -169,6 +201,7 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Guard]] = []
+        self._prune_at = 256
         self._order = itertools.count()
         self._changed = threading.Condition()
         self._thread: Optional[threading.Thread] = None
@@ -176,6 +209,10 @@ class _Watchdog:
     def watch(self, guard: Guard) -> None:
         assert guard.deadline is not None
         with self._changed:
+            if len(self._heap) >= self._prune_at:  # finished guards behind a
+                self._heap = [entry for entry in self._heap if not entry[2].done]
+                heapq.heapify(self._heap)  # long deadline would pile up
+                self._prune_at = max(256, 2 * len(self._heap))
             heapq.heappush(self._heap, (guard.deadline, next(self._order), guard))
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -200,11 +237,18 @@ class _Watchdog:
                 heapq.heappop(self._heap)
             guard.shut(expired=True)
 
-    def _forget(self) -> None:
-        """After a fork: the thread is gone in the child; start afresh."""
-        self.__init__()  # type: ignore[misc]
-
 
 _watchdog = _Watchdog()
+
+
+def _after_fork_in_child() -> None:
+    """The child has one thread: locks another thread held stay held, and the
+    watchdog thread is gone. Start afresh."""
+    global _watchdog, _owners_lock
+    _watchdog = _Watchdog()
+    _owners_lock = threading.Lock()
+    _owners.clear()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_watchdog._forget)
+    os.register_at_fork(after_in_child=_after_fork_in_child)

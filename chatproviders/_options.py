@@ -41,7 +41,7 @@ PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "sock
 class Options:
     """The checked options of one client; make it with :meth:`check`."""
 
-    base_url: Optional[str] = None
+    base_url: Optional[str] = field(default=None, repr=False)  # may hold a password
     proxies: Optional[dict[str, str]] = field(default=None, repr=False)
     timeout: Timeout = DEFAULT_TIMEOUT
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # may hold keys
@@ -187,12 +187,10 @@ def host_of(url: str) -> str:
 
 
 def redact(url: str) -> str:
-    """``url`` with any ``user:password@`` shown as ``***@``; for any string.
-
-    The user information ends at the last ``@`` before the path, so a
-    password holding ``@`` is hidden whole.
-    """
-    return _USERINFO.sub(r"\1***@", url)
+    """``url`` with any ``user:password@`` shown as ``***@``."""
+    return _USERINFO.sub(lambda found: (found.group(1) or "") + "***@", url, count=1)
 
 
-_USERINFO = re.compile(r"(^|//)[^/?#\s]*@")
+# The user information runs to the last @: a password may hold @, / or #. A
+# path with an @ in it is hidden too: more than needed, never less.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^\s'\"]*@")

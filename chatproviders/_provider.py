@@ -69,7 +69,7 @@ MIN_SECRET_LENGTH = 8
 class PreparedChat:
     """One request, checked and encoded, ready to send."""
 
-    url: str
+    url: str = field(repr=False)  # may hold a password
     headers: dict[str, str] = field(repr=False)  # may hold an API key
     body: bytes
     model: str
@@ -161,6 +161,7 @@ class Provider(Gpt4freeEntryPoints, Client):
         self.session = session
         self._closed = False
         self._streams: weakref.WeakSet[ChatStream] = weakref.WeakSet()
+        self._cancels: weakref.WeakSet[threading.Event] = weakref.WeakSet()
         _sessions.add(session)
 
     # -- the options, as attributes -----------------------------------------
@@ -290,8 +291,12 @@ class Provider(Gpt4freeEntryPoints, Client):
         started = _streaming.clock()
         if deadline is None and self.total_timeout is not None:
             deadline = time.monotonic() + self.total_timeout
+        if cancel is None:
+            cancel = threading.Event()
+        self._cancels.add(cancel)  # close() ends a wait between two tries
 
         def once() -> ChatStream:
+            self._check_open()  # closed during a wait between two tries
             exchange = Exchange(self, prepared, deadline, on_response)
             stream = ChatStream(
                 exchange,
@@ -303,6 +308,7 @@ class Provider(Gpt4freeEntryPoints, Client):
             )
             self._streams.add(stream)
             stream._read_first_chunk()
+            self._check_open()  # closed while waiting for the first chunk
             return stream
 
         stream, tries = retrying(
@@ -327,15 +333,15 @@ class Provider(Gpt4freeEntryPoints, Client):
         if isinstance(error, APIError) and not error.partial_text:
             error.partial_text = partial_text
         message = error.message
-        hint = self.hint(error)
-        if hint and hint not in message:
-            message += f" ({hint})"
         for secret in self.secrets():
             if len(secret) >= MIN_SECRET_LENGTH:
                 message = _hide(message, secret)
                 body = getattr(error, "body", None)
                 if isinstance(body, str):
                     error.body = _hide(body, secret)  # type: ignore[attr-defined]
+        hint = self.hint(error)  # after hiding: a cut secret ends the text there
+        if hint and hint not in message:
+            message += f" ({hint})"
         error.message, error.args = message, (message,)
         return error
 
@@ -344,6 +350,8 @@ class Provider(Gpt4freeEntryPoints, Client):
         session if the client made it; the client is done with.
         """
         self._closed = True
+        for cancel in list(self._cancels):
+            cancel.set()
         for stream in list(self._streams):
             stream.close()
         if self._owns_session:

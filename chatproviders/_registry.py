@@ -14,7 +14,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Union
 
-from ._provider import Provider
+from ._provider import REQUIRED_ATTRIBUTES, Provider
 from .exceptions import ProviderNotFoundError
 from .providers import BUILT_IN
 
@@ -50,6 +50,12 @@ def register_provider(cls: type[Provider]) -> type[Provider]:
     """
     if not (isinstance(cls, type) and issubclass(cls, Provider)) or cls is Provider:
         raise TypeError(f"register_provider takes a Provider subclass, got {cls!r}")
+    missing = [name for name in REQUIRED_ATTRIBUTES if not hasattr(cls, name)]
+    if missing:  # an abstract base: it cannot be used, and would break listings
+        raise TypeError(
+            f"{cls.__name__} cannot be registered: it does not set "
+            f"{', '.join(missing)} (an abstract base?)"
+        )
     key = cls.name().lower()
     with _lock:
         names = [key, *(alias.lower() for alias in cls.aliases)]
@@ -113,12 +119,13 @@ def _load_plugins() -> None:
     with _lock:  # re-entrant: a plugin module may call register_provider
         if _plugins_loaded:
             return
-        _plugins_loaded = True
         for entry_point in _entry_points():
+            if entry_point.name in _plugin_errors:
+                continue
             try:
                 cls = entry_point.load()
                 register_provider(cls)
-            except Exception as exc:  # a broken plugin must not break the rest
+            except (Exception, SystemExit) as exc:  # not the rest's failure
                 reason = f"{type(exc).__name__}: {exc}"
                 _plugin_errors[entry_point.name] = reason
                 logger.warning(
@@ -127,6 +134,7 @@ def _load_plugins() -> None:
                     entry_point.value,
                     reason,
                 )
+        _plugins_loaded = True  # not before: an interrupted load is tried again
 
 
 def _entry_points() -> list[EntryPoint]:

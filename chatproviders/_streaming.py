@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._closing import Closing
-from .exceptions import ChatProvidersError, IncompleteStreamError
+from .exceptions import ChatProvidersError, IncompleteStreamError, ResponseFormatError
 
 if TYPE_CHECKING:
     import requests
@@ -111,15 +111,30 @@ class ChatStream(Closing):
             self._ended = not self._closed_elsewhere()
             self.close()
             raise
-        except BaseException as exc:
-            if self._closed_elsewhere() and isinstance(exc, Exception):
+        except ChatProvidersError as exc:
+            if self._closed_elsewhere():
                 self._release()  # closed from another thread: end quietly
                 raise StopIteration from None
             self.close()
-            if isinstance(exc, ChatProvidersError) and self._locate is not None:
+            if self._locate is not None:
                 self._locate(exc, self.text)
             raise
+        except Exception as exc:
+            if self._closed_elsewhere():
+                self._release()
+                raise StopIteration from None
+            self.close()  # a decoder's own failure: the reply is not readable,
+            error = ResponseFormatError(  # and what came before it is kept
+                f"could not read the reply ({type(exc).__name__}: {exc})"[:300]
+            )
+            if self._locate is not None:
+                self._locate(error, self.text)
+            raise error from exc
+        except BaseException:
+            self.close()
+            raise
         if self._closed_elsewhere():
+            self._parts.append(chunk)  # it arrived: keep it in .text
             self._release()
             raise StopIteration
         if not self._parts:

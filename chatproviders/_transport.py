@@ -55,6 +55,7 @@ __all__ = [
     "read_error_body",
     "refuse_html",
     "send",
+    "shut_down",
     "status_error",
     "total_timeout_error",
     "translate_exception",
@@ -160,7 +161,8 @@ class Body:
         """The body's bytes; every failure is one of ours."""
         try:
             yield from self._read_raw()
-            if self.guard is not None and self.guard.expired:
+            guard = self.guard
+            if guard is not None and guard.expired and not guard.complete:
                 raise total_timeout_error()  # a body cut short may look ended
         except Exception as exc:
             if self.guard is not None and self.guard.expired:
@@ -216,6 +218,11 @@ class Body:
             return
         sock = _socket(self.response)
         while True:
+            if raw.length_remaining == 0 and not decode:
+                # All of a Content-Length body is in: that is its end, with
+                # no read to wait on (nor a deadline that passed meanwhile).
+                raw.release_conn()
+                return
             deadline_binds = False
             if self.deadline is not None:  # read on each pass: finish() moves it
                 remaining = self.deadline - time.monotonic()
@@ -234,6 +241,15 @@ class Body:
             if not data:
                 return
             yield data
+
+
+def shut_down(response: requests.Response) -> None:
+    """Make a read of ``response`` blocked in another thread return, where
+    urllib3 can: not under ``responses`` (ValueError), once the connection
+    went back to the pool (RuntimeError) or once the socket is closed (OSError).
+    """
+    with contextlib.suppress(AttributeError, OSError, RuntimeError, ValueError):
+        response.raw.shutdown()
 
 
 def _partial_chunk(exc: BaseException) -> Optional[bytes]:
@@ -256,7 +272,17 @@ def total_timeout_error() -> APITimeoutError:
     )
 
 
-_HTML_START = re.compile(rb"\s*(<!doctype\s+html|<html|<head|<body)", re.IGNORECASE)
+#: A web page starts so (after at most 512 bytes of white space); bounded, so
+#: that whether a body starts a page depends on its bytes, never its reads.
+_HTML_START = re.compile(
+    rb"\s{0,512}(?:<!doctype\s{1,64}html|<html|<head|<body)", re.IGNORECASE
+)
+#: What a page's start may still become: every proper prefix of the above.
+_HTML_PREFIX = re.compile(
+    rb"\s{0,512}(?:<(?:!(?:d(?:o(?:c(?:t(?:y(?:p(?:e\s{0,64}(?:h(?:t(?:m)?)?)?)?)?)?)?)?)?)?"
+    rb"|h(?:t(?:m)?)?|h(?:e(?:a)?)?|b(?:o(?:d)?)?)?)?\Z",
+    re.IGNORECASE,
+)
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
@@ -266,22 +292,26 @@ def looks_like_html(content_type: str, body: bytes) -> bool:
 
 
 def refuse_html(chunks: Iterable[bytes], content_type: str) -> Iterator[bytes]:
-    """Pass the body through, unless it is a web page (by its type or its start).
+    """Pass a reply's body through, unless it is a web page.
 
-    The verdict does not depend on how the body was cut into reads: bytes are
-    held back only while they could still be the start of a page (white
-    space, ``<`` and the like), so a reply's first chunk is never delayed.
+    A body declared ``text/html`` is a page. A body of another declared type
+    is what the server says it is: a model asked to write HTML answers with
+    HTML. A body of no declared type is a page if it starts as one; bytes
+    are held back only while they could still start a page, so a reply's
+    first chunk is never delayed, and the verdict does not depend on how the
+    body was cut into reads.
     """
     chunks = iter(chunks)
+    declared = content_type.split(";")[0].strip().lower()
     head = b""
-    verdict: Optional[bool] = "text/html" in content_type.lower() or None
+    verdict: Optional[bool] = declared == "text/html" if declared else None
     while verdict is None:
         data = next(chunks, None)
-        if data is None:
-            verdict = bool(_HTML_START.match(head))
-            break
-        head += data
-        verdict = _html_verdict(head)
+        head += data or b""
+        if _HTML_START.match(head):
+            verdict = True
+        elif data is None or not _HTML_PREFIX.match(head):
+            verdict = False
     if verdict:
         for data in chunks:  # for the page's title
             if len(head) >= ERROR_BODY_LIMIT or b"</title>" in head.lower():
@@ -298,23 +328,6 @@ def refuse_html(chunks: Iterable[bytes], content_type: str) -> Iterator[bytes]:
     if head:
         yield head
     yield from chunks
-
-
-_HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
-
-
-def _html_verdict(head: bytes) -> Optional[bool]:
-    """True if ``head`` starts a page, False if it cannot, None if undecided."""
-    start = head.lstrip()[:16].lower()
-    if not start:
-        return None if len(head) < 512 else False  # white space only, so far
-    if _HTML_START.match(head):
-        return True
-    if any(marker.startswith(start) for marker in _HTML_MARKERS):
-        return None  # a prefix of a marker: more bytes will tell
-    if start.startswith(b"<!doctype") and len(start) < 15:
-        return None
-    return False
 
 
 def html_title(text: str) -> str:

@@ -176,7 +176,9 @@ class SSEDecoder:
         elif name == "id":
             if "\0" not in value:
                 self._last_id = value
-        elif name == "retry" and value.isascii() and value.isdigit():
+        elif (
+            name == "retry" and value.isascii() and value.isdigit() and len(value) < 10
+        ):
             self._retry = int(value)
         return None
 

@@ -5,6 +5,7 @@ replies, redirects, credentials in text, HTML sniffing, and small ones."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import ssl
 import threading
@@ -210,33 +211,6 @@ def test_close_from_another_thread_wakes_a_stalled_reader(closer: str) -> None:
         stream.until_done()  # closed early: the rest cannot be read
 
 
-def test_client_close_before_the_reply_headers_ends_the_call() -> None:
-    """client.close() from another thread while stream() waits for the reply's
-    head: the call returns with a closed stream, and nothing is retried."""
-    release = threading.Event()
-    arrived = threading.Event()
-
-    def handler(conn: Conn) -> None:
-        conn.read_request()
-        arrived.set()
-        release.wait(4 * WAIT)
-
-    with LoopbackServer(handler) as server:
-        client = Cromicle(server.url, timeout=4 * WAIT)
-        result: list[Any] = []
-        thread = threading.Thread(
-            target=lambda: result.append(client.stream(HI)), daemon=True
-        )
-        thread.start()
-        assert arrived.wait(WAIT)
-        client.close()
-        thread.join(WAIT)
-        assert not thread.is_alive()
-        assert result[0].closed and result[0].text == ""
-        release.set()
-        assert server.accepted == 1
-
-
 # -- 4. statuses that are not a reply -------------------------------------------
 
 
@@ -368,27 +342,87 @@ PAGE = (
 )
 
 
-@pytest.mark.parametrize("chunk_size", [None, 1, 3, 7, 64])
-@pytest.mark.parametrize("framing", ["chunked", "length", "close"])
-def test_an_html_page_is_refused_however_it_is_cut(
-    chunk_size: Optional[int], framing: str
-) -> None:
-    """The same text/plain page is refused whatever the read split, and the
-    error names its title, for a 200 page too."""
-    with serve("cromicle", text=PAGE, chunk_size=chunk_size, framing=framing) as s:
+def _untyped(body: bytes, size: int) -> Callable[[Conn], None]:
+    """A server sending ``body`` with no Content-Type, ``size`` bytes a write."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(headers=(), framing="chunked")
+        with contextlib.suppress(OSError):  # a page: the client may hang up early
+            for start in range(0, len(body), size):
+                conn.send(body[start : start + size])
+            conn.end()
+
+    return handler
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 4096])
+def test_an_untyped_html_page_is_refused_however_it_is_cut(size: int) -> None:
+    """A page sent with no Content-Type is refused whatever the read split,
+    and the error names its title, for a 200 page too."""
+    with LoopbackServer(_untyped(PAGE.encode(), size)) as server:
         with pytest.raises(ResponseFormatError) as caught:
-            Cromicle(s.url).complete(HI)
+            Cromicle(server.url).complete(HI)
     assert caught.value.html
     assert "titled 'Just a moment...'" in str(caught.value)
 
 
+@pytest.mark.parametrize("chunk_size", [None, 1, 7])
+def test_a_page_declared_text_html_is_refused(chunk_size: Optional[int]) -> None:
+    """A 200 reply declared text/html is a page, however it starts."""
+    headers = {"Content-Type": "text/html; charset=utf-8"}
+    with serve("cromicle", text="Hi", chunk_size=chunk_size, headers=headers) as s:
+        with pytest.raises(ResponseFormatError, match="an HTML page") as caught:
+            Cromicle(s.url).complete(HI)
+    assert caught.value.html
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 3])
+def test_html_declared_as_text_is_the_answer(chunk_size: Optional[int]) -> None:
+    """A model asked to write a page answers with HTML as text/plain: that is
+    the reply, whole, not a bot wall."""
+    with serve("cromicle", text=PAGE, chunk_size=chunk_size) as server:
+        assert Cromicle(server.url).complete(HI).text == PAGE
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<!DOCTYPE   html><title>t</title>",
+        b" " * 600 + b"<html>",
+        b" " * 500 + b"<html><title>t</title>",
+        b"<!doctypehtml>",
+        b"<b>bold</b> answer",
+        b"  \n Hello",
+        b"<",
+    ],
+)
+def test_the_html_verdict_does_not_depend_on_the_read_split(body: bytes) -> None:
+    """Every way of cutting a body into reads gives the same verdict."""
+    from chatproviders._transport import refuse_html
+
+    verdicts = set()
+    for cut in range(len(body) + 1):
+        for size in (1, 3, 1000):
+            rest = body[cut:]
+            parts = [
+                body[:cut],
+                *(rest[i : i + size] for i in range(0, len(rest), size)),
+            ]
+            try:
+                verdicts.add(b"".join(refuse_html(parts, "")) == body)
+            except ResponseFormatError:
+                verdicts.add("page")
+    assert len(verdicts) == 1 and False not in verdicts
+
+
 @pytest.mark.parametrize("text", ["<b>bold</b> answer", "  \n Hello", "<3 you", "<"])
-@pytest.mark.parametrize("chunk_size", [None, 1, 2])
-def test_text_that_only_starts_like_html_is_a_reply(
-    text: str, chunk_size: Optional[int]
+@pytest.mark.parametrize("size", [1, 2, 4096])
+def test_untyped_text_that_only_starts_like_html_is_a_reply(
+    text: str, size: int
 ) -> None:
     """Replies starting with white space or < that are not pages arrive whole."""
-    with serve("cromicle", text=text, chunk_size=chunk_size) as server:
+    with LoopbackServer(_untyped(text.encode(), size)) as server:
         assert Cromicle(server.url).complete(HI).text == text
 
 
@@ -526,3 +560,357 @@ def test_a_guard_never_shuts_a_socket_another_exchange_now_uses() -> None:
         assert ours.recv(64) == b"still open"
         second.shut()
         assert ours.recv(64) == b""  # shut down: reads end at once
+
+
+# -- found by review: each failed before its fix ---------------------------------
+
+
+def test_check_command_never_prints_a_base_url_password() -> None:
+    """A refused --base-url is named without its password."""
+    import io
+    import sys
+
+    from chatproviders._cli import main
+
+    err = io.StringIO()
+    real, sys.stderr = sys.stderr, err
+    try:
+        status = main(["check", "--base-url", "cromicle=http://u:hunter2pw@h:99999"])
+    finally:
+        sys.stderr = real
+    assert status == 2
+    assert "hunter2pw" not in err.getvalue() and "***@h:99999" in err.getvalue()
+
+
+def test_a_connection_back_in_the_pool_leaves_its_guard() -> None:
+    """Once the pool has a connection back, the guard of the exchange that
+    read it can no longer shut it down, and that exchange's reply counts as
+    whole even if its deadline passes afterwards."""
+    from chatproviders._guard import Guard, _HTTPPool
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        guard = Guard()
+        guard.add(ours)
+        pool = _HTTPPool("127.0.0.1", 9, maxsize=1)
+
+        class Connection:
+            sock = ours
+
+            def close(self) -> None:
+                pass
+
+        pool._put_conn(Connection())  # type: ignore[arg-type]
+        guard.shut(expired=True)
+        assert guard.complete
+        theirs.sendall(b"still open")
+        assert ours.recv(64) == b"still open"
+
+
+def test_a_whole_reply_is_not_a_timeout_when_the_caller_dawdles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reply read whole before total_timeout, then iterated to its end after
+    it, is a reply, not an APITimeoutError."""
+    from chatproviders import _guard
+
+    fired = threading.Event()
+    real_shut = _guard.Guard.shut
+
+    def shut(self: Any, expired: bool = False) -> None:
+        real_shut(self, expired)
+        fired.set()
+
+    monkeypatch.setattr(_guard.Guard, "shut", shut)
+
+    def handler(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            conn.respond(200, b"all of it")  # Content-Length: read whole at once
+
+    with LoopbackServer(handler) as server:
+        client = Cromicle(server.url, total_timeout=0.2)
+        with client.stream(HI) as stream:
+            assert next(stream) == "all of it"
+            assert fired.wait(WAIT)  # the deadline passed meanwhile
+            assert list(stream) == []
+        assert stream.until_done().text == "all of it"
+
+
+def test_total_timeout_bounds_a_proxy_that_trickles_its_connect_reply() -> None:
+    """An https request through a proxy whose CONNECT reply trickles ends at
+    total_timeout."""
+    hung_up = threading.Event()
+
+    def proxy(conn: Conn) -> None:
+        conn.sock.recv(65536)  # CONNECT host:port
+        with contextlib.suppress(OSError):
+            _trickle(conn, b"HTTP/1.1 200 Connection established\r\n" * 20, hung_up)
+
+    with LoopbackServer(proxy) as server:
+        client = Cromicle(
+            "https://127.0.0.1:9", proxy=server.url, timeout=WAIT, total_timeout=0.3
+        )
+        with pytest.raises(APITimeoutError) as caught:
+            client.complete(HI)
+        hung_up.set()
+    assert caught.value.limit == "total"
+
+
+def test_a_huge_sse_retry_field_is_ignored() -> None:
+    """retry: with thousands of digits is a bad field, ignored as the spec says."""
+    from chatproviders.decoders import iter_sse
+
+    body = b"retry: " + b"9" * 5000 + b"\ndata: x\n\n"
+    assert [event.data for event in iter_sse([body])] == ["x"]
+
+
+def test_a_chunk_size_beyond_any_int_is_our_error_with_the_text() -> None:
+    """A chunk-size line too large for an int is a format error of ours that
+    keeps the text before it, not a raw OverflowError."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(framing="chunked")
+        conn.send(b"Hello")
+        conn.sock.sendall(b"f" * 40 + b"\r\n")
+
+    with LoopbackServer(handler) as server:
+        with pytest.raises(chatproviders.APIError) as caught:
+            Cromicle(server.url).complete(HI)
+    assert caught.value.partial_text == "Hello"
+
+
+def test_an_abstract_base_cannot_be_registered() -> None:
+    """register_provider refuses a class without its protocol table."""
+
+    class Base(chatproviders.Provider, abstract=True):
+        pass
+
+    with pytest.raises(TypeError, match="url, path, default_model"):
+        chatproviders.register_provider(Base)
+
+
+@pytest.mark.parametrize("password", ["pa/ss-word", "pa#ss-word", "pa?ss-word"])
+def test_a_password_with_a_slash_or_hash_is_hidden(password: str) -> None:
+    """A base_url whose password holds / # or ? is refused without showing it."""
+    with pytest.raises(ValueError) as caught:
+        Cromicle(f"http://u:{password}@127.0.0.1:9")
+    assert "ss-word" not in str(caught.value)
+
+
+def test_options_and_prepared_requests_hide_the_password() -> None:
+    """repr() of a client's options and of a prepared request hide it too."""
+    client = Cromicle("http://u:secret-pw@127.0.0.1:9")
+    for shown in (
+        repr(client),
+        repr(client.options),
+        repr(client.prepare(HI, None, {})),
+    ):
+        assert "secret-pw" not in shown
+
+
+def test_close_from_another_thread_wakes_a_reader_on_your_own_session() -> None:
+    """With a session of your own (no GuardedAdapter), close() from another
+    thread still wakes a read waiting on a stalled server."""
+    import requests
+
+    release = threading.Event()
+    with LoopbackServer(_stalling(b"first ", release)) as server:
+        client = Cromicle(server.url, timeout=4 * WAIT, session=requests.Session())
+        stream = client.stream(HI)
+        thread, outcome, first = _read_in_thread(stream)
+        assert first.wait(WAIT)
+        stream.close()
+        thread.join(WAIT)
+        assert not thread.is_alive() and outcome == ["first ", "ended"]
+        release.set()
+
+
+def test_close_during_a_retry_wait_sends_nothing_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """client.close() while a call waits to retry: it raises, never resends."""
+    from chatproviders import _retry
+
+    waiting, may_go = threading.Event(), threading.Event()
+
+    def sleep(seconds: float, cancel: Optional[threading.Event] = None) -> None:
+        waiting.set()
+        assert cancel is not None and cancel.wait(WAIT)  # close() ends the wait
+
+    monkeypatch.setattr(_retry, "sleep", sleep)
+    with serve("cromicle") as server:
+        server.queue_reply(status=503)
+        client = Cromicle(server.url)
+        outcome: list[Any] = []
+
+        def call() -> None:
+            try:
+                outcome.append(client.complete(HI))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        assert waiting.wait(WAIT)
+        client.close()
+        thread.join(WAIT)
+        assert len(server.requests) == 1
+    assert not may_go.is_set()
+    assert isinstance(outcome[0], (RuntimeError, APIStatusError))
+
+
+def test_a_background_stream_of_a_closed_client_sends_nothing() -> None:
+    """stream_in_background() then client.close() at once: nothing is sent."""
+    with serve("cromicle") as server:
+        client = Cromicle(server.url)
+        client.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            client.stream_in_background(HI)
+        assert server.requests == []
+
+
+class Flavoured(Cromicle):
+    """A subclass with a positional argument of its own before *args."""
+
+    def __init__(self, flavor: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.flavor = flavor
+
+
+def test_a_subclass_with_varargs_pickles_and_copies() -> None:
+    """Positional arguments and *args survive pickling and with_options."""
+    import pickle
+
+    client = Flavoured("mint", "http://127.0.0.1:9", max_retries=1)
+    for copy in (pickle.loads(pickle.dumps(client)), client.with_options(timeout=3)):
+        assert (copy.flavor, copy.base_url, copy.max_retries) == (
+            "mint",
+            "http://127.0.0.1:9",
+            1,
+        )
+
+
+def test_a_pickled_copy_of_a_copy_owns_its_session() -> None:
+    """with_options shares the session; a pickled copy of that copy makes its own."""
+    import pickle
+
+    client = Cromicle("http://127.0.0.1:9")
+    copy = pickle.loads(pickle.dumps(client.with_options(max_retries=0)))
+    assert copy.session is not client.session and copy._owns_session
+
+
+def test_a_cut_key_is_hidden_when_a_hint_follows() -> None:
+    """A 404 (which adds the /v1 hint) echoing a cut API key shows none of it."""
+    with serve("openai", api_key=SECRET) as server:
+        filler = "x" * (500 - 15)
+        server.queue_reply(status=404, body=filler + SECRET)
+        base = server.url[: -len("/v1")] + "/v1/"  # rstrip'd: no hint
+        client = OpenAICompatible(base.rstrip("/") + "x", SECRET, model="m")
+        with pytest.raises(APIStatusError) as caught:
+            client.complete(HI)
+    assert "usually ends in /v1" in str(caught.value)
+    assert SECRET[:8] not in str(caught.value)
+
+
+def test_finished_guards_do_not_pile_up_behind_a_long_deadline() -> None:
+    """Guards that finished are dropped from the watchdog's queue even while
+    one with a far deadline is still open."""
+    from chatproviders._guard import Guard, _watchdog
+
+    far = Guard(deadline=1e9)
+    for _ in range(2000):
+        Guard(deadline=1e9).finish()
+    assert len(_watchdog._heap) < 600
+    far.finish()
+
+
+def test_a_plugin_that_exits_at_import_is_recorded_and_the_rest_load(
+    tmp_path: Any,
+) -> None:
+    """A plugin raising SystemExit at import is named; others still load."""
+    import subprocess
+    import sys
+
+    from tests.test_plugins import install_plugin
+
+    (tmp_path / "exits.py").write_text("raise SystemExit(3)\n")
+    (tmp_path / "fine.py").write_text(
+        "from chatproviders import Cromicle\nclass Fine(Cromicle):\n    pass\n"
+    )
+    install_plugin(tmp_path, "two_plugins", {"exits": "exits:X", "fine": "fine:Fine"})
+    code = (
+        "import chatproviders as c\n"
+        "print(c.get_provider('fine').__name__, sorted(c._registry.plugin_errors()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.strip() == "Fine ['exits']", done.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_while_another_thread_holds_the_guard_lock() -> None:
+    """A child forked while another thread holds the guards' lock still sends."""
+    from chatproviders import _guard
+
+    with serve("cromicle", text="child") as server:
+        client = Cromicle(server.url, total_timeout=WAIT)
+        held, done = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with _guard._owners_lock:
+                held.set()
+                done.wait(WAIT)
+
+        holder = threading.Thread(target=hold, daemon=True)
+        holder.start()
+        assert held.wait(WAIT)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            status = b"0"
+            try:
+                status = b"1" if client.complete(HI).text == "child" else b"0"
+            finally:
+                os.write(write, status)
+                os._exit(0)
+        done.set()
+        os.close(write)
+        assert os.read(read, 1) == b"1"
+        os.waitpid(pid, 0)
+        os.close(read)
+
+
+def test_client_close_while_stream_waits_raises() -> None:
+    """client.close() while stream() waits for the first chunk: the call
+    raises, it does not return an empty stream that looks like a reply."""
+    release, arrived = threading.Event(), threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        arrived.set()
+        release.wait(4 * WAIT)
+
+    with LoopbackServer(handler) as server:
+        client = Cromicle(server.url, timeout=4 * WAIT)
+        outcome: list[Any] = []
+
+        def call() -> None:
+            try:
+                outcome.append(client.stream(HI))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        assert arrived.wait(WAIT)
+        client.close()
+        thread.join(WAIT)
+        release.set()
+    assert isinstance(outcome[0], RuntimeError)

@@ -271,11 +271,12 @@ def test_bad_sse_events_raise_clear_errors(
 
 
 def test_html_body_with_status_200_is_refused() -> None:
-    """A bot-wall page sent as text/plain with 200 is an error, not the reply."""
+    """A bot-wall page sent as text/html with 200 is an error, not the reply."""
 
     def handler(conn: Conn) -> None:
         conn.read_request()
-        conn.respond(200, b"<!DOCTYPE html><html><title>Just a moment</title></html>")
+        page = b"<!DOCTYPE html><html><title>Just a moment</title></html>"
+        conn.respond(200, page, content_type="text/html")
 
     with LoopbackServer(handler) as server:
         with pytest.raises(ResponseFormatError, match="HTML page"):

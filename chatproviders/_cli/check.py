@@ -9,6 +9,7 @@ import sys
 from typing import Any, Callable, Optional, TextIO, Union
 
 from .._health import DEFAULT_CHECK_TIMEOUT, CheckResult, check
+from .._options import redact
 from .._provider import Provider
 from ..providers.openai_compatible import OpenAICompatible
 from .chat import API_KEY_VARIABLE
@@ -138,7 +139,7 @@ def _client(cls: type[Provider], url: str) -> Provider:
     try:
         return cls(**options)
     except ValueError as exc:
-        raise UsageError(f"--base-url {cls.name()}={url}: {exc}") from None
+        raise UsageError(f"--base-url {cls.name()}={redact(url)}: {exc}") from None
 
 
 def _seconds(value: Optional[float]) -> str:
