@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 from ._api import ChatCompletion, working_providers
 from ._background import BackgroundStream
+from ._batch import BatchItem, BatchResult, batch
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._fallback import FallbackProvider
@@ -61,6 +62,8 @@ __all__ = [
     "AuthenticationError",
     "BackgroundStream",
     "BadRequestError",
+    "BatchItem",
+    "BatchResult",
     "ChatCompletion",
     "ChatProvidersError",
     "ChatResponse",
@@ -84,6 +87,7 @@ __all__ = [
     "ResponseFormatError",
     "UnsupportedParameterError",
     "__version__",
+    "batch",
     "check",
     "format_prompt",
     "get_provider",
