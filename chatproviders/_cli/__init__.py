@@ -4,6 +4,7 @@
 
     chatproviders demo                   every protocol, offline, streamed
     chatproviders chat [-p NAME] ...     one prompt, stdin, or an interactive chat
+    chatproviders batch IN -o OUT ...    every prompt of a JSONL file, resumable
     chatproviders list                   the providers and their endpoints
     chatproviders check [NAME...]        which providers answer now, measured
     chatproviders emulate NAME           serve one emulator until Ctrl-C
@@ -32,6 +33,7 @@ from ..exceptions import (
     ProviderNotFoundError,
 )
 from ..providers.openai_compatible import OpenAICompatible
+from . import batch
 from .chat import API_KEY_VARIABLE, run_chat
 from .check import add_check_arguments, run_check
 from .common import (
@@ -145,6 +147,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PROMPT",
         help="the prompt; piped stdin follows it in the same message, after a "
         "blank line; with neither, an interactive chat on the terminal",
+    )
+
+    text = "send every prompt of a JSONL file"
+    batch.add_arguments(
+        _command(commands, "batch", batch.run, text), _provider, _seconds
     )
 
     listing = _command(commands, "list", run_list, "list the providers")

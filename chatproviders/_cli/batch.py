@@ -1,0 +1,130 @@
+"""``chatproviders batch IN.jsonl -o OUT.jsonl``: every prompt of a file.
+
+Each input line is a JSON object with ``prompt`` or ``messages``, and
+optionally ``id``, ``model`` and call parameters. Each output line is the
+record of one finished item, written as it finishes (the batch's
+checkpoint); running the same command again resumes. Exit status 0 when every
+item succeeded, 1 when some failed (a one-line summary on stderr), 2 for a
+bad input line (named by its number).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Callable
+
+from .. import _batch
+from ..exceptions import ChatProvidersError
+from .chat import make_client
+from .common import EXIT_ERROR, EXIT_OK, UsageError, say
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    provider: Callable[[str], Any],
+    seconds: Callable[[str], float],
+) -> None:
+    """The command's arguments; ``provider`` and ``seconds`` parse those types."""
+    parser.add_argument("input", metavar="IN.jsonl", help="one JSON object a line")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT.jsonl",
+        help="one record a finished item; the same file again resumes",
+    )
+    parser.add_argument(
+        "-p",
+        "--provider",
+        type=provider,
+        required=True,
+        metavar="NAME",
+        help="a name from `chatproviders list`, or openai",
+    )
+    parser.add_argument("--base-url", metavar="URL", help="the server's URL")
+    parser.add_argument("-m", "--model", help="for lines that name none")
+    parser.add_argument(
+        "-j", "--jobs", type=_positive, default=4, metavar="N", help="in flight"
+    )
+    parser.add_argument(
+        "--rate", type=_rate, metavar="R", help="at most R requests start a second"
+    )
+    parser.add_argument("--proxy", metavar="URL", help="an http(s) proxy")
+    parser.add_argument(
+        "--timeout", type=seconds, metavar="S", help="connect and read timeout"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    inputs, numbers = _read(args.input)
+    defaults = {"model": args.model} if args.model else {}
+    with make_client(args.provider, args) as client:
+        try:
+            where = f"{args.input} line {{}}".format
+            calls = _batch.make_calls(
+                client, inputs, defaults, lambda index: where(numbers[index])
+            )
+        except ChatProvidersError as exc:
+            raise UsageError(exc.message) from None
+        try:
+            result = _batch.run(
+                client,
+                calls,
+                concurrency=args.jobs,
+                rate=args.rate,
+                checkpoint=args.output,
+            )
+        except ValueError as exc:  # a checkpoint of other inputs
+            raise UsageError(str(exc)) from None
+    failed = len(result.failed)
+    say(
+        f"chatproviders batch: {len(result) - failed} of {len(result)} succeeded, "
+        f"{failed} failed; records in {args.output}"
+    )
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _read(path: str) -> tuple[list[Any], list[int]]:
+    """The input objects, and the line number of each (blank lines skipped)."""
+    inputs: list[Any] = []
+    numbers: list[int] = []
+    try:
+        with open(path, encoding="utf-8") as file:
+            for number, line in enumerate(file, 1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                except ValueError as exc:
+                    raise UsageError(
+                        f"{path} line {number} is not JSON: {exc}"
+                    ) from None
+                if not isinstance(item, dict):
+                    raise UsageError(
+                        f"{path} line {number} must be a JSON object with "
+                        f'"prompt" or "messages", got {type(item).__name__}'
+                    )
+                inputs.append(item)
+                numbers.append(number)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    return inputs, numbers
+
+
+def _positive(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
+    return value
