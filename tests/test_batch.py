@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -593,3 +594,87 @@ def test_ctrl_c_stops_sending_and_keeps_what_finished(
     assert partial.texts == [GREETING] * 3
     assert [record["index"] for record in lines(path)] == [0, 1, 2]
     assert len(cromicle.requests) == 3
+
+
+# -- the command line ----------------------------------------------------------
+
+
+def run_cli(*argv: str) -> int:
+    from chatproviders.cli import main
+
+    return main(["batch", *argv])
+
+
+def test_the_cli_writes_a_record_a_line_and_resumes(
+    cromicle: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """IN.jsonl to OUT.jsonl: exit 1 and a summary when an item failed; the
+    same command again sends only that item and exits 0."""
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [
+        {"prompt": "a", "id": "r1"},
+        {"messages": [{"role": "user", "content": "b"}], "id": "r2"},
+        {"prompt": "c"},
+    ]
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows) + "\n", "utf-8")
+    cromicle.queue_reply(status=400)
+    argv = [str(source), "-o", str(out), "-p", "cromicle", "--base-url", cromicle.url]
+    assert run_cli(*argv, "-j", "1") == 1
+    assert capsys.readouterr().err == (
+        f"chatproviders batch: 2 of 3 succeeded, 1 failed; records in {out}\n"
+    )
+    assert [(r["id"], r["text"]) for r in lines(out)] == [
+        ("r1", None),
+        ("r2", GREETING),
+        (None, GREETING),
+    ]
+    assert run_cli(*argv, "--rate", "50") == 0
+    assert "3 of 3 succeeded, 0 failed" in capsys.readouterr().err
+    assert prompts(cromicle) == ["a", "b", "c", "a"]
+    assert [r["index"] for r in lines(out)] == [0, 1, 2, 0]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"prompt": "a"}\n\n{"prompt": "b"\n', "line 3 is not JSON"),
+        ('{"prompt": "a"}\n["b"]\n', 'line 2 must be a JSON object with "prompt"'),
+        ('{"prompt": "a"}\n{"text": "b"}\n', "line 2: a dict input needs"),
+        ('{"messages": [{"role": "x", "content": "b"}]}\n', "line 1: messages"),
+        ('{"prompt": "a", "top_k": 3}\n', "line 1: unsupported parameter"),
+    ],
+)
+def test_the_cli_names_a_bad_input_line_and_exits_2(
+    cromicle: EmulatorServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str,
+    message: str,
+) -> None:
+    """A bad line is exit status 2 with its line number, and nothing is sent."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(content, "utf-8")
+    out = str(tmp_path / "out.jsonl")
+    status = run_cli(
+        str(source), "-o", out, "-p", "cromicle", "--base-url", cromicle.url
+    )
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"chatproviders batch: error: {source} ")
+    assert message in err
+    assert cromicle.requests == []
+    assert not os.path.exists(out)
+
+
+def test_the_cli_refuses_an_output_file_of_other_inputs(
+    cromicle: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-o naming the records of another input file is a usage error (exit 2)."""
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    argv = [str(source), "-o", str(out), "-p", "cromicle", "--base-url", cromicle.url]
+    source.write_text('{"prompt": "a"}\n', "utf-8")
+    assert run_cli(*argv) == 0
+    source.write_text('{"prompt": "z"}\n', "utf-8")
+    assert run_cli(*argv) == 2
+    assert "different input list" in capsys.readouterr().err
+    assert prompts(cromicle) == ["a"]
