@@ -678,3 +678,14 @@ def test_the_cli_refuses_an_output_file_of_other_inputs(
     assert run_cli(*argv) == 2
     assert "different input list" in capsys.readouterr().err
     assert prompts(cromicle) == ["a"]
+
+
+def test_import_chatproviders_imports_neither_tqdm_nor_dask() -> None:
+    """tqdm and dask stay optional: importing the package loads neither."""
+    code = (
+        "import sys, chatproviders; print(sorted({'tqdm', 'dask'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout == "[]\n"
