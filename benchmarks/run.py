@@ -22,6 +22,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import _report
+import batch
 import imports
 import latency
 import overhead
@@ -37,6 +38,7 @@ SECTIONS = {
     "throughput": throughput.run,
     "overhead": overhead.run,
     "imports": imports.run,
+    "batch": batch.run,
 }
 
 
