@@ -545,14 +545,20 @@ class _Progress:
                         "pip install 'chatproviders[progress]'"
                     ) from None
                 return
-            self.bar = tqdm(
-                total=total,
-                initial=initial,
-                unit="item",
-                desc="batch",
-                delay=0 if progress else PROGRESS_DELAY,
-                postfix={"failed": 0},
-            )
+            try:
+                self.bar = tqdm(
+                    total=total,
+                    initial=initial,
+                    unit="item",
+                    desc="batch",
+                    delay=0 if progress else PROGRESS_DELAY,
+                    postfix={"failed": 0},
+                )
+            except (TypeError, KeyError):  # a tqdm before 4.60, without delay=
+                if progress:
+                    raise ImportError(
+                        "progress=True needs tqdm 4.60 or later"
+                    ) from None
 
     def __call__(self, item: BatchItem) -> None:
         if item.error is not None:

@@ -689,3 +689,34 @@ def test_import_chatproviders_imports_neither_tqdm_nor_dask() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert done.stdout == "[]\n"
+
+
+def test_progress_true_without_tqdm_says_what_to_install(
+    cromicle: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """progress=True with no tqdm raises ImportError naming the extra, before
+    anything is sent; progress=None then runs without a bar."""
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    client = Cromicle(base_url=cromicle.url)
+    with pytest.raises(ImportError, match=r"chatproviders\[progress\]"):
+        batch(client, ["a"], progress=True)
+    assert cromicle.requests == []
+    assert batch(client, ["a"]).texts == [GREETING]
+
+
+def test_a_fallback_provider_whose_members_all_say_429_pauses_the_batch(
+    clock: FakeClock,
+) -> None:
+    """When every provider of a FallbackProvider answers 429, the batch waits
+    the longest Retry-After, then tries the item again."""
+    with serve("cromicle") as first, serve("acytoo", text="ok") as second:
+        first.queue_reply(status=429, headers={"Retry-After": "3"})
+        second.queue_reply(status=429, headers={"Retry-After": "5"})
+        client = FallbackProvider(
+            [Cromicle(base_url=first.url), chatproviders.Acytoo(base_url=second.url)]
+        )
+        result = batch(client, ["a"])
+        sent = (len(first.requests), len(second.requests))
+    assert result[0].ok and result[0].tries == 2
+    assert clock.now == 5.0
+    assert sent in ((2, 1), (1, 2))  # each member once, then one of them again
