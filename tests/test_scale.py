@@ -59,7 +59,6 @@ def test_a_pickled_fallback_provider_sends(cromicle: EmulatorServer) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 @pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
-@pytest.mark.xfail(strict=True, reason="needs Provider pickling/fork safety from main")
 def test_a_forked_child_opens_its_own_connection(cromicle: EmulatorServer) -> None:
     """After a fork, the child's request goes on a new connection, never on
     the parent's pooled keep-alive socket; the parent keeps its own."""
