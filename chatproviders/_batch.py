@@ -16,10 +16,11 @@ import json
 import logging
 import math
 import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Union
 
@@ -308,7 +309,7 @@ def run(
     )
     own = None
     if executor is None:
-        executor = own = ThreadPoolExecutor(concurrency, "chatproviders-batch")
+        executor = own = _Workers(concurrency)
     interrupted = False
     try:
         _Loop(executor, fast, finish, concurrency, rate, _max_tries(client)).run(
@@ -323,7 +324,7 @@ def run(
         raise
     finally:
         if own is not None:
-            own.shutdown(wait=not interrupted, cancel_futures=True)
+            own.shutdown(wait=not interrupted)
         shown.close()
         if book is not None:
             book.close()
@@ -334,6 +335,53 @@ def send(client: Any, call: Call) -> ChatResponse:
     """One call, on a worker (a thread here, or a process of an executor)."""
     reply: ChatResponse = client.complete(call.messages, call.model, **call.params)
     return reply
+
+
+class _Workers:
+    """The batch's own threads, daemon ones: after Ctrl-C, a request still in
+    flight does not hold up the interpreter's exit until its read times out,
+    as ThreadPoolExecutor's threads, joined at exit, would.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(
+                target=self._work, name=f"chatproviders-batch-{i}", daemon=True
+            )
+            for i in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def shutdown(self, wait: bool) -> None:
+        """Let every thread end once it is idle; with ``wait``, join them."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while it waited
+            try:
+                result = fn(*args)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            del future, fn, args, job  # nothing kept while idle
 
 
 class _Pacer:

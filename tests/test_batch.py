@@ -720,3 +720,31 @@ def test_a_fallback_provider_whose_members_all_say_429_pauses_the_batch(
     assert result[0].ok and result[0].tries == 2
     assert clock.now == 5.0
     assert sent in ((2, 1), (1, 2))  # each member once, then one of them again
+
+
+def test_ctrl_c_on_the_cli_exits_at_once_with_the_finished_records(
+    cromicle: EmulatorServer, tmp_path: Path
+) -> None:
+    """SIGINT to `chatproviders batch` while a request hangs (a 60 s read
+    timeout away): exit status 130 at once, the finished item's record kept."""
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(f'{{"prompt": "p{i}"}}\n' for i in range(3)), "utf-8")
+    cromicle.queue_reply()
+    cromicle.set_reply(stall_after=0)  # the next hangs until the server stops
+    argv = [str(source), "-o", str(out), "-p", "cromicle", "--base-url", cromicle.url]
+    argv += ["-j", "1"]  # the 2nd request is sent once the 1st record is written
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chatproviders", "batch", *argv],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        cromicle.wait_for_requests(2, timeout=30)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=WAIT)  # not the read timeout
+    finally:
+        process.kill()
+        process.wait(WAIT)
+    assert process.returncode == 130
+    assert [record["index"] for record in lines(out)] == [0]
+    assert "Traceback" not in err
