@@ -98,8 +98,7 @@ def reply(conn: Conn, text: str, status: int = 200, *headers: str) -> None:
 
 
 def test_items_come_back_in_input_order_with_their_own_errors() -> None:
-    """Items are in input order even when they finish out of order; a failed one
-    carries its error and the others their text."""
+    """Items come back in input order, whatever order they end in; failures too."""
     last_answered = threading.Event()
 
     def answer(conn: Conn, prompt: str) -> None:
@@ -196,8 +195,7 @@ def test_call_keywords_apply_to_every_input_unless_it_sets_its_own() -> None:
 
 
 def test_the_server_never_sees_more_requests_in_flight_than_concurrency() -> None:
-    """With concurrency=3, the server holds requests and counts them: at most 3
-    are ever open at once, and 3 are reached."""
+    """The server, holding requests, sees at most concurrency=3 in flight, and 3."""
     changed = threading.Condition()
     seen = {"arrived": 0, "in_flight": 0, "most": 0}
     release = threading.Semaphore(0)
@@ -241,8 +239,7 @@ def test_the_server_never_sees_more_requests_in_flight_than_concurrency() -> Non
 
 
 def test_the_server_sees_at_most_rate_starts_in_any_second(clock: FakeClock) -> None:
-    """rate=2: the server stamps each arrival with the batch's clock; two start
-    in each one-second window, no more, and no time is wasted."""
+    """rate=2: the server sees 2 starts in each second of the batch's clock, no more."""
     stamps: list[float] = []
 
     def answer(conn: Conn, prompt: str) -> None:
@@ -291,9 +288,7 @@ def pauses(caplog: pytest.LogCaptureFixture) -> threading.Event:
 def test_a_429_pauses_every_worker_for_its_retry_after(
     clock: FakeClock, pauses: threading.Event
 ) -> None:
-    """A 429 with Retry-After: 30 to one worker: the other worker's request in
-    flight finishes, but no request starts before 30 s have passed; the item
-    is then tried again and succeeds."""
+    """A 429 (Retry-After: 30) to one worker: no worker starts a request for 30 s."""
     stamps: list[tuple[str, float]] = []
     first = threading.Event()
 
@@ -346,8 +341,7 @@ def test_a_503_without_retry_after_pauses_for_the_backoff(
 def test_retries_are_the_batchs_and_bounded(
     clock: FakeClock, cromicle: EmulatorServer
 ) -> None:
-    """An item that always gets 429 is sent max_retries + 1 times in all (the
-    client's own retries are off), then fails with the RateLimitError."""
+    """An item always refused with 429 is sent max_retries + 1 times, then fails."""
     cromicle.set_reply(status=429, headers={"Retry-After": "2"})
     client = Cromicle(base_url=cromicle.url, max_retries=3)
     result = batch(client, ["a"])
@@ -358,8 +352,7 @@ def test_retries_are_the_batchs_and_bounded(
 
 
 def test_a_fallback_provider_runs_a_batch() -> None:
-    """A FallbackProvider whose first member answers 500 (no pause, no retry
-    spent on it) gets each item from the second member."""
+    """A FallbackProvider's batch gets every item from the member that answers."""
     with serve("cromicle", status=500) as down, serve("acytoo", text="up") as up:
         client = FallbackProvider(
             [Cromicle(base_url=down.url), chatproviders.Acytoo(base_url=up.url)]
@@ -371,8 +364,7 @@ def test_a_fallback_provider_runs_a_batch() -> None:
 
 
 def test_an_executor_like_object_runs_the_calls() -> None:
-    """Anything with submit() returning a future will do; here, one that runs
-    the call at once in the caller's thread."""
+    """Any object with submit() returning a future runs the calls."""
 
     class Inline:
         submitted = 0
@@ -427,8 +419,7 @@ def test_a_checkpoint_has_one_record_a_finished_item(
 def test_a_rerun_sends_only_what_did_not_succeed(
     cromicle: EmulatorServer, tmp_path: Path
 ) -> None:
-    """Running the same batch again sends only the failed item; the result has
-    every item in order, those read back with their text and no reply."""
+    """A rerun sends only the failed item; the rest are read back, in order."""
     path = tmp_path / "run.jsonl"
     client = Cromicle(base_url=cromicle.url)
     inputs = [f"p{i}" for i in range(4)]
@@ -448,8 +439,7 @@ def test_a_rerun_sends_only_what_did_not_succeed(
 def test_a_torn_last_line_is_ignored_and_cut_off(
     cromicle: EmulatorServer, tmp_path: Path
 ) -> None:
-    """A line cut short by a crash is not a record: its item is sent again, and
-    the file stays one whole record per line."""
+    """A torn last line is no record: its item is sent again, the line replaced."""
     path = tmp_path / "run.jsonl"
     client = Cromicle(base_url=cromicle.url)
     batch(client, ["a", "b"], concurrency=1, checkpoint=path)
@@ -501,8 +491,7 @@ chatproviders.batch(client, inputs, concurrency=1, checkpoint=sys.argv[2])
 def test_sigkill_mid_run_then_resume_sends_no_finished_item_twice(
     cromicle: EmulatorServer, tmp_path: Path
 ) -> None:
-    """A batch process killed (SIGKILL) while its 6th request is in flight
-    leaves 5 records; the rerun sends the other 7 items and none of the 5."""
+    """SIGKILL mid-run, then a rerun: no item that finished is sent twice."""
     path = tmp_path / "run.jsonl"
     for _ in range(5):
         cromicle.queue_reply()
@@ -570,8 +559,7 @@ def test_progress_false_draws_nothing(
 def test_ctrl_c_stops_sending_and_keeps_what_finished(
     cromicle: EmulatorServer, tmp_path: Path
 ) -> None:
-    """SIGINT after the 3rd item: KeyboardInterrupt with .partial holding the 3
-    items, which are also in the checkpoint; nothing more is sent."""
+    """Ctrl-C stops sending; exc.partial and the checkpoint keep the 3 finished."""
     path = tmp_path / "run.jsonl"
     finished: list[BatchItem] = []
 
@@ -608,8 +596,7 @@ def run_cli(*argv: str) -> int:
 def test_the_cli_writes_a_record_a_line_and_resumes(
     cromicle: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """IN.jsonl to OUT.jsonl: exit 1 and a summary when an item failed; the
-    same command again sends only that item and exits 0."""
+    """The CLI writes a record a line, exits 1 on a failure, and resumes to exit 0."""
     source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     rows = [
         {"prompt": "a", "id": "r1"},
@@ -694,8 +681,7 @@ def test_import_chatproviders_imports_neither_tqdm_nor_dask() -> None:
 def test_progress_true_without_tqdm_says_what_to_install(
     cromicle: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """progress=True with no tqdm raises ImportError naming the extra, before
-    anything is sent; progress=None then runs without a bar."""
+    """Without tqdm, progress=True names the extra to install; None runs barless."""
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     client = Cromicle(base_url=cromicle.url)
     with pytest.raises(ImportError, match=r"chatproviders\[progress\]"):
@@ -707,8 +693,7 @@ def test_progress_true_without_tqdm_says_what_to_install(
 def test_a_fallback_provider_whose_members_all_say_429_pauses_the_batch(
     clock: FakeClock,
 ) -> None:
-    """When every provider of a FallbackProvider answers 429, the batch waits
-    the longest Retry-After, then tries the item again."""
+    """429 from every member of a FallbackProvider: the longest Retry-After."""
     with serve("cromicle") as first, serve("acytoo", text="ok") as second:
         first.queue_reply(status=429, headers={"Retry-After": "3"})
         second.queue_reply(status=429, headers={"Retry-After": "5"})
@@ -725,8 +710,7 @@ def test_a_fallback_provider_whose_members_all_say_429_pauses_the_batch(
 def test_ctrl_c_on_the_cli_exits_at_once_with_the_finished_records(
     cromicle: EmulatorServer, tmp_path: Path
 ) -> None:
-    """SIGINT to `chatproviders batch` while a request hangs (a 60 s read
-    timeout away): exit status 130 at once, the finished item's record kept."""
+    """Ctrl-C on the CLI exits 130 at once despite a hung request, records kept."""
     source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     source.write_text("".join(f'{{"prompt": "p{i}"}}\n' for i in range(3)), "utf-8")
     cromicle.queue_reply()

@@ -37,8 +37,7 @@ def test_a_pickled_provider_sends_on_its_own_session(cromicle: EmulatorServer) -
 
 
 def test_a_pickled_fallback_provider_sends(cromicle: EmulatorServer) -> None:
-    """A FallbackProvider pickles (its lock is rebuilt) and its copy falls back
-    from a provider that is down to one that answers."""
+    """A pickled FallbackProvider falls back, with a cooldown state of its own."""
     with serve("cromicle", status=500) as down:
         client = FallbackProvider(
             [
@@ -60,8 +59,7 @@ def test_a_pickled_fallback_provider_sends(cromicle: EmulatorServer) -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 @pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
 def test_a_forked_child_opens_its_own_connection(cromicle: EmulatorServer) -> None:
-    """After a fork, the child's request goes on a new connection, never on
-    the parent's pooled keep-alive socket; the parent keeps its own."""
+    """A forked child opens its own connection; the parent keeps its pooled one."""
     client = Cromicle(base_url=cromicle.url)
     assert client.complete(HI).text == GREETING
     assert cromicle.connections == 1  # one pooled keep-alive connection
@@ -89,9 +87,7 @@ def test_a_forked_child_opens_its_own_connection(cromicle: EmulatorServer) -> No
 def test_a_batch_runs_on_a_dask_cluster_of_worker_processes(
     cromicle: EmulatorServer, tmp_path: Path
 ) -> None:
-    """executor=dask_client.get_executor(): the calls run in the two worker
-    processes of a LocalCluster, the items come back in order, and the
-    checkpoint is written here."""
+    """The calls of a batch run in the worker processes of a Dask LocalCluster."""
     import distributed
 
     inputs = [f"item {i}" for i in range(16)]
