@@ -294,6 +294,7 @@ def run(
                 provider=record.get("provider"),
                 usage=record.get("usage"),
             )
+        book.open()
     shown = _Progress(progress, len(calls), len(done))
 
     def finish(item: BatchItem) -> None:

@@ -59,6 +59,18 @@ class Checkpoint:
             os.truncate(self.path, len(data) - len(torn))
         return succeeded
 
+    def open(self) -> None:
+        """Open the file for appending (creating it): before anything is sent,
+        so that a path that cannot be written fails first.
+        """
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+        try:
+            self._fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            raise ValueError(
+                f"cannot write the checkpoint {self.path}: {exc.strerror}"
+            ) from None
+
     def _check(self, number: int, line: bytes) -> dict[str, Any]:
         where = f"checkpoint {self.path} line {number}"
         try:
@@ -94,8 +106,7 @@ class Checkpoint:
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         data = line.encode("utf-8")
         if self._fd < 0:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-            self._fd = os.open(self.path, flags, 0o644)
+            self.open()
         written = os.write(self._fd, data)
         while written < len(data):  # a short write (a full disk, a signal)
             written += os.write(self._fd, data[written:])

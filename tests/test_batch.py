@@ -732,3 +732,13 @@ def test_ctrl_c_on_the_cli_exits_at_once_with_the_finished_records(
     assert process.returncode == 130
     assert [record["index"] for record in lines(out)] == [0]
     assert "Traceback" not in err
+
+
+def test_a_checkpoint_that_cannot_be_written_fails_before_anything_is_sent(
+    cromicle: EmulatorServer, tmp_path: Path
+) -> None:
+    """A checkpoint in a folder that does not exist raises before any request."""
+    path = tmp_path / "missing" / "run.jsonl"
+    with pytest.raises(ValueError, match=r"cannot write the checkpoint .*missing"):
+        batch(Cromicle(base_url=cromicle.url), ["a"], checkpoint=path)
+    assert cromicle.requests == []
