@@ -9,25 +9,22 @@ retries are the batch's, so that a 429 pauses every worker, not one.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import importlib
-import json
 import logging
 import math
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Union
 
+from ._batch_inputs import Call, Input, make_calls
 from ._checkpoint import Checkpoint, PathLike
-from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES
-from ._messages import Messages, validate_messages
+from ._progress import Progress
 from ._retry import backoff_delay, is_retryable
 from ._streaming import ChatResponse
 from .exceptions import (
@@ -35,7 +32,6 @@ from .exceptions import (
     APIError,
     APIStatusError,
     ChatProvidersError,
-    InvalidMessagesError,
 )
 
 __all__ = ["BatchItem", "BatchResult", "batch"]
@@ -46,13 +42,8 @@ logger = logging.getLogger("chatproviders")
 monotonic: Callable[[], float] = time.monotonic
 sleep: Callable[[float], None] = time.sleep
 
-#: How long a bar waits before showing itself when ``progress`` is None.
-PROGRESS_DELAY = 2.0
-
 #: Statuses that pause the whole batch: the server asked everyone to wait.
 PAUSE_STATUSES = frozenset({429, 503})
-
-Input = Union[str, Sequence[Mapping[str, Any]], Mapping[str, Any]]
 
 
 class Executor(Protocol):
@@ -122,25 +113,6 @@ class BatchResult(list[BatchItem]):
         )
 
 
-@dataclass(frozen=True)
-class Call:
-    """One input, checked: what to send."""
-
-    index: int
-    id: Any
-    input: Any
-    messages: Messages
-    model: Optional[str]
-    params: dict[str, Any]
-
-    @property
-    def fingerprint(self) -> str:
-        """A hash of what is sent for this item, kept on its checkpoint line."""
-        what = [self.index, self.id, self.messages, self.model, self.params]
-        encoded = json.dumps(what, sort_keys=True, default=repr).encode("utf-8")
-        return hashlib.sha256(encoded).hexdigest()[:16]
-
-
 def batch(
     client: Any,
     inputs: Iterable[Input],
@@ -189,85 +161,6 @@ def batch(
     )
 
 
-def make_calls(
-    client: Any,
-    inputs: Iterable[Input],
-    call_kwargs: Mapping[str, Any],
-    where: Callable[[int], str] = "inputs[{}]".format,
-) -> list[Call]:
-    """Every input checked as ``client`` would check it; ``where(index)`` names
-    a bad one in the error.
-    """
-    if not callable(getattr(client, "complete", None)):
-        raise TypeError(
-            f"client must be a chatproviders client, got {type(client).__name__}"
-        )
-    if isinstance(inputs, (str, bytes, Mapping)) or not isinstance(inputs, Iterable):
-        raise TypeError(
-            "inputs must be a list of prompts, messages lists or dicts, "
-            f"got {type(inputs).__name__}"
-        )
-    defaults = dict(call_kwargs)
-    model = defaults.pop("model", None)
-    calls = []
-    for index, item in enumerate(inputs):
-        try:
-            call = _make_call(index, item, model, defaults)
-            _check(client, call)
-        except ChatProvidersError as exc:
-            exc.message = f"{where(index)}: {exc.message}"
-            exc.args = (exc.message,)
-            raise
-        calls.append(call)
-    return calls
-
-
-def _make_call(
-    index: int, item: Any, model: Optional[str], defaults: Mapping[str, Any]
-) -> Call:
-    if isinstance(item, str):
-        messages: Any = [{"role": "user", "content": item}]
-        return Call(index, None, item, messages, model, dict(defaults))
-    if isinstance(item, Mapping):
-        fields = dict(item)
-        if ("prompt" in fields) == ("messages" in fields):
-            raise InvalidMessagesError(
-                "a dict input needs 'prompt' or 'messages' (one of them), "
-                f"got keys {sorted(map(str, fields))}"
-            )
-        if "prompt" in fields:
-            prompt = fields.pop("prompt")
-            if not isinstance(prompt, str):
-                raise InvalidMessagesError(
-                    f"'prompt' must be a str, got {type(prompt).__name__}"
-                )
-            messages = [{"role": "user", "content": prompt}]
-        else:
-            messages = fields.pop("messages")
-        item_id = fields.pop("id", None)
-        if not (item_id is None or isinstance(item_id, (str, int))):
-            raise InvalidMessagesError(
-                f"'id' must be a str or an int, got {type(item_id).__name__}"
-            )
-        item_model = fields.pop("model", model)
-        params = {**defaults, **fields}
-        return Call(index, item_id, item, messages, item_model, params)
-    if isinstance(item, Sequence) and not isinstance(item, bytes):
-        return Call(index, None, item, list(item), model, dict(defaults))
-    raise InvalidMessagesError(
-        "must be a prompt str, a messages list, or a dict with 'prompt' or "
-        f"'messages', got {type(item).__name__}"
-    )
-
-
-def _check(client: Any, call: Call) -> None:
-    """Refuse what the client would refuse at send time: messages, model, params."""
-    if isinstance(client, Client):
-        client.prepare(call.messages, call.model, call.params)
-    else:
-        validate_messages(call.messages)
-
-
 def run(
     client: Any,
     calls: Sequence[Call],
@@ -295,7 +188,7 @@ def run(
                 usage=record.get("usage"),
             )
         book.open()
-    shown = _Progress(progress, len(calls), len(done))
+    shown = Progress(progress, len(calls), len(done))
 
     def finish(item: BatchItem) -> None:
         done[item.index] = item
@@ -575,50 +468,3 @@ def _check_options(
             "executor must have submit() returning a future, like "
             f"concurrent.futures.Executor; got {type(executor).__name__}"
         )
-
-
-class _Progress:
-    """The bar (tqdm's ``auto`` flavour) or the caller's callback."""
-
-    def __init__(self, progress: Any, total: int, initial: int) -> None:
-        self.callback = progress if callable(progress) else None
-        self.failed = 0
-        self.bar: Any = None
-        if progress is None or progress is True:
-            try:
-                tqdm = importlib.import_module("tqdm.auto").tqdm
-            except ImportError:
-                if progress:
-                    raise ImportError(
-                        "progress=True needs tqdm: "
-                        "pip install 'chatproviders[progress]'"
-                    ) from None
-                return
-            try:
-                self.bar = tqdm(
-                    total=total,
-                    initial=initial,
-                    unit="item",
-                    desc="batch",
-                    delay=0 if progress else PROGRESS_DELAY,
-                    postfix={"failed": 0},
-                )
-            except (TypeError, KeyError):  # a tqdm before 4.60, without delay=
-                if progress:
-                    raise ImportError(
-                        "progress=True needs tqdm 4.60 or later"
-                    ) from None
-
-    def __call__(self, item: BatchItem) -> None:
-        if item.error is not None:
-            self.failed += 1
-        if self.bar is not None:
-            if item.error is not None:
-                self.bar.set_postfix(failed=self.failed, refresh=False)
-            self.bar.update(1)
-        if self.callback is not None:
-            self.callback(item)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()

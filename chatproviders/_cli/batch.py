@@ -14,7 +14,7 @@ import argparse
 import json
 from typing import Any, Callable
 
-from .. import _batch
+from .. import _batch, _batch_inputs
 from ..exceptions import ChatProvidersError
 from .chat import make_client
 from .common import EXIT_ERROR, EXIT_OK, UsageError, say
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     with make_client(args.provider, args) as client:
         try:
             where = f"{args.input} line {{}}".format
-            calls = _batch.make_calls(
+            calls = _batch_inputs.make_calls(
                 client, inputs, defaults, lambda index: where(numbers[index])
             )
         except ChatProvidersError as exc:
