@@ -14,8 +14,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from chatproviders import BadRequestError, OpenAICompatible, ToolCallDelta
-from tests.llamacpp.conftest import LlamaServer
+from chatproviders import (
+    BadRequestError,
+    IncompleteStreamError,
+    OpenAICompatible,
+    ToolCallDelta,
+)
+from tests.llamacpp.conftest import ALIAS, LlamaServer
 
 HI = [{"role": "user", "content": "Hello, who are you?"}]
 MAX_TOKENS = 12
@@ -73,17 +78,25 @@ def test_stream_arrives_in_chunks(client: OpenAICompatible) -> None:
     assert stream.text == text
     assert stream.finish_reason == "length"
     assert stream.tool_calls == ()
+    assert stream.model == ALIAS
+    # It takes stream_options but sends no usage chunk.
+    assert stream.usage is None
 
 
 def test_complete_is_the_stream_joined(
     client: OpenAICompatible, greedy_text: str
 ) -> None:
-    """complete() gives the same greedy answer as the joined stream."""
-    reply = client.complete(HI, **GREEDY)
-    assert reply.text == greedy_text
+    """complete(), a reply not streamed, has the stream's greedy text, and usage."""
     with client.stream(HI, **GREEDY) as stream:
         assert "".join(stream) == greedy_text
+    reply = client.complete(HI, **GREEDY)
+    assert reply.text == greedy_text
     assert reply.finish_reason == "length"
+    assert reply.model == ALIAS
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens == MAX_TOKENS
+    assert reply.usage.prompt_tokens > 0
+    assert reply.usage.total_tokens == MAX_TOKENS + reply.usage.prompt_tokens
 
 
 def test_stream_in_background(client: OpenAICompatible, greedy_text: str) -> None:
@@ -98,11 +111,24 @@ def test_context_overflow_is_a_bad_request(
     """A prompt past the context is a 400 BadRequestError in the server's words."""
     too_long = [{"role": "user", "content": "x" * (2 * llama_server.n_ctx)}]
     with pytest.raises(BadRequestError) as caught:
-        client.stream(too_long, **GREEDY)
+        client.complete(too_long, **GREEDY)
     error = caught.value
     assert error.status_code == 400
     assert f"maximum context length is {llama_server.n_ctx} tokens" in str(error)
     assert "context_length_exceeded" in error.body
+
+
+def test_context_overflow_in_a_stream_is_an_error(
+    client: OpenAICompatible, llama_server: LlamaServer
+) -> None:
+    """Streamed, the overflow comes as a 200 whose stream ends at once, which is
+    an IncompleteStreamError, not an empty answer.
+    """
+    too_long = [{"role": "user", "content": "x" * (2 * llama_server.n_ctx)}]
+    with pytest.raises(IncompleteStreamError) as caught:
+        with client.stream(too_long, **GREEDY) as stream:
+            list(stream)
+    assert caught.value.partial_text == ""
 
 
 def test_streamed_tool_call_keeps_one_name_and_id(client: OpenAICompatible) -> None:
