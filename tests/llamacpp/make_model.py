@@ -3,7 +3,7 @@
 Nothing is downloaded: the weights are seeded random numbers, so the model
 talks nonsense, but llama.cpp loads it, tokenizes, applies its chat template,
 samples and follows a grammar exactly as it would with a real one. The file
-is about 450 KB.
+is about 460 KB.
 
 - architecture ``llama``: two layers, ``n_embd`` 64, four heads, ``n_ff`` 128,
   a context of 256 tokens;

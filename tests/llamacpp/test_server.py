@@ -20,7 +20,7 @@ from chatproviders import (
     OpenAICompatible,
     ToolCallDelta,
 )
-from tests.llamacpp.conftest import ALIAS, LlamaServer
+from tests.llamacpp.server import ALIAS, LlamaServer
 
 HI = [{"role": "user", "content": "Hello, who are you?"}]
 MAX_TOKENS = 12
