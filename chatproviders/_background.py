@@ -12,8 +12,15 @@ two conditions, so that:
   while it runs, and exits;
 * an error on the worker reaches the consumer as the same object, after the
   chunks that came before it; an error caused by cancelling is dropped;
-* asyncio consumers wait on a future that the worker resolves with
-  ``loop.call_soon_threadsafe``, so the event loop never blocks.
+* asyncio consumers wait on a future that the worker resolves through the
+  loop's :class:`_Waker`: one ``loop.call_soon_threadsafe`` wakes the loop
+  for every future made ready since its last wake-up, whichever streams they
+  belong to, so that a thousand streams do not cost a thousand wake-ups; the
+  consumer then takes every chunk queued since, under one lock;
+* a call made on a running event loop does not wait for the worker thread to
+  start (under a crowd of threads that is a wait for the GIL, milliseconds
+  during which the loop serves nobody): :func:`_launch` hands the start to a
+  short-lived launcher thread.
 
 The worker holds the channel, never the :class:`BackgroundStream`, so an
 abandoned stream is garbage-collected and its finalizer cancels the worker.
@@ -24,8 +31,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
 from types import TracebackType
@@ -41,7 +50,7 @@ if TYPE_CHECKING:
 
     import requests
 
-    _Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]
+    _Waiter = tuple["_Waker", asyncio.Future[None]]
 
 # asyncio is imported where it is used, by coroutines that only run under a
 # loop: importing it here would add a fifth to the import time of chatproviders.
@@ -80,6 +89,7 @@ class _Channel:
         self.cancel_event = threading.Event()  # the same, for the retry loop
         self.response: Optional[requests.Response] = None  # the one being read
         self.waiters: list[_Waiter] = []  # asyncio consumers waiting
+        self.sleepers = 0  # threads waiting on ``readable``: notify only them
 
     # -- the worker's side --------------------------------------------------
 
@@ -103,7 +113,10 @@ class _Channel:
             self.queue.append(chunk)
             if len(self.queue) > 1:
                 return True  # consumers wait only on an empty queue
-            self.readable.notify_all()
+            if self.sleepers:
+                self.readable.notify_all()
+            if not self.waiters:
+                return True
             waiters = self._take_waiters()
         _wake(waiters)
         return True
@@ -145,14 +158,118 @@ class _Channel:
 
 
 def _wake(waiters: list[_Waiter]) -> None:
-    for loop, future in waiters:
-        with contextlib.suppress(RuntimeError):  # that loop is closed
-            loop.call_soon_threadsafe(_resolve, future)
+    for waker, future in waiters:
+        waker.add(future)
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+class _Waker:
+    """Resolves futures of one event loop from any thread, in batches.
+
+    The first future added after a wake-up schedules one :meth:`flush` with
+    ``call_soon_threadsafe`` (a write to the loop's self-pipe); the futures
+    added before that flush runs ride along. When the loop keeps up, that is
+    one call per chunk, as without batching; when it falls behind, one call
+    serves every stream that got a chunk in the meantime.
+    """
+
+    __slots__ = ("__weakref__", "_lock", "_ready", "_scheduled", "calls", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._ready: list[asyncio.Future[None]] = []
+        self._scheduled = False
+        self.calls = 0  # call_soon_threadsafe calls made: for tests and benchmarks
+
+    def add(self, future: asyncio.Future[None]) -> None:
+        """Resolve ``future`` on its loop soon; from any thread, never blocks long."""
+        with self._lock:
+            self._ready.append(future)
+            if self._scheduled:
+                return
+            self._scheduled = True
+            self.calls += 1
+        try:
+            self.loop.call_soon_threadsafe(self.flush)
+        except RuntimeError:  # that loop is closed: nobody awaits these
+            with self._lock:
+                self._ready.clear()
+                self._scheduled = False
+
+    def flush(self) -> None:
+        """On the loop: resolve every future added since the last flush."""
+        with self._lock:
+            ready, self._ready = self._ready, []
+            self._scheduled = False
+        for future in ready:
+            if not future.done():  # a cancelled task's future is done already
+                future.set_result(None)
+
+
+#: The waker of each running loop, by ``id(loop)``; a waker holds its loop, so
+#: the id cannot be reused while the entry lives. Streams hold their waker.
+_wakers: weakref.WeakValueDictionary[int, _Waker] = weakref.WeakValueDictionary()
+_wakers_lock = threading.Lock()
+
+
+def _waker_of(loop: asyncio.AbstractEventLoop) -> _Waker:
+    waker = _wakers.get(id(loop))
+    if waker is None or waker.loop is not loop:
+        with _wakers_lock:
+            waker = _wakers.get(id(loop))
+            if waker is None or waker.loop is not loop:
+                waker = _wakers[id(loop)] = _Waker(loop)
+    return waker
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread runs an asyncio event loop (asyncio not imported: no)."""
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and asyncio._get_running_loop() is not None
+
+
+# -- starting workers without waiting ----------------------------------------------
+
+_launch_lock = threading.Lock()
+_to_launch: deque[tuple[threading.Thread, _Channel, threading.Event]] = deque()
+_launching = False
+
+
+def _launch(
+    thread: threading.Thread, channel: _Channel, launched: threading.Event
+) -> None:
+    """Have ``thread`` started by the launcher thread; never waits for it."""
+    global _launching
+    with _launch_lock:
+        _to_launch.append((thread, channel, launched))
+        if _launching:
+            return
+        _launching = True
+    try:
+        threading.Thread(
+            target=_launcher, name="chatproviders-launcher", daemon=True
+        ).start()
+    except BaseException:
+        with _launch_lock:
+            _launching = False
+        raise
+
+
+def _launcher() -> None:
+    """Start the queued workers one after another; exit when none is left."""
+    global _launching
+    while True:
+        with _launch_lock:
+            if not _to_launch:
+                _launching = False
+                return
+            thread, channel, launched = _to_launch.popleft()
+        try:
+            thread.start()
+        except BaseException as exc:  # no thread to be had: the consumer hears it
+            channel.end(exc)
+        finally:
+            launched.set()
 
 
 def _work(channel: _Channel, open_chunks: Callable[[_Channel], Iterable[str]]) -> None:
@@ -258,13 +375,19 @@ class BackgroundStream(Closing):
         self._parts: list[str] = []  # every chunk taken from the queue, in order
         self._handed = 0  # how many of them iteration or poll() handed out
         self._error_raised = False
+        self._waker: Optional[_Waker] = None  # of the loop that last awaited
         self._thread = threading.Thread(
             target=_work,
             args=(self._channel, open_chunks),
             name=f"chatproviders-background-{next(_numbers)}",
             daemon=True,
         )
-        self._thread.start()
+        self._launched: Optional[threading.Event] = None  # None: started here
+        if _on_event_loop():
+            self._launched = threading.Event()
+            _launch(self._thread, self._channel, self._launched)
+        else:
+            self._thread.start()
 
     # -- the consumer's calls -------------------------------------------------
 
@@ -336,7 +459,11 @@ class BackgroundStream(Closing):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"the stream did not end within {timeout} s")
-                channel.readable.wait(remaining)
+                channel.sleepers += 1
+                try:
+                    channel.readable.wait(remaining)
+                finally:
+                    channel.sleepers -= 1
             self._handed = len(self._parts)
             self._raise_error()
             return "".join(self._parts)
@@ -350,8 +477,11 @@ class BackgroundStream(Closing):
         """
         self._channel.cancel()
         if self._thread is not threading.current_thread():
-            self._thread.join(_CLOSE_WAIT)
-            if self._thread.is_alive():
+            deadline = time.monotonic() + _CLOSE_WAIT
+            launched = self._launched is None or self._launched.wait(_CLOSE_WAIT)
+            if launched and self._thread.ident is not None:  # it did start
+                self._thread.join(max(0.0, deadline - time.monotonic()))
+            if not launched or self._thread.is_alive():
                 logger.debug("%s still runs after close()", self._thread.name)
 
     def __del__(self) -> None:
@@ -370,10 +500,16 @@ class BackgroundStream(Closing):
         import asyncio
 
         self._channel.cancel()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._ended(), _CLOSE_WAIT)
+        if not self._channel.ended:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ended(), _CLOSE_WAIT)
         if self._channel.ended:
-            self._thread.join(_CLOSE_WAIT)  # it is past its last step: microseconds
+            # The worker is past its last step, but under a crowd of threads
+            # it may wait for the GIL to exit: poll, never block the loop.
+            pause, deadline = 0.0005, time.monotonic() + _CLOSE_WAIT
+            while self._thread.is_alive() and time.monotonic() < deadline:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.02)
 
     async def __aenter__(self) -> BackgroundStream:
         return self
@@ -390,29 +526,35 @@ class BackgroundStream(Closing):
         """The next chunk, None at the end; awaits without blocking the loop."""
         import asyncio
 
-        loop = asyncio.get_running_loop()
+        waker = self._waker_here(asyncio.get_running_loop())
         channel = self._channel
         while True:
             with channel.lock:
                 chunk = self._take()
                 if chunk is not None or self._exhausted():
                     return chunk
-                waiter = loop.create_future()
-                channel.waiters.append((loop, waiter))
+                waiter = waker.loop.create_future()
+                channel.waiters.append((waker, waiter))
             await waiter
 
     async def _ended(self) -> None:
         import asyncio
 
-        loop = asyncio.get_running_loop()
+        waker = self._waker_here(asyncio.get_running_loop())
         channel = self._channel
         while True:
             with channel.lock:
                 if channel.ended:
                     return
-                waiter = loop.create_future()
-                channel.waiters.append((loop, waiter))
+                waiter = waker.loop.create_future()
+                channel.waiters.append((waker, waiter))
             await waiter
+
+    def _waker_here(self, loop: asyncio.AbstractEventLoop) -> _Waker:
+        waker = self._waker
+        if waker is None or waker.loop is not loop:
+            waker = self._waker = _waker_of(loop)
+        return waker
 
     # -- under the lock -------------------------------------------------------
 
@@ -424,7 +566,11 @@ class BackgroundStream(Closing):
                 chunk = self._take()
                 if chunk is not None or self._exhausted():
                     return chunk
-                channel.readable.wait()
+                channel.sleepers += 1
+                try:
+                    channel.readable.wait()
+                finally:
+                    channel.sleepers -= 1
 
     def _take(self) -> Optional[str]:
         """The next chunk if one is there; raises the error once all are out."""
