@@ -51,7 +51,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import _report
 
@@ -345,6 +345,7 @@ def cpu_seconds() -> float:
 def client(mode: str, port: int, streams: int) -> dict[str, Any]:
     """Measure one mode; the delays in ms, the CPU seconds, the peak RSS."""
     raise_file_limit(streams)
+    tune()
     run = CLIENTS[mode](f"http://127.0.0.1:{port}/v1", streams)
     cpu, start = cpu_seconds(), time.monotonic()
     run()
@@ -366,6 +367,7 @@ def client(mode: str, port: int, streams: int) -> dict[str, Any]:
         "cpu": cpu,
         "wall": wall,
         "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "tuning": TUNING,
     }
 
 
@@ -375,17 +377,40 @@ def client(mode: str, port: int, streams: int) -> dict[str, Any]:
 def measure(mode: str, streams: int, aligned: bool) -> dict[str, Any]:
     raise_file_limit(streams)
     server: dict[str, float] = {}
-    busy, ours = busy_seconds(), family_seconds()
+    busy, ours, began = busy_seconds(), family_seconds(), time.monotonic()
     with server_process(streams, aligned, server) as port:
         argv = [sys.executable, __file__, "--client", mode, str(port), str(streams)]
         argv += pace()
-        done = subprocess.run(argv, check=True, stdout=subprocess.PIPE, text=True)
+        done = subprocess.run(
+            argv, check=True, stdout=subprocess.PIPE, text=True, env=child_env()
+        )
     result: dict[str, Any] = json.loads(done.stdout)
     result["aligned"] = aligned
     result["server"] = server
-    # What the machine's CPUs did besides this client and its server: others' work.
-    result["others_cpu"] = busy_seconds() - busy - (family_seconds() - ours)
+    # The share of the machine's CPUs that other processes used meanwhile.
+    others = busy_seconds() - busy - (family_seconds() - ours)
+    result["others_share"] = others / (
+        (time.monotonic() - began) * (os.cpu_count() or 1)
+    )
     return result
+
+
+#: Client-process settings some runs change: sys.setswitchinterval (seconds)
+#: and threading.stack_size (KiB); None leaves Python's default.
+TUNING: dict[str, Optional[float]] = {"switch_interval": None, "stack_kib": None}
+
+
+def child_env() -> dict[str, str]:
+    """This environment, with the chatproviders this process would import first
+    on the path, so that the client measured is that one."""
+    env = dict(os.environ)
+    spec = importlib.util.find_spec("chatproviders")
+    if spec is not None and spec.origin is not None:
+        root = str(Path(spec.origin).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(
+            part for part in (root, env.get("PYTHONPATH")) if part
+        )
+    return env
 
 
 def set_pace(tokens: int, interval: float) -> None:
@@ -394,8 +419,21 @@ def set_pace(tokens: int, interval: float) -> None:
 
 
 def pace() -> list[str]:
-    """The options that pass this run's pace on to the server and client."""
-    return ["--tokens", str(TOKENS), "--interval", repr(INTERVAL)]
+    """The options that pass this run's pace and tuning on to its processes."""
+    passed = ["--tokens", str(TOKENS), "--interval", repr(INTERVAL)]
+    if TUNING["switch_interval"] is not None:
+        passed += ["--switch-interval", repr(TUNING["switch_interval"])]
+    if TUNING["stack_kib"] is not None:
+        passed += ["--stack-size", str(int(TUNING["stack_kib"]))]
+    return passed
+
+
+def tune() -> None:
+    """Apply TUNING in this (client) process."""
+    if TUNING["switch_interval"] is not None:
+        sys.setswitchinterval(TUNING["switch_interval"])
+    if TUNING["stack_kib"] is not None:
+        threading.stack_size(int(TUNING["stack_kib"] * 1024))
 
 
 def busy_seconds() -> float:
@@ -532,8 +570,14 @@ def targets(group: Sequence[dict[str, Any]], sdk_cpu: list[float]) -> None:
             )
 
 
-def plot(results: Sequence[dict[str, Any]], path: Path) -> None:
-    """Token-delay distributions at the largest N, one curve per mode."""
+def plot(
+    results: Sequence[dict[str, Any]],
+    path: Path,
+    before: Sequence[dict[str, Any]] = (),
+) -> None:
+    """Token-delay distributions at the largest N, one curve per mode, all runs
+    pooled; ``before`` (saved runs of older code) adds ours as dashed curves.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -541,37 +585,50 @@ def plot(results: Sequence[dict[str, Any]], path: Path) -> None:
 
     group = [r for r in results if not r.get("aligned", False)]
     streams = max(r["streams"] for r in group)
-    figure, axes = plt.subplots(figsize=(8, 4.8), dpi=110)
-    for mode, label in MODES.items():
-        delays = sorted(
-            d
-            for r in group
-            if r["streams"] == streams and r["mode"] == mode
-            for d in r["delays_ms"]
-        )
+    figure, axes = plt.subplots(figsize=(8.5, 5), dpi=110)
+    colours = dict(zip(MODES, ["C0", "C1", "C2", "C3"]))
+    curves = [(mode, label, group, "-") for mode, label in MODES.items()]
+    curves += [
+        (mode, f"{MODES[mode]}, before", before, "--")
+        for mode in ("threads", "background")
+    ]
+    for mode, label, runs, style in curves:
+        chosen = [
+            r
+            for r in runs
+            if r["streams"] == streams and r["mode"] == mode and not r.get("aligned")
+        ]
+        delays = sorted(d for r in chosen for d in r["delays_ms"])
         if not delays:
             continue
-        runs = sum(1 for r in group if r["streams"] == streams and r["mode"] == mode)
         total = len(delays)
         # The share of tokens later than x: the tail, where the modes differ.
         later = [(total - i) / total for i in range(total)]
+        p99 = _report.percentile(delays, 0.99)
         axes.step(
             [max(d, 0.01) for d in delays],
             later,
             where="post",
-            label=f"{label} (p99 {_report.percentile(delays, 0.99):.0f} ms)",
+            color=colours[mode],
+            linestyle=style,
+            linewidth=1.0 if style == "--" else 1.6,
+            label=f"{label}: p99 {p99:,.0f} ms",
         )
-        del runs
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_ylim(1e-4, 1.05)
     axes.axhline(0.01, color="grey", linewidth=0.6, linestyle=":")
     axes.text(0.012, 0.0115, "p99", color="grey", fontsize=8)
-    axes.set_xlabel("token delay, server write to caller (ms, log scale)")
+    axes.set_xlabel("token delay, from the server's write to the caller (ms)")
     axes.set_ylabel("share of tokens later than that")
+    runs_each = max(
+        sum(1 for r in group if r["streams"] == streams and r["mode"] == mode)
+        for mode in MODES
+    )
     axes.set_title(
-        f"{streams} live streams on 2 cores, {TOKENS} tokens each every "
-        f"{INTERVAL * 1000:.0f} ms"
+        f"{streams} live streams on 2 cores: {TOKENS} tokens each, one every "
+        f"{INTERVAL * 1000:.0f} ms ({runs_each} runs pooled)",
+        fontsize=10,
     )
     axes.grid(True, which="major", linewidth=0.4)
     axes.legend(fontsize=8, loc="lower left")
@@ -628,13 +685,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--aligned", action="store_true", help="every stream writes on the same tick"
     )
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        help="sys.setswitchinterval() in the client (default: Python's, 0.005)",
+    )
+    parser.add_argument(
+        "--stack-size",
+        type=int,
+        metavar="KIB",
+        help="threading.stack_size() in the client, in KiB (default: the OS's)",
+    )
     parser.add_argument("--save", type=Path, help="write the raw results (JSON)")
     parser.add_argument("--load", type=Path, nargs="*", help="report saved results")
     parser.add_argument("--plot", type=Path, help="draw the PNG at the largest N")
+    parser.add_argument(
+        "--before", type=Path, help="saved results of older code, dashed in the plot"
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=3, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     set_pace(options.tokens, options.interval)
+    TUNING.update(switch_interval=options.switch_interval, stack_kib=options.stack_size)
 
     if options.serve is not None:
         raise_file_limit(options.serve)
@@ -667,8 +739,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"{digest['cpu']:.2f} s, RSS {digest['rss']:.0f} MiB, wall "
                         f"{found['wall']:.1f} s, short {found['short']}; server CPU "
                         f"{found['server'].get('cpu', 0):.2f} s, late p99 "
-                        f"{found['server'].get('late_p99', 0):.1f} ms; others' CPU "
-                        f"{found['others_cpu']:.1f} s",
+                        f"{found['server'].get('late_p99', 0):.1f} ms; other processes "
+                        f"{found['others_share']:.0%} of the CPUs",
                         flush=True,
                     )
                     results.append(found)
@@ -680,7 +752,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.replace(out.name, options.save)
     report(results, check=True)
     if options.plot:
-        plot(results, options.plot)
+        before = json.loads(options.before.read_text()) if options.before else []
+        plot(results, options.plot, before)
     failed = [found for found in _report.CHECKS if not found.passed]
     return 1 if failed else 0
 

@@ -3,6 +3,7 @@
     python benchmarks/run.py                  # everything, a few minutes
     python benchmarks/run.py --quick          # a smoke run, well under a minute
     python benchmarks/run.py latency imports  # some sections only
+    python benchmarks/run.py concurrency      # 1000 live streams: ours, openai SDK
 
 Everything is served on 127.0.0.1; nothing else is contacted. Each figure is
 a ratio against a baseline measured in the same run (absolute times drift on
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import _report
 import batch
+import concurrency
 import imports
 import latency
 import overhead
@@ -73,7 +75,7 @@ def main() -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    names = [*SECTIONS, "background"]
+    names = [*SECTIONS, "background", "concurrency"]
     parser.add_argument(
         "sections",
         nargs="*",
@@ -91,6 +93,8 @@ def main() -> int:
     for name in chosen:
         if name == "background":
             background(options.quick)
+        elif name == "concurrency":
+            concurrency.run(options.quick)
         else:
             SECTIONS[name](options.quick)
     failed = [found for found in _report.CHECKS if not found.passed]
