@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import sys
 import threading
 import time
@@ -253,6 +254,18 @@ def _launch(
         with _launch_lock:
             _launching = False
         raise
+
+
+def _forget_launches() -> None:
+    """In a forked child: the launcher thread did not come along; nor did its queue."""
+    global _launch_lock, _launching
+    _launch_lock = threading.Lock()
+    _to_launch.clear()
+    _launching = False
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_launches)
 
 
 def _launcher() -> None:

@@ -8,6 +8,7 @@ wrapped to count the wake-ups the workers ask for, and the loop is held still
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -356,3 +357,30 @@ def test_the_launcher_leaves_no_thread_behind() -> None:
             not any(t.name == "chatproviders-launcher" for t in threading.enumerate())
         )
     )
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_its_own_workers(held_launcher: threading.Event) -> None:
+    """A fork while workers wait for the launcher: the child does not inherit
+    the parent's busy launcher, so its own streams start."""
+
+    async def read(chunks: list[str]) -> list[str]:
+        return [chunk async for chunk in BackgroundStream(chunks)]
+
+    async def parent() -> list[str]:
+        stream = BackgroundStream(["in the parent"])  # queued: the launcher is held
+        pid = os.fork()
+        if pid == 0:  # the child: exit with 0 if its own stream came through
+            code = 2
+            try:
+                held_launcher.set()  # the child's copy of the event
+                got = asyncio.run(asyncio.wait_for(read(["in the child"]), WAIT))
+                code = 0 if got == ["in the child"] else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        held_launcher.set()
+        return [chunk async for chunk in stream]
+
+    assert asyncio.run(parent()) == ["in the parent"]
