@@ -26,12 +26,25 @@ def workers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(WORKER)]
 
 
+def join_workers() -> None:
+    """Join every worker, including one the launcher is starting right now
+    (listed already, but join() refuses a thread not yet started)."""
+    deadline = time.monotonic() + WAIT
+    for thread in workers():
+        while True:
+            try:
+                thread.join(max(0.0, deadline - time.monotonic()))
+                break
+            except RuntimeError:  # "cannot join thread before it is started"
+                assert time.monotonic() < deadline, "a worker never started"
+                time.sleep(0.001)
+
+
 @pytest.fixture(autouse=True)
 def no_worker_left() -> Iterator[None]:
     assert workers() == []
     yield
-    for thread in workers():
-        thread.join(WAIT)
+    join_workers()
     assert workers() == [], "a worker thread outlived its test"
 
 
@@ -306,8 +319,7 @@ def test_closing_a_stream_whose_worker_has_not_started(
 
     stream = asyncio.run(main())
     held_launcher.set()
-    for thread in workers():
-        thread.join(WAIT)
+    join_workers()
     assert stream.result(timeout=WAIT) == ""
     assert stream.done
     assert opened == []  # the worker saw the cancel before opening the source
