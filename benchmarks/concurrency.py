@@ -347,9 +347,11 @@ def client(mode: str, port: int, streams: int) -> dict[str, Any]:
     raise_file_limit(streams)
     tune()
     run = CLIENTS[mode](f"http://127.0.0.1:{port}/v1", streams)
-    cpu, start = cpu_seconds(), time.monotonic()
+    before, start = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
     run()
-    wall, cpu = time.monotonic() - start, cpu_seconds() - cpu
+    wall, after = time.monotonic() - start, resource.getrusage(resource.RUSAGE_SELF)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    switches = after.ru_nvcsw - before.ru_nvcsw + after.ru_nivcsw - before.ru_nivcsw
     delays: list[float] = []
     counts: list[int] = []
     for record in RESULT["records"]:
@@ -364,7 +366,9 @@ def client(mode: str, port: int, streams: int) -> dict[str, Any]:
         "streams": streams,
         "delays_ms": delays,
         "short": sum(1 for count in counts if count != TOKENS),
-        "cpu": cpu,
+        "cpu": user + system,
+        "system": system,  # of which in the kernel
+        "switches": switches,  # context switches, voluntary or not
         "wall": wall,
         "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "tuning": TUNING,
@@ -736,7 +740,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(
                         f"N={streams} run {number + 1} {mode}: p50 {digest['p50']:.1f}"
                         f" p99 {digest['p99']:.1f} max {digest['max']:.0f} ms, CPU "
-                        f"{digest['cpu']:.2f} s, RSS {digest['rss']:.0f} MiB, wall "
+                        f"{digest['cpu']:.2f} s ({found['system']:.2f} system, "
+                        f"{found['switches'] / 1000:.0f}k switches), RSS "
+                        f"{digest['rss']:.0f} MiB, wall "
                         f"{found['wall']:.1f} s, short {found['short']}; server CPU "
                         f"{found['server'].get('cpu', 0):.2f} s, late p99 "
                         f"{found['server'].get('late_p99', 0):.1f} ms; other processes "

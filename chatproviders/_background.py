@@ -536,38 +536,41 @@ class BackgroundStream(Closing):
         await self.aclose()
 
     async def _anext(self) -> Optional[str]:
-        """The next chunk, None at the end; awaits without blocking the loop."""
-        import asyncio
+        """The next chunk, None at the end; awaits without blocking the loop.
 
-        waker = self._waker_here(asyncio.get_running_loop())
+        Chunks queued since the last wake-up are all moved out under the lock
+        taken for the first of them; the next ones are handed out without a wait.
+        """
         channel = self._channel
         while True:
             with channel.lock:
                 chunk = self._take()
                 if chunk is not None or self._exhausted():
                     return chunk
-                waiter = waker.loop.create_future()
-                channel.waiters.append((waker, waiter))
+                waiter = self._waiter()
             await waiter
 
     async def _ended(self) -> None:
-        import asyncio
-
-        waker = self._waker_here(asyncio.get_running_loop())
         channel = self._channel
         while True:
             with channel.lock:
                 if channel.ended:
                     return
-                waiter = waker.loop.create_future()
-                channel.waiters.append((waker, waiter))
+                waiter = self._waiter()
             await waiter
 
-    def _waker_here(self, loop: asyncio.AbstractEventLoop) -> _Waker:
+    def _waiter(self) -> asyncio.Future[None]:
+        """Under the lock: a future of this loop that the worker resolves (through
+        the loop's waker) when the next chunk, or the end, comes."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
         waker = self._waker
         if waker is None or waker.loop is not loop:
             waker = self._waker = _waker_of(loop)
-        return waker
+        waiter = loop.create_future()
+        self._channel.waiters.append((waker, waiter))
+        return waiter
 
     # -- under the lock -------------------------------------------------------
 

@@ -123,7 +123,7 @@ def test_a_consumer_that_keeps_up_is_woken_once_per_chunk() -> None:
     def chunks() -> Iterator[str]:
         for n in range(count):
             # Wait until the consumer awaits, so this chunk has to wake it.
-            wait_for(lambda: bool(stream_box[0]._channel.waiters))
+            wait_for(lambda: bool(stream_box and stream_box[0]._channel.waiters))
             yield str(n)
 
     async def main() -> list[str]:
@@ -244,10 +244,20 @@ def test_the_waker_of_a_closed_loop_raises_nothing() -> None:
 def test_one_waker_per_loop() -> None:
     """Streams awaited on one loop share its waker; another loop has its own."""
 
+    def awaited(text: str) -> BackgroundStream:
+        """A stream whose one chunk comes once its consumer waits for it."""
+        box: list[BackgroundStream] = []
+
+        def chunks() -> Iterator[str]:
+            wait_for(lambda: bool(box and box[0]._channel.waiters))
+            yield text
+
+        box.append(BackgroundStream(chunks))
+        return box[0]
+
     async def waker_of_this_loop() -> object:
-        stream = BackgroundStream(["x"])
+        stream, other = awaited("x"), awaited("y")
         assert [chunk async for chunk in stream] == ["x"]
-        other = BackgroundStream(["y"])
         assert [chunk async for chunk in other] == ["y"]
         assert stream._waker is other._waker is not None
         assert stream._waker.loop is asyncio.get_running_loop()
