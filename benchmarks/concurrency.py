@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.util
 import json
 import os
@@ -347,6 +348,9 @@ def client(mode: str, port: int, streams: int) -> dict[str, Any]:
     raise_file_limit(streams)
     tune()
     run = CLIENTS[mode](f"http://127.0.0.1:{port}/v1", streams)
+    if TUNING["gc_freeze"]:  # what the imports and the client made stays put
+        gc.collect()
+        gc.freeze()
     before, start = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
     run()
     wall, after = time.monotonic() - start, resource.getrusage(resource.RUSAGE_SELF)
@@ -401,7 +405,12 @@ def measure(mode: str, streams: int, aligned: bool) -> dict[str, Any]:
 
 #: Client-process settings some runs change: sys.setswitchinterval (seconds)
 #: and threading.stack_size (KiB); None leaves Python's default.
-TUNING: dict[str, Optional[float]] = {"switch_interval": None, "stack_kib": None}
+#: gc_freeze: gc.freeze() once the client is made (1) or not (None).
+TUNING: dict[str, Optional[float]] = {
+    "switch_interval": None,
+    "stack_kib": None,
+    "gc_freeze": None,
+}
 
 
 def child_env() -> dict[str, str]:
@@ -429,6 +438,8 @@ def pace() -> list[str]:
         passed += ["--switch-interval", repr(TUNING["switch_interval"])]
     if TUNING["stack_kib"] is not None:
         passed += ["--stack-size", str(int(TUNING["stack_kib"]))]
+    if TUNING["gc_freeze"]:
+        passed += ["--gc-freeze"]
     return passed
 
 
@@ -700,6 +711,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="KIB",
         help="threading.stack_size() in the client, in KiB (default: the OS's)",
     )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() in the client once it is made",
+    )
     parser.add_argument("--save", type=Path, help="write the raw results (JSON)")
     parser.add_argument("--load", type=Path, nargs="*", help="report saved results")
     parser.add_argument("--plot", type=Path, help="draw the PNG at the largest N")
@@ -710,7 +726,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--client", nargs=3, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     set_pace(options.tokens, options.interval)
-    TUNING.update(switch_interval=options.switch_interval, stack_kib=options.stack_size)
+    TUNING.update(
+        switch_interval=options.switch_interval,
+        stack_kib=options.stack_size,
+        gc_freeze=1 if options.gc_freeze else None,
+    )
 
     if options.serve is not None:
         raise_file_limit(options.serve)
