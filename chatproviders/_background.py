@@ -241,8 +241,9 @@ def _launch(
 ) -> None:
     """Have ``thread`` started by the launcher thread; never waits for it."""
     global _launching
+    queued = (thread, channel, launched)
     with _launch_lock:
-        _to_launch.append((thread, channel, launched))
+        _to_launch.append(queued)
         if _launching:
             return
         _launching = True
@@ -250,9 +251,11 @@ def _launch(
         threading.Thread(
             target=_launcher, name="chatproviders-launcher", daemon=True
         ).start()
-    except BaseException:
+    except BaseException:  # no launcher: the call fails, as Thread.start() would
         with _launch_lock:
             _launching = False
+            with contextlib.suppress(ValueError):
+                _to_launch.remove(queued)
         raise
 
 

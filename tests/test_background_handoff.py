@@ -406,3 +406,25 @@ def test_a_forked_child_starts_its_own_workers(held_launcher: threading.Event) -
         return [chunk async for chunk in stream]
 
     assert asyncio.run(parent()) == ["in the parent"]
+
+
+def test_no_launcher_to_be_had_fails_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If even the launcher thread cannot start, the call raises, as it did when
+    it started the worker itself, and leaves nothing queued."""
+    start = threading.Thread.start
+
+    def refuse_the_launcher(thread: threading.Thread) -> None:
+        if thread.name == "chatproviders-launcher":
+            raise RuntimeError("can't start new thread")
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", refuse_the_launcher)
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            BackgroundStream(["a"])
+        assert not _background._to_launch
+        monkeypatch.setattr(threading.Thread, "start", start)
+        assert [chunk async for chunk in BackgroundStream(["b"])] == ["b"]
+
+    asyncio.run(main())
