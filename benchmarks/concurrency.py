@@ -31,7 +31,16 @@ over the streaming; its peak RSS, the whole process):
 The two openai modes run only when ``openai`` is installed (``pip install
 chatproviders[bench]``); the picture needs ``matplotlib`` (same extra). Every
 client gets a connection pool as large as N, and the file limit is raised to
-fit N sockets.
+fit N sockets. Each run also reports the share of the machine's CPUs that
+other processes used meanwhile, and how late the server wrote (its own p99).
+
+To see what a setting of the client process changes: ``--switch-interval S``
+(``sys.setswitchinterval``), ``--stack-size KIB`` (``threading.stack_size``),
+``--gc-freeze`` (``gc.freeze()`` once the client is made). ``--save FILE``
+keeps the raw runs, ``--load FILE...`` reports saved ones, and ``--before
+FILE`` draws saved runs of older code as dashed curves in the picture. The
+clients import the ``chatproviders`` this script would (install it, or set
+``PYTHONPATH``).
 """
 
 from __future__ import annotations
