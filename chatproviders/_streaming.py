@@ -5,9 +5,20 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ._closing import Closing
+from ._results import (
+    Piece,
+    ReasoningDelta,
+    ReplyState,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    assistant_message,
+)
 from ._transport import translate_exception
 from .exceptions import APIError, ChatProvidersError, IncompleteStreamError
 
@@ -19,7 +30,13 @@ __all__ = ["ChatResponse", "ChatStream"]
 
 @dataclass(frozen=True)
 class ChatResponse:
-    """A whole reply. ``str(reply)`` is its text."""
+    """A whole reply. ``str(reply)`` is its text.
+
+    ``model`` is the name the server reported, else the one requested.
+    ``tool_calls`` are the calls the model asks for (empty when none),
+    ``finish_reason`` why it stopped, ``usage`` the token counts (None when
+    the server sent none), ``reasoning`` the text of its reasoning deltas.
+    """
 
     text: str
     provider: str
@@ -27,9 +44,17 @@ class ChatResponse:
     attempts: int = 1
     time_to_first_chunk: Optional[float] = None
     elapsed: float = 0.0
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: Optional[str] = None
+    usage: Optional[Usage] = None
+    reasoning: str = ""
 
     def __str__(self) -> str:
         return self.text
+
+    def as_message(self) -> dict[str, Any]:
+        """This reply as the assistant message to append to the history."""
+        return assistant_message(self.text, self.tool_calls)
 
 
 class ChatStream(Closing):
@@ -40,12 +65,17 @@ class ChatStream(Closing):
     closes the HTTP response; a response read to its end returns its connection
     to the pool. ``text`` is everything received so far; ``provider``,
     ``attempts`` and ``time_to_first_chunk`` say who answered and how.
+
+    Iterating yields the answer text only. Once the loop has ended,
+    ``tool_calls``, ``finish_reason``, ``usage``, ``reasoning`` and ``model``
+    (as the server reported it) are complete; :meth:`events` shows every
+    delta live instead.
     """
 
     def __init__(
         self,
         response: requests.Response,
-        chunks: Iterator[str],
+        chunks: Iterator[Union[str, StreamEvent]],
         *,
         provider: str,
         model: str,
@@ -55,7 +85,7 @@ class ChatStream(Closing):
     ) -> None:
         self.response = response
         self.provider = provider
-        self.model = model
+        self.requested_model = model
         self.host = host
         self.attempts = attempts
         self.time_to_first_chunk: Optional[float] = None
@@ -64,12 +94,47 @@ class ChatStream(Closing):
         self._started = time.monotonic() if started is None else started
         self._closed = False
         self._ended = False  # the reply reached its end (not closed early)
-        self._first: Optional[str] = None
+        self._state = ReplyState()
+        self._pending: list[Piece] = []  # read ahead, not yet handed out
 
     @property
     def text(self) -> str:
         """Everything received so far, joined."""
         return "".join(self._parts)
+
+    @property
+    def model(self) -> str:
+        """The model the server reported, else the one requested."""
+        return self._state.model or self.requested_model
+
+    @model.setter
+    def model(self, value: str) -> None:
+        self.requested_model = value
+        self._state.model = None
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The tool calls the model asks for (complete once the loop has ended)."""
+        return self._state.tool_calls
+
+    @property
+    def finish_reason(self) -> Optional[str]:
+        """Why the model stopped, as the server said; None until it says."""
+        return self._state.finish_reason
+
+    @property
+    def usage(self) -> Optional[Usage]:
+        """The token counts; None when the server sent none (so far)."""
+        return self._state.usage
+
+    @property
+    def reasoning(self) -> str:
+        """The text of the reasoning deltas received so far, joined."""
+        return self._state.reasoning
+
+    def as_message(self) -> dict[str, Any]:
+        """The reply so far as the assistant message to append to the history."""
+        return assistant_message(self.text, self.tool_calls)
 
     @property
     def closed(self) -> bool:
@@ -79,49 +144,127 @@ class ChatStream(Closing):
         return self
 
     def __next__(self) -> str:
-        if self._first is not None:
-            chunk, self._first = self._first, None
-            return chunk
+        while self._pending:
+            item = self._pending.pop(0)
+            if type(item) is str:
+                return item
         if self._closed:
             raise StopIteration
-        try:
-            chunk = next(self._chunks)
-        except StopIteration:
-            self._ended = True
-            self.close()
-            raise
-        except ChatProvidersError as exc:
-            self.close()
-            if isinstance(exc, APIError) and not exc.partial_text:
-                exc.partial_text = self.text
-            exc.provider = exc.provider or self.provider
-            exc.host = exc.host or self.host
-            raise
-        except Exception as exc:
-            self.close()
-            error = translate_exception(
-                exc,
-                provider=self.provider,
-                host=self.host,
-                partial_text=self.text,
-                in_body=True,
-            )
-            if error is None:
+        while True:
+            try:
+                item = next(self._chunks)
+            except StopIteration:
+                self._ended = True
+                self.close()
                 raise
-            raise error from exc
+            except Exception as exc:
+                error = self._failure(exc)
+                if error is exc:
+                    raise
+                raise error from exc
+            if type(item) is str:
+                chunk = item
+                break
+            text = self._absorb(item)  # an event, kept in the state
+            if text is not None:
+                chunk = text
+                break
         if not self._parts:
             self.time_to_first_chunk = time.monotonic() - self._started
         self._parts.append(chunk)
         return chunk
 
-    def _read_first_chunk(self) -> None:
-        """Wait for the first chunk (or the end) and keep it for ``__next__``.
+    def events(self) -> Iterator[StreamEvent]:
+        """Every delta as it arrives: :class:`TextDelta`, :class:`ReasoningDelta`,
+        :class:`ToolCallDelta`, :class:`UsageReported`, :class:`FinishReported`
+        and :class:`ModelReported` events.
 
-        Failures up to here can still be retried: no text reached the caller.
+        It reads the same reply as iterating the stream: each delta is handed
+        out once, to whichever asks first, so use one or the other (a loop over
+        ``events()`` after some plain iteration gets the rest). Either way,
+        ``text``, ``tool_calls``, ``usage`` and the rest see every delta.
         """
-        for chunk in self:
-            self._first = chunk
-            break
+        while True:
+            if self._pending:
+                item = self._pending.pop(0)
+            else:
+                try:
+                    item = self._pull()
+                except StopIteration:
+                    return
+            yield TextDelta(item) if isinstance(item, str) else item
+
+    def _pull(self) -> Piece:
+        """The next text or event, kept in the stream's state; StopIteration at
+        the end.
+        """
+        if self._closed:
+            raise StopIteration
+        try:
+            item = next(self._chunks)
+        except StopIteration:
+            self._ended = True
+            self.close()
+            raise
+        except Exception as exc:
+            error = self._failure(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        if type(item) is not str:
+            text = self._absorb(item)
+            if text is None:
+                return item
+            item = text
+        if not self._parts:
+            self.time_to_first_chunk = time.monotonic() - self._started
+        self._parts.append(item)
+        return item
+
+    def _absorb(self, item: object) -> Optional[str]:
+        """Apply an event to the state; a ``str`` subclass comes back as text."""
+        if isinstance(item, StreamEvent):
+            item.apply(self._state)
+            return None
+        if isinstance(item, str):
+            return str(item)
+        raise TypeError(
+            f"{self.provider}.iter_text yielded {type(item).__name__}, "
+            "not str or a StreamEvent"
+        )
+
+    def _failure(self, exc: Exception) -> Exception:
+        """Close the stream; the error to raise for ``exc``, with the text so far."""
+        self.close()
+        if isinstance(exc, ChatProvidersError):
+            if isinstance(exc, APIError) and not exc.partial_text:
+                exc.partial_text = self.text
+            exc.provider = exc.provider or self.provider
+            exc.host = exc.host or self.host
+            return exc
+        error = translate_exception(
+            exc,
+            provider=self.provider,
+            host=self.host,
+            partial_text=self.text,
+            in_body=True,
+        )
+        return exc if error is None else error
+
+    def _read_first_chunk(self) -> None:
+        """Read up to the first text, reasoning or tool-call delta (or the end)
+        and keep what was read for the caller.
+
+        Failures up to here can still be retried: nothing reached the caller.
+        """
+        while True:
+            try:
+                item = self._pull()
+            except StopIteration:
+                return
+            self._pending.append(item)
+            if type(item) is str or isinstance(item, (ReasoningDelta, ToolCallDelta)):
+                return
 
     def until_done(self) -> ChatResponse:
         """Read the rest of the reply and return the whole of it.
@@ -146,6 +289,10 @@ class ChatStream(Closing):
             attempts=self.attempts,
             time_to_first_chunk=self.time_to_first_chunk,
             elapsed=time.monotonic() - self._started,
+            tool_calls=self.tool_calls,
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+            reasoning=self.reasoning,
         )
 
     def close(self) -> None:

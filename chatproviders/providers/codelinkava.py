@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .._chat_chunks import iter_chat_chunks
+from .._chat_chunks import iter_chat_chunks, iter_chat_events
 from .._client import Provider
 from .._messages import Messages
+from .._results import Piece
 
 __all__ = ["CodeLinkAva", "iter_chat_chunks"]
 
@@ -59,5 +60,6 @@ class CodeLinkAva(Provider):
             "stream": True,
         }
 
-    def iter_text(self, chunks: Iterable[bytes]) -> Iterator[str]:
-        return iter_chat_chunks(chunks)
+    def iter_text(self, chunks: Iterable[bytes]) -> Iterator[Piece]:  # type: ignore[override]
+        # Text, and events for the finish reason and usage (see ChatStream).
+        return iter_chat_events(chunks)
