@@ -19,6 +19,18 @@ from ._client import Provider
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._fallback import FallbackProvider
 from ._messages import format_prompt
+from ._results import (
+    FinishReported,
+    Function,
+    ModelReported,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    UsageReported,
+)
 from ._streaming import ChatResponse, ChatStream
 from .exceptions import (
     AllProvidersFailedError,
@@ -62,18 +74,28 @@ __all__ = [
     "CodeLinkAva",
     "Cromicle",
     "FallbackProvider",
+    "FinishReported",
+    "Function",
     "GPROChat",
     "IncompleteStreamError",
     "InternalServerError",
     "InvalidMessagesError",
     "ModelNotSupportedError",
+    "ModelReported",
     "OpenAICompatible",
     "Provider",
     "ProviderNotFoundError",
     "ProviderNotWorkingError",
     "RateLimitError",
+    "ReasoningDelta",
     "ResponseFormatError",
+    "StreamEvent",
+    "TextDelta",
+    "ToolCall",
+    "ToolCallDelta",
     "UnsupportedParameterError",
+    "Usage",
+    "UsageReported",
     "__version__",
     "format_prompt",
     "get_provider",

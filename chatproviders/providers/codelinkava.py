@@ -19,7 +19,7 @@ from typing import Any
 
 from .._chat_chunks import iter_chat_chunks, iter_chat_events
 from .._client import Provider
-from .._messages import Messages
+from .._messages import Messages, check_plain
 from .._results import Piece
 
 __all__ = ["CodeLinkAva", "iter_chat_chunks"]
@@ -54,6 +54,7 @@ class CodeLinkAva(Provider):
     parameters = {"temperature": 0.6}
 
     def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
+        check_plain(messages, self.name(), self.host)  # sent as role/content
         return {
             "messages": messages,
             "temperature": params["temperature"],

@@ -16,7 +16,7 @@ import hashlib
 from typing import Any
 
 from .._client import Provider
-from .._messages import Messages, format_prompt
+from .._messages import Messages, check_plain, format_prompt
 
 __all__ = ["Cromicle"]
 
@@ -46,4 +46,5 @@ class Cromicle(Provider):
     headers = _create_header()
 
     def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
+        check_plain(messages, self.name(), self.host)  # flattened to a prompt
         return _create_payload(format_prompt(messages))

@@ -22,7 +22,7 @@ import time
 from typing import Any, Optional
 
 from .._client import Provider
-from .._messages import Messages, format_prompt
+from .._messages import Messages, check_plain, format_prompt
 from ..exceptions import APIStatusError, RateLimitError
 
 __all__ = ["GPROChat"]
@@ -61,6 +61,7 @@ class GPROChat(Provider):
         return hashlib.sha256(f"{timestamp}:{message}:{SECRET}".encode()).hexdigest()
 
     def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
+        check_plain(messages, self.name(), self.host)  # flattened to a prompt
         prompt = format_prompt(messages)
         timestamp = now_ms()
         return {
