@@ -228,6 +228,7 @@ class ChatStream(Closing):
             return None
         if isinstance(item, str):
             return str(item)
+        self.close()
         raise TypeError(
             f"{self.provider}.iter_text yielded {type(item).__name__}, "
             "not str or a StreamEvent"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,7 +22,6 @@ import pytest
 
 from chatproviders import (
     APIError,
-    ChatStream,
     FinishReported,
     ModelReported,
     OpenAICompatible,
@@ -47,20 +47,27 @@ def event_bytes(event: Any) -> bytes:
     return f"data: {data}\n\n".encode()
 
 
-def serve_events(events: list[Any], halves: bool = True) -> LoopbackServer:
-    """A loopback server answering one request with ``events``, each event
-    written in two pieces (cut inside its JSON) when ``halves``."""
+def send_events(conn: Conn, events: list[Any]) -> None:
+    """``events`` as chunks, each event cut in two inside its JSON; the last
+    piece goes with the body's end in one write, since a client that has
+    read ``[DONE]`` waits only briefly for the end before closing."""
+    pieces: list[bytes] = []
+    for event in events:
+        data = event_bytes(event)
+        pieces += [data[: len(data) // 2], data[len(data) // 2 :]]
+    for piece in pieces[:-1]:
+        conn.send(piece)
+    last = pieces[-1]
+    conn.sock.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(last), last))
+
+
+def serve_events(events: list[Any]) -> LoopbackServer:
+    """A loopback server answering one request with ``events`` (chunked)."""
 
     def handler(conn: Conn) -> None:
         conn.read_request()
         conn.send_head(200, [("Content-Type", "text/event-stream")])
-        for event in events:
-            data = event_bytes(event)
-            cut = len(data) // 2 if halves else len(data)
-            for piece in (data[:cut], data[cut:]):
-                if piece:
-                    conn.send(piece)
-        conn.end()
+        send_events(conn, events)
 
     return LoopbackServer(handler)
 
@@ -307,9 +314,7 @@ def test_stream_returns_at_the_first_tool_call_fragment() -> None:
         conn.send_head(200, [("Content-Type", "text/event-stream")])
         conn.send(event_bytes(events[0]))
         assert proceed.wait(WAIT), "stream() waited for the whole reply"
-        for event in events[1:]:
-            conn.send(event_bytes(event))
-        conn.end()
+        send_events(conn, events[1:])
 
     with LoopbackServer(handler) as loop:
         client = OpenAICompatible(loop.url + "/v1", model="m")
@@ -381,7 +386,39 @@ def test_a_null_delta_is_an_empty_one() -> None:
     assert got == [FinishReported("stop")]
 
 
-def test_stream_fields_exist_before_the_end() -> None:
-    """The fields read what has arrived so far; a fresh stream type-checks."""
-    assert isinstance(ChatStream.tool_calls, property)
-    assert isinstance(ChatStream.usage, property)
+def test_the_fields_grow_with_the_stream() -> None:
+    """Before the end the fields hold what has arrived: no tool call and no
+    finish reason while the text comes, both once the loop has ended."""
+    with serve_events(STREAMS["text_then_tool_call"]) as loop:
+        client = OpenAICompatible(loop.url + "/v1", model="m")
+        with client.stream(HI) as stream:
+            assert next(stream) == "Let me check."
+            assert (stream.tool_calls, stream.finish_reason, stream.usage) == (
+                (),
+                None,
+                None,
+            )
+            assert list(stream) == []
+    assert stream.tool_calls[0].function.name == "search"
+    assert stream.finish_reason == "tool_calls"
+    assert stream.usage is not None and stream.usage.total_tokens == 41
+
+
+def test_a_decoder_yielding_something_else_is_a_clear_error() -> None:
+    """A provider whose iter_text yields neither str nor an event gets a
+    TypeError naming it, and the stream is closed."""
+
+    class Odd(OpenAICompatible):
+        def iter_text(self, chunks: Iterable[bytes]) -> Iterator[Any]:  # type: ignore[override]
+            for _ in chunks:
+                yield b"bytes"
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()  # the body in one write, which the kernel takes
+        body = b"".join(event_bytes(event) for event in STREAMS["text_only"])
+        conn.respond(200, body, "text/event-stream")
+
+    with LoopbackServer(handler) as loop:
+        client = Odd(loop.url + "/v1", model="m")
+        with pytest.raises(TypeError, match=r"Odd\.iter_text yielded bytes"):
+            client.stream(HI)
