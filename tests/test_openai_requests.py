@@ -124,6 +124,7 @@ def test_extra_body_is_merged_into_the_body() -> None:
         ({"extra_body": ["options"]}, "extra_body must be a dict of str keys"),
         ({"extra_body": {1: 2}}, "extra_body must be a dict of str keys"),
         ({"n": 2}, "n=2: a reply here holds one choice"),
+        ({"n": True}, "n=True: a reply here holds one choice"),
     ],
 )
 @responses.activate

@@ -183,7 +183,8 @@ class OpenAICompatible(Provider):
             raise self._parameter_error(
                 f"extra_body must be a dict of str keys, got {type(extra).__name__}"
             )
-        if params.get("n") not in (None, 1):
+        n = params.get("n")
+        if n is not None and (type(n) is not int or n != 1):
             raise self._parameter_error(
                 f"n={params['n']!r}: a reply here holds one choice; send n "
                 "requests for n replies"
