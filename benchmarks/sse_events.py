@@ -15,6 +15,8 @@ Target: this tree within 1.10x of the other (median over rounds).
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -81,6 +83,11 @@ def main() -> int:
     trees = {"this tree": TREE}
     if args.against is not None:
         trees["other tree"] = args.against.resolve()
+    print(
+        f"{platform.platform()}, {os.cpu_count()} cores, "
+        f"{platform.python_implementation()} {platform.python_version()}; "
+        f"{args.rounds} rounds"
+    )
     failed = False
     for with_usage in (False, True):
         shape = 'with "usage": null' if with_usage else "text chunks"
