@@ -24,6 +24,18 @@ from ._health import CheckResult, check
 from ._messages import format_prompt
 from ._provider import Provider
 from ._registry import get_provider, list_providers, register_provider
+from ._results import (
+    FinishReported,
+    Function,
+    ModelReported,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    UsageReported,
+)
 from ._streaming import ChatResponse, ChatStream
 from .exceptions import (
     AllProvidersFailedError,
@@ -73,19 +85,29 @@ __all__ = [
     "CodeLinkAva",
     "Cromicle",
     "FallbackProvider",
+    "FinishReported",
+    "Function",
     "GPROChat",
     "GuardedAdapter",
     "IncompleteStreamError",
     "InternalServerError",
     "InvalidMessagesError",
     "ModelNotSupportedError",
+    "ModelReported",
     "OpenAICompatible",
     "Provider",
     "ProviderNotFoundError",
     "ProviderNotWorkingError",
     "RateLimitError",
+    "ReasoningDelta",
     "ResponseFormatError",
+    "StreamEvent",
+    "TextDelta",
+    "ToolCall",
+    "ToolCallDelta",
     "UnsupportedParameterError",
+    "Usage",
+    "UsageReported",
     "__version__",
     "batch",
     "check",

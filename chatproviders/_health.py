@@ -9,7 +9,7 @@ response, which drops its connection.
 The ``status`` of a result is read from the error the probe raised:
 
 =============  ==========================================================
-ok             a chunk of text arrived
+ok             a chunk of text, reasoning or a tool call arrived
 down           no connection: refused, DNS, reset before an answer
 timeout        ``timeout`` passed before the first chunk
 auth           401 or 403
@@ -27,7 +27,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
@@ -37,6 +37,8 @@ from ._client import Client
 from ._messages import Messages
 from ._provider import Provider
 from ._registry import get_provider, list_providers
+from ._results import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
+from ._streaming import ChatStream
 from .exceptions import (
     AllProvidersFailedError,
     APIConnectionError,
@@ -315,10 +317,10 @@ def _probe(target: Resolved, prompt: str, timeout: float) -> CheckResult:
         model = chosen or ""
         with client.with_options(**_probe_options(client, deadline)) as probe:
             with probe.stream(messages, chosen) as stream:
-                model = stream.model
-                if next(stream, None) is None:
+                if next(_first_delta(stream), None) is None:
                     raise ResponseFormatError("answered with no text")
-                ttft = clock() - started
+                ttft = clock() - started  # text, reasoning or a tool call
+                model = stream.model
     except (ChatProvidersError, ValueError, TypeError) as error:
         logger.debug("check of %s failed", name, exc_info=True)
         line = _one_line(_describe(error))
@@ -332,6 +334,13 @@ def _probe(target: Resolved, prompt: str, timeout: float) -> CheckResult:
     return CheckResult(
         name, url, "ok", ttft, clock() - started, None, checked_at, model
     )
+
+
+def _first_delta(stream: ChatStream) -> Iterator[StreamEvent]:
+    """The reply's deltas that show a model at work: text, reasoning (a model
+    that thinks first) or a tool call."""
+    wanted = (TextDelta, ReasoningDelta, ToolCallDelta)
+    return (event for event in stream.events() if isinstance(event, wanted))
 
 
 def _probe_options(client: Client, deadline: float) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from ._gpt4free import Gpt4freeEntryPoints
 from ._guard import GuardedAdapter
 from ._messages import Messages, validate_messages
 from ._options import Options, Proxy, Timeout, host_of, redact
+from ._results import Piece
 from ._retry import retrying
 from ._streaming import ChatStream
 from .decoders import iter_text
@@ -204,8 +205,13 @@ class Provider(Gpt4freeEntryPoints, Client):
             )
         return model
 
-    def iter_text(self, chunks: Iterable[bytes]) -> Iterator[str]:
-        """Turn the body's bytes into text pieces. Default: raw UTF-8."""
+    def iter_text(self, chunks: Iterable[bytes]) -> Iterator[Piece]:
+        """Turn the body's bytes into text pieces. Default: raw UTF-8.
+
+        It may also yield events (:mod:`chatproviders` ``ToolCallDelta``,
+        ``ReasoningDelta``, ``UsageReported``...): the stream keeps those in
+        its fields and hands out only the ``str`` pieces as the answer.
+        """
         return iter_text(chunks)
 
     def status_error_class(

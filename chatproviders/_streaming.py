@@ -8,6 +8,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._closing import Closing
+from ._results import (
+    Piece,
+    ReasoningDelta,
+    ReplyState,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    assistant_message,
+)
 from .exceptions import ChatProvidersError, IncompleteStreamError, ResponseFormatError
 
 if TYPE_CHECKING:
@@ -26,7 +37,13 @@ __all__ = ["ChatResponse", "ChatStream"]
 
 @dataclass(frozen=True)
 class ChatResponse:
-    """A whole reply. ``str(reply)`` is its text."""
+    """A whole reply. ``str(reply)`` is its text.
+
+    ``model`` is the name the server reported, else the one requested.
+    ``tool_calls`` are the calls the model asks for (empty when none),
+    ``finish_reason`` why it stopped, ``usage`` the token counts (None when
+    the server sent none), ``reasoning`` the text of its reasoning deltas.
+    """
 
     text: str
     provider: str
@@ -34,9 +51,17 @@ class ChatResponse:
     attempts: int = 1
     time_to_first_chunk: Optional[float] = None
     elapsed: float = 0.0
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: Optional[str] = None
+    usage: Optional[Usage] = None
+    reasoning: str = ""
 
     def __str__(self) -> str:
         return self.text
+
+    def as_message(self) -> dict[str, Any]:
+        """This reply as the assistant message to append to the history."""
+        return assistant_message(self.text, self.tool_calls)
 
 
 class ChatStream(Closing):
@@ -49,6 +74,11 @@ class ChatStream(Closing):
     ``attempts`` and ``time_to_first_chunk`` say who answered and how; both
     count from the start of the call, so they include retries and, through a
     :class:`FallbackProvider`, the providers that failed before this one.
+
+    Iterating yields the answer text only. Once the loop has ended,
+    ``tool_calls``, ``finish_reason``, ``usage``, ``reasoning`` and ``model``
+    (as the server reported it) are complete; :meth:`events` shows every
+    delta live instead.
     """
 
     def __init__(
@@ -63,10 +93,10 @@ class ChatStream(Closing):
         locate: Optional[Locate] = None,
     ) -> None:
         self._source = source  # an Exchange: the reply's pieces, and its response
-        self._chunks: Iterator[str] = iter(source)
+        self._chunks: Iterator[Piece] = iter(source)
         self._locate = locate
         self.provider = provider
-        self.model = model
+        self.requested_model = model
         self.host = host
         self.attempts = attempts
         self._first_at: Optional[float] = None
@@ -75,12 +105,42 @@ class ChatStream(Closing):
         self._closed = False
         self._released = False  # the source is closed (close() may wait on a reader)
         self._ended = False  # the reply reached its end (not closed early)
-        self._first: Optional[str] = None
+        self._state = ReplyState()
+        self._pending: list[Piece] = []  # read ahead, not yet handed out
 
     @property
     def text(self) -> str:
         """Everything received so far, joined."""
         return "".join(self._parts)
+
+    @property
+    def model(self) -> str:
+        """The model the server reported, else the one requested."""
+        return self._state.model or self.requested_model
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The tool calls the model asks for (complete once the loop has ended)."""
+        return self._state.tool_calls
+
+    @property
+    def finish_reason(self) -> Optional[str]:
+        """Why the model stopped, as the server said; None until it says."""
+        return self._state.finish_reason
+
+    @property
+    def usage(self) -> Optional[Usage]:
+        """The token counts; None when the server sent none (so far)."""
+        return self._state.usage
+
+    @property
+    def reasoning(self) -> str:
+        """The text of the reasoning deltas received so far, joined."""
+        return self._state.reasoning
+
+    def as_message(self) -> dict[str, Any]:
+        """The reply so far as the assistant message to append to the history."""
+        return assistant_message(self.text, self.tool_calls)
 
     @property
     def time_to_first_chunk(self) -> Optional[float]:
@@ -100,13 +160,43 @@ class ChatStream(Closing):
         return self
 
     def __next__(self) -> str:
-        if self._first is not None:
-            first, self._first = self._first, None
-            return first
+        while self._pending:
+            item = self._pending.pop(0)
+            if type(item) is str:
+                return item
+        while True:
+            item = self._pull()
+            if type(item) is str:
+                return item
+
+    def events(self) -> Iterator[StreamEvent]:
+        """Every delta as it arrives: :class:`TextDelta`, :class:`ReasoningDelta`,
+        :class:`ToolCallDelta`, :class:`UsageReported`, :class:`FinishReported`
+        and :class:`ModelReported` events.
+
+        It reads the same reply as iterating the stream: each delta is handed
+        out once, to whichever asks first, so use one or the other (a loop over
+        ``events()`` after some plain iteration gets the rest). Either way,
+        ``text``, ``tool_calls``, ``usage`` and the rest see every delta.
+        """
+        while True:
+            if self._pending:
+                item = self._pending.pop(0)
+            else:
+                try:
+                    item = self._pull()
+                except StopIteration:
+                    return
+            yield TextDelta(item) if isinstance(item, str) else item
+
+    def _pull(self) -> Piece:
+        """The next text or event, kept in the stream's state; StopIteration at
+        the end. The one place the reply's errors get their context.
+        """
         if self._closed:
             raise StopIteration
         try:
-            chunk = next(self._chunks)
+            item = next(self._chunks)
         except StopIteration:
             self._ended = not self._closed_elsewhere()
             self.close()
@@ -133,27 +223,51 @@ class ChatStream(Closing):
         except BaseException:
             self.close()
             raise
+        if type(item) is not str:
+            text = self._absorb(item)
+            if text is None:
+                return item
+            item = text
         if self._closed_elsewhere():
-            self._parts.append(chunk)  # it arrived: keep it in .text
+            self._parts.append(item)  # it arrived: keep it in .text
             self._release()
             raise StopIteration
         if not self._parts:
             self._first_at = clock()
-        self._parts.append(chunk)
-        return chunk
+        self._parts.append(item)
+        return item
+
+    def _absorb(self, item: object) -> Optional[str]:
+        """Apply an event to the state; a ``str`` subclass comes back as text."""
+        if isinstance(item, StreamEvent):
+            item.apply(self._state)
+            return None
+        if isinstance(item, str):
+            return str(item)
+        self.close()  # a provider's bug, not the server's: no error of ours
+        raise TypeError(
+            f"{self.provider}.iter_text yielded {type(item).__name__}, "
+            "not str or a StreamEvent"
+        )
 
     def _closed_elsewhere(self) -> bool:
         """True once close() came from another thread while this one read."""
         return self._closed
 
     def _read_first_chunk(self) -> None:
-        """Wait for the first chunk (or the end) and keep it for ``__next__``.
+        """Read up to the first text, reasoning or tool-call delta (or the end)
+        and keep what was read for the caller.
 
-        Failures up to here can still be retried: no text reached the caller.
+        Failures up to here can still be retried: nothing reached the caller.
         """
-        for chunk in self:
-            self._first = chunk
-            break
+        while True:
+            try:
+                item = self._pull()
+            except StopIteration:
+                return
+            self._pending.append(item)
+            if type(item) is str or isinstance(item, (ReasoningDelta, ToolCallDelta)):
+                return
 
     def until_done(self) -> ChatResponse:
         """Read the rest of the reply and return the whole of it.
@@ -178,6 +292,10 @@ class ChatStream(Closing):
             attempts=self.attempts,
             time_to_first_chunk=self.time_to_first_chunk,
             elapsed=clock() - self._started,
+            tool_calls=self.tool_calls,
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+            reasoning=self.reasoning,
         )
 
     def close(self) -> None:

@@ -749,3 +749,13 @@ def test_list_check_adds_the_measured_status(
         "GPROChat": "down",
         "OpenAICompatible": "-",
     }
+
+
+def test_a_model_that_reasons_first_is_ok_at_its_first_reasoning() -> None:
+    """A reply that starts with reasoning (or is nothing but reasoning so far)
+    counts: the probe does not wait for text, nor call it an empty answer."""
+    with serve("openai", models=["thinker"]) as server:
+        server.set_reply(reasoning="Let me think.", text="")
+        client = chatproviders.OpenAICompatible(server.url, model="thinker")
+        (result,) = chatproviders.check([client], timeout=WAIT)
+    assert result.status == "ok", result.error

@@ -66,6 +66,7 @@ def test_stream_request_is_exact() -> None:
         "model": "gpt-4o-mini",
         "messages": HI,
         "stream": True,
+        "stream_options": {"include_usage": True},
         "temperature": 0.2,
         "max_tokens": 5,
     }
@@ -186,7 +187,7 @@ def test_any_model_name_is_sent_and_one_is_required() -> None:
 
 
 @responses.activate
-@pytest.mark.parametrize("name", ["n", "tools", "api_key", "proxy_url"])
+@pytest.mark.parametrize("name", ["tool", "api_key", "proxy_url"])
 def test_parameters_outside_the_allow_list_are_refused(name: str) -> None:
     """Body parameters are an explicit list; anything else raises before sending."""
     with pytest.raises(UnsupportedParameterError, match=name):

@@ -248,7 +248,7 @@ def test_a_parameter_json_cannot_carry_is_refused(value: Any) -> None:
 def test_a_message_value_json_cannot_carry_is_refused() -> None:
     """An extra message key whose value has no JSON is an InvalidMessagesError."""
     with pytest.raises(InvalidMessagesError, match="cannot be sent"):
-        Acytoo(base_url=BASE).stream([{**HI[0], "name": b"bob"}])
+        Acytoo(base_url=BASE).stream([{**HI[0], "meta": b"bob"}])
     assert len(responses.calls) == 0
 
 

@@ -10,6 +10,7 @@ from typing import Any, Optional, overload
 
 from .._messages import Messages
 from .._provider import Provider
+from .._results import ReasoningDelta, TextDelta
 from ..exceptions import (
     APIError,
     AuthenticationError,
@@ -18,6 +19,7 @@ from ..exceptions import (
 )
 from ..providers.openai_compatible import BASE_URLS, OpenAICompatible
 from .common import EXIT_ERROR, EXIT_OK, UsageError, say
+from .deltas import ReasoningPrinter, show_tool_calls
 
 __all__ = ["API_KEY_VARIABLE", "read_piped_stdin", "run_chat"]
 
@@ -171,23 +173,40 @@ def reply(client: Provider, messages: Messages, model: str, stream: bool) -> str
     """
     out = sys.stdout
     at_line_start = True
+    thoughts = ReasoningPrinter(out)  # dimmed, or on stderr when piped
     try:
         if stream:
             with client.stream(messages, model) as chunks:
-                for chunk in chunks:
-                    out.write(chunk)
+                for event in chunks.events():
+                    if isinstance(event, ReasoningDelta):
+                        thoughts.reasoning(event.text)
+                        continue
+                    if not isinstance(event, TextDelta):
+                        continue
+                    thoughts.end()
+                    out.write(event.text)
                     out.flush()
-                    at_line_start = chunk.endswith("\n")
-                text = chunks.text
+                    at_line_start = event.text.endswith("\n")
+                text, calls = chunks.text, chunks.tool_calls
         else:
-            text = client.complete(messages, model).text
+            whole = client.complete(messages, model)
+            if whole.reasoning:
+                thoughts.reasoning(whole.reasoning)
+                thoughts.end()
+            text, calls = whole.text, whole.tool_calls
             out.write(text)
     except Exception:
+        thoughts.end()
         if not at_line_start:
             out.write("\n")
             out.flush()
         raise
-    if not text.endswith("\n"):
+    thoughts.end()
+    if text and not text.endswith("\n"):
+        out.write("\n")
+    if calls:
+        show_tool_calls(calls, out)
+    elif not text:
         out.write("\n")
     out.flush()
     return text

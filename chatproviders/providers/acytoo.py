@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._messages import Messages
+from .._messages import Messages, check_plain
 from .._provider import Provider
 
 __all__ = ["Acytoo"]
@@ -51,4 +51,5 @@ class Acytoo(Provider):
     parameters = {"temperature": 0.5}
 
     def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
+        check_plain(messages, self.name(), self.host)  # sent as role/content
         return _create_payload(messages, params["temperature"])

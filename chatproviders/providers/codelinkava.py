@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .._chat_chunks import iter_chat_chunks
-from .._messages import Messages
+from .._chat_chunks import iter_chat_chunks, iter_chat_events
+from .._messages import Messages, check_plain
 from .._provider import Provider
+from .._results import Piece
 
 __all__ = ["CodeLinkAva", "iter_chat_chunks"]
 
@@ -52,11 +53,13 @@ class CodeLinkAva(Provider):
     parameters = {"temperature": 0.6}
 
     def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
+        check_plain(messages, self.name(), self.host)  # sent as role/content
         return {
             "messages": messages,
             "temperature": params["temperature"],
             "stream": True,
         }
 
-    def iter_text(self, chunks: Iterable[bytes]) -> Iterator[str]:
-        return iter_chat_chunks(chunks)
+    def iter_text(self, chunks: Iterable[bytes]) -> Iterator[Piece]:
+        # Text, and events for the finish reason and usage (see ChatStream).
+        return iter_chat_events(chunks)

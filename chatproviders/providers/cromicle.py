@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from .._messages import Messages, format_prompt
+from .._messages import Messages, check_plain, format_prompt
 from .._provider import Provider
 
 __all__ = ["Cromicle"]
@@ -45,4 +45,5 @@ class Cromicle(Provider):
     headers = _create_header()
 
     def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
+        check_plain(messages, self.name(), self.host)  # flattened to a prompt
         return _create_payload(format_prompt(messages))

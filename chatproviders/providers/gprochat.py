@@ -21,7 +21,7 @@ import hashlib
 import time
 from typing import Any, Optional
 
-from .._messages import Messages, format_prompt
+from .._messages import Messages, check_plain, format_prompt
 from .._provider import Provider
 from ..exceptions import APIStatusError, RateLimitError
 
@@ -60,6 +60,7 @@ class GPROChat(Provider):
         return hashlib.sha256(f"{timestamp}:{message}:{SECRET}".encode()).hexdigest()
 
     def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
+        check_plain(messages, self.name(), self.host)  # flattened to a prompt
         prompt = format_prompt(messages)
         timestamp = now_ms()
         return {

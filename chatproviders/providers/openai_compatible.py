@@ -5,12 +5,17 @@ request        ``POST {base_url}/chat/completions``
 headers        ``Content-Type: application/json``;
                ``Authorization: Bearer KEY`` when ``api_key`` is given
 body           ``{"model": MODEL, "messages": M, "stream": S, ...}``, then
-               the parameters below that the caller set, and no others
-S              ``true`` from :meth:`~Provider.stream`, ``false`` from
+               every chat-completions parameter the caller set (``tools``,
+               ``tool_choice``, ``response_format``, ``max_tokens``...),
+               as given, then the keys of ``extra_body``
+S              ``true`` from :meth:`~Provider.stream`, with
+               ``"stream_options": {"include_usage": true}`` unless
+               ``include_usage=False``; ``false`` from
                :meth:`OpenAICompatible.complete`
 response       ``data: {json}`` events, text in ``choices[0].delta.content``,
                up to ``data: [DONE]``; or one ``chat.completion`` object,
-               text in ``choices[0].message.content``
+               text in ``choices[0].message.content``; tool calls, usage,
+               reasoning and the finish reason beside (see ``_chat_chunks``)
 models         ``GET {base_url}/models``: ``{"data": [{"id": ...}, ...]}``
 errors         ``{"error": {"message", "type", "code"}}``; the status picks
                the class, ``error.message`` is the message
@@ -20,8 +25,11 @@ errors         ``{"error": {"message", "type", "code"}}``; the status picks
 ``http://localhost:11434/v1``, llama.cpp server ``http://localhost:8080/v1``,
 vLLM ``http://localhost:8000/v1``, LM Studio ``http://localhost:1234/v1``.
 Any model name is accepted; there is no default, so pass ``model`` to the
-client or to each call. The API key is never part of a ``repr()``, an error or
-a log record: if a server echoes it back, it is replaced by ``***``.
+client or to each call. A keyword that is not one of OpenAI's parameters is
+refused (a typo should not vanish); vendor fields such as Ollama's
+``options`` or vLLM's ``guided_json`` go in ``extra_body={...}``. The API
+key is never part of a ``repr()``, an error or a log record: if a server
+echoes it back, it is replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -31,12 +39,13 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Optional
 
-from .._chat_chunks import iter_chat_reply
+from .._chat_chunks import iter_chat_reply_events
 from .._constants import ERROR_BODY_EXCERPT
 from .._guard import Guard
 from .._messages import Messages
 from .._options import redact
 from .._provider import CLIENT_OPTIONS, Provider
+from .._results import Piece
 from .._streaming import ChatResponse
 from .._transport import Body, looks_like_html, read_error_body, send, status_error
 from ..exceptions import (
@@ -44,6 +53,7 @@ from ..exceptions import (
     ChatProvidersError,
     ModelNotSupportedError,
     ResponseFormatError,
+    UnsupportedParameterError,
 )
 
 __all__ = ["OpenAICompatible"]
@@ -81,24 +91,47 @@ class OpenAICompatible(Provider):
     default_model = ""  # none: any name the server knows, see list_models()
     models = []  # open: any name
     headers = {"Content-Type": "application/json"}
-    client_options = CLIENT_OPTIONS | {"api_key", "model"}
-    #: Sent only when given (``None`` means "the server's default"); ``stream``
-    #: is sent always (``complete()`` asks for one JSON reply).
+    client_options = CLIENT_OPTIONS | {"api_key", "include_usage", "model"}
+    #: OpenAI's chat-completions parameters, and min_p and top_k that most local
+    #: servers take; each is sent as given, and only when given (``None``
+    #: means "the server's default"). ``extra_body`` is merged into the body;
+    #: ``stream`` is sent always (``complete()`` asks for one JSON reply).
     parameters = {"stream": True} | dict.fromkeys(
         [
+            "audio",
+            "extra_body",
             "frequency_penalty",
+            "function_call",
+            "functions",
             "logit_bias",
+            "logprobs",
             "max_completion_tokens",
             "max_tokens",
+            "metadata",
             "min_p",
+            "modalities",
+            "n",
+            "parallel_tool_calls",
+            "prediction",
             "presence_penalty",
+            "prompt_cache_key",
+            "reasoning_effort",
             "response_format",
+            "safety_identifier",
             "seed",
+            "service_tier",
             "stop",
+            "store",
+            "stream_options",
             "temperature",
+            "tool_choice",
+            "tools",
             "top_k",
+            "top_logprobs",
             "top_p",
             "user",
+            "verbosity",
+            "web_search_options",
         ]
     )
 
@@ -109,8 +142,12 @@ class OpenAICompatible(Provider):
         *,
         model: Optional[str] = None,
         headers: Optional[Mapping[str, str]] = None,
+        include_usage: bool = True,
         **options: Any,
     ) -> None:
+        """``include_usage=False`` stops asking streams for token counts, for a
+        server that refuses ``stream_options``.
+        """
         if base_url is None:
             servers = ", ".join(f"{url} ({name})" for name, url in BASE_URLS.items())
             raise ValueError(
@@ -119,8 +156,11 @@ class OpenAICompatible(Provider):
         check_api_key(api_key)
         auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         super().__init__(base_url, headers={**auth, **(headers or {})}, **options)
+        if not isinstance(include_usage, bool):
+            raise TypeError(f"include_usage must be a bool, got {include_usage!r}")
         self.api_key = api_key
         self.model = model
+        self.include_usage = include_usage
 
     def choose_model(self, model: Optional[str]) -> str:
         chosen = model or self.model
@@ -136,12 +176,30 @@ class OpenAICompatible(Provider):
         return chosen
 
     def payload(self, messages: Messages, model: str, **params: Any) -> dict[str, Any]:
-        body = {"model": model, "messages": messages}
+        extra = params.pop("extra_body", None)
+        if extra is not None and not (
+            isinstance(extra, Mapping) and all(isinstance(key, str) for key in extra)
+        ):
+            raise self._parameter_error(
+                f"extra_body must be a dict of str keys, got {type(extra).__name__}"
+            )
+        n = params.get("n")
+        if n is not None and (type(n) is not int or n != 1):
+            raise self._parameter_error(
+                f"n={params['n']!r}: a reply here holds one choice; send n "
+                "requests for n replies"
+            )
+        stream = params.pop("stream")
+        body: dict[str, Any] = {"model": model, "messages": messages, "stream": stream}
+        if stream and self.include_usage:
+            body["stream_options"] = {"include_usage": True}
         body.update((key, value) for key, value in params.items() if value is not None)
+        body.update(extra or {})
         return body
 
-    def iter_text(self, chunks: Iterable[bytes]) -> Iterator[str]:
-        return iter_chat_reply(chunks)
+    def iter_text(self, chunks: Iterable[bytes]) -> Iterator[Piece]:
+        # Text, and events for tool calls, usage, reasoning... (see ChatStream).
+        return iter_chat_reply_events(chunks)
 
     def complete(
         self, messages: Messages, model: Optional[str] = None, **params: Any
@@ -150,12 +208,19 @@ class OpenAICompatible(Provider):
         return super().complete(messages, model, **{**params, "stream": False})
 
     def hint(self, error: ChatProvidersError) -> str:
-        if (
-            isinstance(error, APIStatusError)
-            and error.status_code == 404
-            and not (self.base_url or "").endswith("/v1")
-        ):
+        if not isinstance(error, APIStatusError):
+            return ""
+        if error.status_code == 404 and not (self.base_url or "").endswith("/v1"):
             return "base_url is the API root, which usually ends in /v1"
+        if (
+            error.status_code == 400
+            and "stream_options" in error.message
+            and self.include_usage
+        ):
+            return (
+                "this server refuses stream_options, which asks for token "
+                "counts: pass include_usage=False to OpenAICompatible"
+            )
         return ""
 
     def secrets(self) -> tuple[str, ...]:
@@ -210,6 +275,9 @@ class OpenAICompatible(Provider):
                 f"sent a model list without data[].id: {excerpt[:200]!r}",
                 body=excerpt,
             ) from None
+
+    def _parameter_error(self, message: str) -> UnsupportedParameterError:
+        return UnsupportedParameterError(message)
 
     def __repr__(self) -> str:
         model = f" model={self.model!r}" if self.model else ""

@@ -14,8 +14,9 @@ unless said otherwise):
   ``{"error": {"message": ...}}`` as the real service.
 - codelinkava ``/api/chat`` (SSE reply): 400, ``{"error": {"message": ...}}``.
 - openai ``/v1/chat/completions`` (SSE or JSON reply), ``GET /v1/models[/ID]``:
-  400 bad shape, 401 API key, 404 unknown model,
-  ``{"error": {"message", "type", "param", "code"}}``.
+  400 bad shape (messages, a ``tool`` message that answers no call, a call
+  left unanswered, ``tools``, ``stream_options`` without ``stream``), 401 API
+  key, 404 unknown model, ``{"error": {"message", "type", "param", "code"}}``.
 - all: 404 for an unknown path, 405 (with ``Allow``) for a wrong method.
 """
 
@@ -24,11 +25,14 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any, ClassVar, Mapping, Sequence
 
-from chatproviders.testing import _checks, _encode
+from chatproviders.testing import _checks, _encode, _openai_checks
 from chatproviders.testing._exchange import Answer, RecordedRequest
 from chatproviders.testing._reply import Reply
 
 OPENAI_MODELS = ("gpt-3.5-turbo", "gpt-4o-mini")
+
+#: OpenAI's messages; their details are checked by _openai_checks.
+OPENAI_MESSAGES = _checks.Kind("a non-empty array of messages", lambda v: bool(v))
 
 
 class Protocol:
@@ -166,7 +170,7 @@ class OpenAICompatible(Protocol):
     title = "OpenAI-compatible"
     route = "/v1/chat/completions"
     prefix = "/v1"
-    fields = {"model": _checks.STRING, "messages": _checks.MESSAGES}
+    fields = {"model": _checks.STRING, "messages": OPENAI_MESSAGES}
     optional = {"stream": _checks.BOOLEAN, "temperature": _checks.NUMBER}
     others_allowed = True
 
@@ -190,11 +194,21 @@ class OpenAICompatible(Protocol):
             return self._no_model(request.json["model"])
         return answer
 
+    def check(self, body: Any) -> Answer | None:
+        """OpenAI's checks: shapes, tool-call histories, tools, stream_options."""
+        answer = super().check(body)
+        if answer is None:
+            problem = _openai_checks.request_problem(body)
+            if problem is not None:
+                return self.error(400, problem[0], param=problem[1])
+        return answer
+
     def encode(self, reply: Reply, request: RecordedRequest) -> Answer:
         model = request.json["model"]
         if request.json.get("stream"):
-            return _encode.sse(reply, model=model)
-        return _encode.json_answer(200, _encode.completion(reply.text or "", model))
+            usage = _openai_checks.wants_usage(request.json)
+            return _encode.sse(reply, model=model, include_usage=usage)
+        return _encode.json_answer(200, _encode.completion(reply, model))
 
     def error(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping, Sequence
@@ -36,6 +37,23 @@ class Reply:
         split_utf8: split the first multi-byte UTF-8 character across two writes.
         split_crlf: SSE replies end lines with CRLF and split each event's first
             CRLF across two writes; ignored by replies that are not SSE.
+
+    OpenAI-style replies (openai, and codelinkava's events), ignored by the
+    raw-text protocols:
+        tool_calls: calls the model asks for, each ``{"name": ..., "arguments":
+            ...}`` (a JSON string, or a value that is encoded), with an
+            optional ``"id"`` (default ``call_0``, ``call_1``...). The text then
+            defaults to none.
+        tool_call_fragments: stream each call's arguments in this many pieces,
+            after a first fragment with its id and name.
+        interleave: stream the fragments of parallel calls in turn.
+        reasoning: reasoning text, streamed before the answer (cut like the
+            text) in ``reasoning_field``: ``"reasoning_content"`` (DeepSeek,
+            vLLM) or ``"reasoning"`` (Ollama, OpenRouter).
+        usage: the token counts to report, ``{"prompt_tokens": ...,
+            "completion_tokens": ...}``; default: words counted. A stream
+            reports them only when the request asks (``stream_options``).
+        finish_reason: default ``"tool_calls"`` with tool calls, else ``"stop"``.
     """
 
     text: str | None = None
@@ -50,6 +68,13 @@ class Reply:
     reset_after: int | None = None
     split_utf8: bool = False
     split_crlf: bool = False
+    tool_calls: Sequence[Mapping[str, Any]] = ()
+    tool_call_fragments: int = 1
+    interleave: bool = False
+    reasoning: str | None = None
+    reasoning_field: Literal["reasoning_content", "reasoning"] = "reasoning_content"
+    usage: Mapping[str, int] | None = None
+    finish_reason: str | None = None
 
     def __post_init__(self) -> None:
         if self.chunks is not None:
@@ -61,6 +86,7 @@ class Reply:
             object.__setattr__(self, "chunks", chunks)
             object.__setattr__(self, "text", "".join(chunks))
         object.__setattr__(self, "headers", dict(self.headers))
+        object.__setattr__(self, "tool_calls", _tool_calls(self.tool_calls))
         self._validate()
 
     def _validate(self) -> None:
@@ -87,6 +113,21 @@ class Reply:
                     f"{what} has a lone surrogate, which UTF-8 cannot hold"
                 )
         _check_int("chunk_size", self.chunk_size, minimum=1)
+        _check_int("tool_call_fragments", self.tool_call_fragments, minimum=1)
+        if self.reasoning is not None and not isinstance(self.reasoning, str):
+            raise TypeError("reasoning must be a string")
+        if self.reasoning_field not in ("reasoning_content", "reasoning"):
+            raise ValueError(
+                "reasoning_field must be 'reasoning_content' or 'reasoning', "
+                f"not {self.reasoning_field!r}"
+            )
+        if self.usage is not None and not (
+            isinstance(self.usage, Mapping)
+            and all(type(v) is int and v >= 0 for v in self.usage.values())
+        ):
+            raise TypeError("usage must map token-count names to ints >= 0")
+        if self.finish_reason is not None and not isinstance(self.finish_reason, str):
+            raise TypeError("finish_reason must be a string")
         _check_int("status", self.status, minimum=200, maximum=599)
         _check_int("stall_after", self.stall_after, minimum=0)
         _check_int("reset_after", self.reset_after, minimum=0)
@@ -117,12 +158,20 @@ class Reply:
 
     def text_chunks(self) -> list[str]:
         """The text cut into the pieces that are written one by one."""
-        text, size = self.text or "", self.chunk_size
         if self.chunks is not None:
             return list(self.chunks)
-        if size is not None:
-            return [text[i : i + size] for i in range(0, len(text), size)]
-        return [text] if text else []
+        return _cut(self.text or "", self.chunk_size)
+
+    def reasoning_chunks(self) -> list[str]:
+        """The reasoning cut as the text is (``chunk_size``, default one piece)."""
+        return _cut(self.reasoning or "", self.chunk_size)
+
+    @property
+    def finish(self) -> str:
+        """The finish reason to report."""
+        if self.finish_reason is not None:
+            return self.finish_reason
+        return "tool_calls" if self.tool_calls else "stop"
 
 
 def make_reply(reply: Reply | None, fields: Mapping[str, Any], greeting: str) -> Reply:
@@ -141,7 +190,33 @@ def make_reply(reply: Reply | None, fields: Mapping[str, Any], greeting: str) ->
     if "text" in fields and "chunks" not in fields:
         fields = {**fields, "chunks": None}
     result = replace(reply, **fields)
-    return result if result.text is not None else replace(result, text=greeting)
+    if result.text is None:  # a reply of tool calls has no text unless given
+        result = replace(result, text="" if result.tool_calls else greeting)
+    return result
+
+
+def _cut(text: str, size: int | None) -> list[str]:
+    if size is not None:
+        return [text[i : i + size] for i in range(0, len(text), size)]
+    return [text] if text else []
+
+
+def _tool_calls(calls: Any) -> tuple[dict[str, str], ...]:
+    """Each call as ``{"id", "name", "arguments"}`` strings, ids filled in."""
+    if isinstance(calls, (str, bytes, Mapping)) or not isinstance(calls, Sequence):
+        raise TypeError("tool_calls must be a list of {'name', 'arguments'} dicts")
+    result = []
+    for number, call in enumerate(calls):
+        if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):
+            raise TypeError(f"tool_calls[{number}] needs a string 'name'")
+        arguments = call.get("arguments", "{}")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        call_id = call.get("id", f"call_{number}")
+        if not isinstance(call_id, str):
+            raise TypeError(f"tool_calls[{number}] 'id' must be a string")
+        result.append({"id": call_id, "name": call["name"], "arguments": arguments})
+    return tuple(result)
 
 
 def _check_int(
