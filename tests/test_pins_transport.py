@@ -1,0 +1,233 @@
+"""The limits of reading a body, pinned from the wire: the caps on draining after
+``[DONE]`` and on reading an error body, read versus total timeouts, and closing
+on a failure mid-stream.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from chatproviders import (
+    APIError,
+    APITimeoutError,
+    BadRequestError,
+    CodeLinkAva,
+    Cromicle,
+    IncompleteStreamError,
+)
+from chatproviders._constants import (
+    ERROR_BODY_EXCERPT,
+    ERROR_BODY_LIMIT,
+    FINISH_LIMIT,
+)
+from tests.loopback import WAIT, Conn, LoopbackServer
+
+HI = [{"role": "user", "content": "Hi"}]
+SSE = [("Content-Type", "text/event-stream")]
+
+
+def chunk(data: bytes) -> bytes:
+    """``data`` as one HTTP chunk."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def sse(*pieces: str) -> bytes:
+    events = [b'data: {"choices": [{"delta": {"content": "%s"}}]}\n\n' % p.encode()
+              for p in pieces]  # fmt: skip
+    return b"".join(events) + b"data: [DONE]\n\n"
+
+
+@pytest.fixture
+def gc_off() -> Iterator[None]:
+    """No garbage collection: a stream must close itself, not be collected closed."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("after_done", "connections"),
+    [(b": ping\n\n", 1), (b":" + b"x" * FINISH_LIMIT + b"\n\n", 2)],
+)
+def test_draining_after_done_stops_at_its_byte_limit(
+    after_done: bytes, connections: int
+) -> None:
+    """A little after [DONE] is read to the terminator and the connection reused;
+    more than FINISH_LIMIT bytes is not read on, so the connection is dropped."""
+
+    def handler(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            conn.send_head(headers=SSE, framing="chunked")
+            conn.sock.sendall(chunk(sse("hi")) + chunk(after_done) + b"0\r\n\r\n")
+
+    with LoopbackServer(handler) as server:
+        with CodeLinkAva(base_url=server.url) as client:
+            assert client.complete(HI).text == "hi"
+            assert client.complete(HI).text == "hi"
+    assert server.accepted == connections
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length"])
+def test_draining_after_done_gives_up_long_before_the_read_timeout(
+    framing: str,
+) -> None:
+    """A server that says nothing after [DONE] does not hold complete() for the
+    read timeout: it returns, and hangs up, within the short drain wait."""
+    body = sse("hi")
+    hung_up = threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(headers=SSE, framing=framing, length=len(body) + 10)
+        conn.send(body)  # a length body 10 bytes short: it never ends
+        if conn.wait_closed_by_client():
+            hung_up.set()
+
+    with LoopbackServer(handler) as server:
+        client = CodeLinkAva(base_url=server.url, timeout=(WAIT, 100 * WAIT))
+        done = threading.Event()
+        thread = threading.Thread(target=lambda: (client.complete(HI), done.set()))
+        thread.start()
+        assert hung_up.wait(WAIT)
+        thread.join(WAIT)
+        assert done.is_set()
+        client.close()
+
+
+def test_an_error_body_is_read_up_to_its_limit_and_no_further() -> None:
+    """A huge error body that never ends: the error comes at once, from the first
+    ERROR_BODY_LIMIT bytes only (a hint beyond them is not read)."""
+    body = b"x" * ERROR_BODY_LIMIT + b" try again in 7 s"
+    hung_up = threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(400, framing="chunked")
+        conn.send(body)  # and no end
+        if conn.wait_closed_by_client():
+            hung_up.set()
+
+    with LoopbackServer(handler) as server:
+        client = Cromicle(base_url=server.url, timeout=(WAIT, 100 * WAIT))
+        with client, pytest.raises(BadRequestError) as caught:
+            client.complete(HI)
+        assert hung_up.wait(WAIT)
+    assert caught.value.retry_after is None
+    assert caught.value.body == "x" * ERROR_BODY_EXCERPT
+
+
+def test_an_error_body_within_the_limit_is_read_whole() -> None:
+    """A hint at the end of an error body under the limit is found."""
+    body = b"x" * (ERROR_BODY_LIMIT - 100) + b" try again in 7 s"
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(400, framing="chunked")
+        for start in range(0, len(body), 1000):
+            conn.send(body[start : start + 1000])
+        conn.end()
+
+    with LoopbackServer(handler) as server:
+        with Cromicle(base_url=server.url) as client:
+            with pytest.raises(BadRequestError) as caught:
+                client.complete(HI)
+    assert caught.value.retry_after == 7.0
+
+
+def stall_after_first(conn: Conn, framing: str) -> None:
+    """Send one piece of the body, then nothing until the client hangs up."""
+    conn.read_request()
+    conn.send_head(framing=framing, length=100)
+    conn.send(b"first")
+    conn.wait_closed_by_client()
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length", "close"])
+@pytest.mark.parametrize("total_timeout", [None, 100 * WAIT])
+def test_a_stalled_body_without_a_binding_deadline_is_a_read_timeout(
+    framing: str, total_timeout: float
+) -> None:
+    """With no total_timeout, or one far off, a stall is the read timeout's."""
+    with LoopbackServer(lambda conn: stall_after_first(conn, framing)) as server:
+        client = Cromicle(
+            base_url=server.url, timeout=(WAIT, 0.2), total_timeout=total_timeout
+        )
+        with client, client.stream(HI) as stream:
+            assert next(stream) == "first"
+            with pytest.raises(APITimeoutError) as caught:
+                next(stream)
+    assert caught.value.limit == "read"
+    assert caught.value.partial_text == "first"
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length", "close"])
+def test_a_stalled_body_past_the_total_timeout_is_a_total_timeout(
+    framing: str,
+) -> None:
+    """With total_timeout sooner than the read timeout, a stall is the total's."""
+    with LoopbackServer(lambda conn: stall_after_first(conn, framing)) as server:
+        client = Cromicle(base_url=server.url, timeout=WAIT * 100, total_timeout=0.3)
+        with client, client.stream(HI) as stream:
+            assert next(stream) == "first"
+            with pytest.raises(APITimeoutError) as caught:
+                next(stream)
+    assert caught.value.limit == "total"
+
+
+@pytest.mark.usefixtures("gc_off")
+def test_an_error_event_mid_stream_hangs_up_at_once() -> None:
+    """An error in the stream closes the connection before the stream is dropped."""
+    hung_up = threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(headers=SSE, framing="chunked")
+        conn.send(b'data: {"choices": [{"delta": {"content": "par"}}]}\n\n')
+        conn.send(b'data: {"error": {"message": "overloaded"}}\n\n')
+        if conn.wait_closed_by_client():
+            hung_up.set()
+
+    with LoopbackServer(handler) as server:
+        client = CodeLinkAva(base_url=server.url)
+        stream = client.stream(HI)
+        assert next(stream) == "par"
+        with pytest.raises(APIError, match="overloaded") as caught:
+            next(stream)
+        assert hung_up.wait(WAIT)
+        assert stream.closed
+        assert list(stream) == []
+        client.close()
+    assert type(caught.value) is APIError
+    assert caught.value.partial_text == "par"
+    assert caught.value.provider == "CodeLinkAva"
+    assert caught.value.host == server.host
+
+
+@pytest.mark.usefixtures("gc_off")
+def test_a_connection_broken_mid_stream_closes_the_stream() -> None:
+    """A reset mid-body is an IncompleteStreamError and leaves the stream closed."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(framing="chunked")
+        conn.send(b"par")
+        conn.sock.sendall(b"10\r\nonly")  # a chunk cut short
+        conn.reset()
+
+    with LoopbackServer(handler) as server:
+        client = Cromicle(base_url=server.url)
+        stream = client.stream(HI)
+        assert next(stream) == "par"
+        with pytest.raises(IncompleteStreamError) as caught:
+            list(stream)
+        assert stream.closed
+        assert stream.response.raw.closed
+        client.close()
+    assert caught.value.partial_text.startswith("par")
+    assert caught.value.provider == "Cromicle"
