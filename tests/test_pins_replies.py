@@ -1,0 +1,176 @@
+"""What an OpenAI-style reply may hold, pinned: malformed ``choices`` entries,
+in-band errors and their class, and the units of a "try again in" hint."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import responses
+
+from chatproviders import (
+    APIError,
+    OpenAICompatible,
+    RateLimitError,
+    ResponseFormatError,
+)
+from chatproviders._retry import parse_retry_after
+
+HI = [{"role": "user", "content": "Hi"}]
+BASE = "http://127.0.0.1:9/v1"
+URL = f"{BASE}/chat/completions"
+
+
+def client() -> OpenAICompatible:
+    return OpenAICompatible(BASE, "sk-test", model="m", max_retries=0)
+
+
+def events(*objects: Any) -> bytes:
+    lines = [b"data: " + json.dumps(o).encode() + b"\n\n" for o in objects]
+    return b"".join(lines) + b"data: [DONE]\n\n"
+
+
+def text_chunk(text: str) -> dict[str, Any]:
+    return {"choices": [{"delta": {"content": text}}]}
+
+
+MALFORMED_CHOICES = [
+    [{}],
+    ["text"],
+    [None],
+    [{"delta": "text", "message": "text"}],
+    [{"delta": None, "message": None}],
+    {"0": {"delta": {"content": "x"}}},
+]
+
+
+@pytest.mark.parametrize("choices", MALFORMED_CHOICES)
+@responses.activate
+def test_a_malformed_choices_entry_in_a_chunk_is_a_format_error(choices: Any) -> None:
+    """A chunk whose choices[0] has no delta object is refused, naming the path."""
+    responses.post(URL, body=events(text_chunk("ok"), {"choices": choices}))
+    with client().stream(HI) as stream:
+        assert next(stream) == "ok"
+        with pytest.raises(ResponseFormatError, match=r"a chunk without choices\[0\]"):
+            next(stream)
+    assert stream.text == "ok"
+
+
+@pytest.mark.parametrize("choices", MALFORMED_CHOICES)
+@responses.activate
+def test_a_malformed_choices_entry_in_a_reply_is_a_format_error(choices: Any) -> None:
+    """A reply whose choices[0] has no message object is refused, naming the path."""
+    responses.post(URL, json={"choices": choices})
+    with pytest.raises(ResponseFormatError, match=r"a reply without choices\[0\]"):
+        client().complete(HI)
+
+
+@pytest.mark.parametrize("choices", [None, [], {}])
+@responses.activate
+def test_a_reply_without_choices_is_a_format_error(choices: Any) -> None:
+    """A reply with no choices at all has no answer: refused, not returned empty."""
+    responses.post(URL, json={"id": "x", "choices": choices})
+    with pytest.raises(ResponseFormatError, match="without choices") as caught:
+        client().complete(HI)
+    assert '"id": "x"' in str(caught.value.body)
+
+
+@pytest.mark.parametrize("content", [5, ["a"], {"text": "a"}, True])
+@responses.activate
+def test_non_text_content_is_a_format_error(content: Any) -> None:
+    """Content that is not a string is refused, in a chunk and in a reply."""
+    responses.post(URL, body=events({"choices": [{"delta": {"content": content}}]}))
+    with pytest.raises(ResponseFormatError, match="non-text content"):
+        client().stream(HI)
+    responses.post(URL, json={"choices": [{"message": {"content": content}}]})
+    with pytest.raises(ResponseFormatError, match="non-text content"):
+        client().complete(HI)
+
+
+@responses.activate
+def test_chunks_without_text_are_skipped() -> None:
+    """Chunks with no choices, no content or null content carry no text: skipped."""
+    body = events(
+        {"choices": []},
+        {"choices": [{"delta": {"role": "assistant"}}]},
+        text_chunk("Hel"),
+        {"choices": [{"delta": {"content": None}}]},
+        text_chunk(""),
+        {"usage": {"total_tokens": 3}},
+        text_chunk("lo"),
+    )
+    responses.post(URL, body=body)
+    with client().stream(HI) as stream:
+        assert list(stream) == ["Hel", "lo"]
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        ({"message": "model overloaded", "code": "busy"}, "model overloaded"),
+        ({"code": "busy"}, "busy"),
+        ("busy", "busy"),
+    ],
+)
+@responses.activate
+def test_an_error_object_in_a_whole_reply_is_an_api_error(
+    error: Any, expected: str
+) -> None:
+    """A 200 reply holding {"error": ...} raises APIError itself, with its message
+    (or code), not a format error about missing choices."""
+    responses.post(URL, json={"error": error})
+    with pytest.raises(APIError) as caught:
+        client().complete(HI)
+    assert type(caught.value) is APIError
+    assert f"reported an error: {expected}" in str(caught.value)
+
+
+@responses.activate
+def test_an_error_event_in_a_stream_is_an_api_error() -> None:
+    """An {"error": ...} event raises APIError itself, with the text so far."""
+    responses.post(URL, body=events(text_chunk("par"), {"error": {"message": "down"}}))
+    with client().stream(HI) as stream, pytest.raises(APIError) as caught:
+        list(stream)
+    assert type(caught.value) is APIError
+    assert "reported an error in the stream: down" in str(caught.value)
+    assert caught.value.partial_text == "par"
+
+
+@pytest.mark.parametrize(
+    ("body", "seconds"),
+    [
+        ("try again in 500MS", 0.5),
+        ("Try again in 500 Ms.", 0.5),
+        ("Please retry after 250 MILLISECONDS", 0.25),
+        ("TRY AGAIN IN 2S", 2.0),
+        ("try again in 3 Secs", 3.0),
+        ("try again in 2 MIN", 120.0),
+        ("Try again in 1.5 Minutes", 90.0),
+        ("try again in 4", 4.0),
+        ("try again in 20m", 1200.0),
+    ],
+)
+def test_try_again_hints_read_their_unit_whatever_its_case(
+    body: str, seconds: float
+) -> None:
+    """An upper-case unit means the same as a lower-case one: 500MS is half a
+    second, not 500 minutes."""
+    assert parse_retry_after(None, body) == pytest.approx(seconds)
+
+
+@responses.activate
+def test_a_429_hint_in_milliseconds_is_the_retry_after() -> None:
+    """A 429 saying "try again in 500MS" carries retry_after 0.5."""
+    responses.post(URL, status=429, json={"error": {"message": "Try again in 500MS"}})
+    with pytest.raises(RateLimitError) as caught:
+        client().complete(HI)
+    assert caught.value.retry_after == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"), [("0", 0.0), ("0.0", 0.0), ("-1", None), ("  3 ", 3.0)]
+)
+def test_a_retry_after_header_of_zero_means_now(header: str, expected: Any) -> None:
+    """Retry-After: 0 is "now", kept as 0; a negative number is no answer."""
+    assert parse_retry_after(header) == expected
