@@ -4,6 +4,7 @@ in-band errors and their class, and the units of a "try again in" hint."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -15,7 +16,9 @@ from chatproviders import (
     RateLimitError,
     ResponseFormatError,
 )
+from chatproviders._decoders import ServerSentEvent, SSEDecoder
 from chatproviders._retry import parse_retry_after
+from tests.loopback import WAIT, Conn, LoopbackServer
 
 HI = [{"role": "user", "content": "Hi"}]
 BASE = "http://127.0.0.1:9/v1"
@@ -174,3 +177,98 @@ def test_a_429_hint_in_milliseconds_is_the_retry_after() -> None:
 def test_a_retry_after_header_of_zero_means_now(header: str, expected: Any) -> None:
     """Retry-After: 0 is "now", kept as 0; a negative number is no answer."""
     assert parse_retry_after(header) == expected
+
+
+@pytest.mark.parametrize(
+    ("event", "problem"),
+    [
+        (b"data: {bad\n\n", "not JSON"),
+        (b"data:\n\n", "not JSON"),
+        (b"data: [1]\n\n", "not a JSON object"),
+    ],
+)
+@responses.activate
+def test_an_event_that_is_no_json_object_is_a_format_error(
+    event: bytes, problem: str
+) -> None:
+    """An event that is not JSON (or empty, or not an object) is refused, by name."""
+    responses.post(
+        URL, body=events(text_chunk("ok"))[: -len(b"data: [DONE]\n\n")] + event
+    )
+    with client().stream(HI) as stream, pytest.raises(ResponseFormatError) as caught:
+        list(stream)
+    assert f"sent an event that is {problem}" in str(caught.value)
+    assert stream.text == "ok"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"), [(b"{bad", "not JSON"), (b"{} []", "not JSON")]
+)
+@responses.activate
+def test_a_whole_reply_that_is_no_json_object_is_a_format_error(
+    body: bytes, problem: str
+) -> None:
+    """A reply starting with { that is not one JSON object is refused, by name."""
+    responses.post(URL, body=body)
+    with pytest.raises(ResponseFormatError, match=f"sent a reply that is {problem}"):
+        client().complete(HI)
+
+
+@responses.activate
+def test_invalid_utf8_in_a_whole_reply_becomes_replacement_characters() -> None:
+    """Bytes that are not UTF-8 in a JSON reply are replaced, not an error."""
+    responses.post(URL, body=b'{"choices": [{"message": {"content": "caf\xe9!"}}]}')
+    assert client().complete(HI).text == "caf\ufffd!"
+
+
+@pytest.mark.parametrize("error", [{"message": "x" * 1000}, "x" * 1000])
+@responses.activate
+def test_an_error_message_is_cut_at_300_characters(error: Any) -> None:
+    """A long in-band error message is kept to its first 300 characters."""
+    responses.post(URL, json={"error": error})
+    with pytest.raises(APIError) as caught:
+        client().complete(HI)
+    assert "x" * 300 in str(caught.value)
+    assert "x" * 301 not in str(caught.value)
+
+
+@responses.activate
+def test_the_non_text_content_message_is_cut_at_200_characters() -> None:
+    """A huge non-text content is quoted in the error only as far as 200 characters."""
+    content = list(range(500))
+    responses.post(URL, json={"choices": [{"message": {"content": content}}]})
+    with pytest.raises(ResponseFormatError) as caught:
+        client().complete(HI)
+    message = f"sent non-text content: {content!r}"
+    assert message[:200] in str(caught.value)
+    assert message[:201] not in str(caught.value)
+
+
+def test_a_streamed_reply_yields_its_first_chunk_before_the_rest_arrives() -> None:
+    """The first event is handed over while the server still holds the rest."""
+    got_first = threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(headers=[("Content-Type", "text/event-stream")])
+        conn.send(events(text_chunk("Hel"))[: -len(b"data: [DONE]\n\n")])
+        assert got_first.wait(WAIT), "the client waited for the rest first"
+        conn.send(events(text_chunk("lo")))
+        conn.end()
+
+    with LoopbackServer(handler) as server:
+        with OpenAICompatible(server.url, model="m") as chat:
+            with chat.stream(HI) as stream:
+                assert next(stream) == "Hel"
+                got_first.set()
+                assert list(stream) == ["lo"]
+
+
+def test_a_decoder_flushed_mid_line_starts_the_next_stream_clean() -> None:
+    """flush() drops an unterminated line and restarts BOM handling: the next
+    stream's first event is read whole."""
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\n\ndata: cut") == [ServerSentEvent(data="a")]
+    assert decoder.flush() == []
+    events = decoder.feed(b"\xef\xbb\xbfdata: b\n\n")
+    assert [event.data for event in events] == ["b"]
