@@ -4,6 +4,7 @@ and the figures it reports."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 
 import pytest
@@ -17,8 +18,10 @@ from chatproviders import (
     Cromicle,
     FallbackProvider,
     GPROChat,
+    InvalidMessagesError,
     ModelNotSupportedError,
 )
+from tests.loopback import WAIT, Conn, LoopbackServer
 
 HI = [{"role": "user", "content": "Hi"}]
 BASE = "http://127.0.0.1:9"
@@ -151,3 +154,86 @@ def test_each_attempt_reports_its_own_status_and_time() -> None:
     assert all(0 <= a.elapsed <= took for a in attempts)
     assert sum(a.elapsed for a in attempts) <= took
     assert str(caught.value).startswith("all 2 provider attempt(s) failed:")
+
+
+def test_defaults_and_limits_of_the_arguments() -> None:
+    """cooldown is 60 s by default, may be 0, not infinite; total_timeout is
+    checked like a client's."""
+    assert FallbackProvider([Cromicle(base_url=BASE)]).cooldown == 60.0
+    assert FallbackProvider([Cromicle(base_url=BASE)], cooldown=0).cooldown == 0
+    with pytest.raises(ValueError, match="cooldown"):
+        FallbackProvider([Cromicle(base_url=BASE)], cooldown=float("inf"))
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match=r"^total_timeout must be"):
+            FallbackProvider([Cromicle(base_url=BASE)], total_timeout=bad)
+
+
+@responses.activate
+def test_a_total_timeout_leaves_time_to_answer() -> None:
+    """With total_timeout set, a provider answering at once answers."""
+    responses.post(CROMICLE, body="in time")
+    fallback = FallbackProvider([Cromicle(base_url=BASE)], total_timeout=WAIT)
+    assert fallback.complete(HI).text == "in time"
+
+
+def test_bad_messages_are_named_even_when_no_provider_takes_the_model() -> None:
+    """Messages are checked first: their error, not a refusal of the model."""
+    fallback = FallbackProvider([Cromicle(base_url=BASE), Acytoo(base_url=BASE)])
+    with pytest.raises(InvalidMessagesError):
+        fallback.complete([{"role": "user"}], "no-such-model")
+
+
+def test_several_refusals_are_summed_up_in_the_first_ones_class() -> None:
+    """Providers refusing for different reasons: one error of the first refusal's
+    class, listing every reason."""
+    fallback = FallbackProvider([Cromicle(base_url=BASE), GPROChat(base_url=BASE)])
+    with pytest.raises(ModelNotSupportedError) as caught:
+        fallback.complete(HI, "gemini-pro", temprature=1)
+    assert type(caught.value) is ModelNotSupportedError
+    message = str(caught.value)
+    assert message.startswith("no provider takes this call: Cromicle at 127.0.0.1:9:")
+    assert "; GPROChat at 127.0.0.1:9: unsupported parameter(s) temprature" in message
+
+
+def test_close_closes_every_provider_and_repr_names_them() -> None:
+    """close() closes each client; repr lists them in order."""
+    clients = [Cromicle(base_url=BASE), Acytoo(base_url=BASE)]
+    fallback = FallbackProvider(clients)
+    assert repr(fallback) == "<FallbackProvider [Cromicle, Acytoo]>"
+    fallback.close()
+    for client in clients:
+        with pytest.raises(RuntimeError, match="is closed"):
+            client.stream(HI)
+
+
+def test_closing_a_background_fallback_tries_no_further_provider() -> None:
+    """A background stream closed while its first provider is failing stops
+    there: the next provider is never asked."""
+    requested, release = threading.Event(), threading.Event()
+
+    def failing(conn: Conn) -> None:
+        conn.read_request()
+        requested.set()
+        assert release.wait(WAIT)
+        conn.reset()  # no response: a connection error, after close()
+
+    def answering(conn: Conn) -> None:
+        if conn.read_request() is not None:
+            conn.respond(200, b"should not be asked")
+
+    with LoopbackServer(failing) as first, LoopbackServer(answering) as second:
+        fallback = FallbackProvider(
+            [
+                Cromicle(base_url=first.url, max_retries=0),
+                Cromicle(base_url=second.url, max_retries=0),
+            ]
+        )
+        stream = fallback.stream_in_background(HI)
+        assert requested.wait(WAIT)
+        stream.close()  # cannot wake a request awaiting its headers: half a second
+        release.set()
+        for thread in threading.enumerate():
+            if thread.name.startswith("chatproviders-background-"):
+                thread.join(WAIT)
+        fallback.close()
+    assert second.accepted == 0
