@@ -47,6 +47,9 @@ PAIRS += [
 ]
 SWAPS: dict[type, type] = {**dict(PAIRS), **{b: a for a, b in PAIRS}}
 SWAPS.update({ast.FloorDiv: ast.Div, ast.Mod: ast.Mult, ast.Pow: ast.Mult})
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+#: Log lines are not behaviour this run pins: calls to these are left alone.
+LOG_CALLS = ("logger.", "logging.")
 
 
 @dataclass(frozen=True)
@@ -73,13 +76,13 @@ def _short(node: ast.AST) -> str:
 
 def _walk(tree: ast.Module) -> Iterator[tuple[ast.AST, ast.AST, str, int, str]]:
     """(node, parent, field, position in list or -1, scope) in a fixed order,
-    leaving out docstrings, annotations, ``__all__`` and ``TYPE_CHECKING`` blocks.
+    leaving out docstrings, annotations, log calls, ``__all__``, ``TYPE_CHECKING``.
     """
 
     def visit(
         node: ast.AST, scope: str
     ) -> Iterator[tuple[ast.AST, ast.AST, str, int, str]]:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        if isinstance(node, (*FUNCTIONS, ast.ClassDef)):
             scope = f"{scope}.{node.name}" if scope else node.name
         for name, value in ast.iter_fields(node):
             if name in ("annotation", "returns", "type_comment", "decorator_list"):
@@ -99,9 +102,12 @@ def _skipped(parent: ast.AST, field: str, pos: int, child: ast.AST) -> bool:
         is_doc = isinstance(child.value, ast.Constant) and isinstance(
             child.value.value, str
         )
-        if is_doc and isinstance(parent, (ast.Module, ast.ClassDef, ast.FunctionDef)):
+        if is_doc and isinstance(parent, (ast.Module, ast.ClassDef, *FUNCTIONS)):
             return True
     if isinstance(child, (ast.Import, ast.ImportFrom, ast.JoinedStr)):
+        return True
+    call = child.value if isinstance(child, ast.Expr) else child
+    if isinstance(call, ast.Call) and ast.unparse(call.func).startswith(LOG_CALLS):
         return True
     if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
         return True
