@@ -1,0 +1,141 @@
+"""ChatStream and ChatResponse, pinned on a stream of plain strings: closing at
+the end and on errors, what an error is given, the times reported, defaults
+and repr."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from chatproviders import APIError, ChatResponse, ChatStream, ResponseFormatError
+
+
+class Response:
+    """What ChatStream needs of a response: close()."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Chunks:
+    """An iterator of str chunks that may fail at its end; records close()."""
+
+    def __init__(self, chunks: list[str], error: BaseException | None = None) -> None:
+        self.chunks = iter(chunks)
+        self.error = error
+        self.closed = False
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        for chunk in self.chunks:
+            return chunk
+        if self.error is not None:
+            raise self.error
+        raise StopIteration
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def stream_of(chunks: Chunks, **options: object) -> tuple[ChatStream, Response]:
+    response = Response()
+    stream = ChatStream(
+        response,  # type: ignore[arg-type]
+        chunks,
+        provider="Echo",
+        model="m1",
+        host="echo.invalid",
+        **options,  # type: ignore[arg-type]
+    )
+    return stream, response
+
+
+@pytest.mark.parametrize(
+    "error", [None, APIError("in-band"), ConnectionResetError("reset")]
+)
+def test_the_end_or_a_failure_closes_the_chunks_and_the_response(
+    error: BaseException | None,
+) -> None:
+    """Reaching the end, our error or a network error: all close both at once."""
+    chunks = Chunks(["a", "b"], error)
+    stream, response = stream_of(chunks)
+    assert next(stream) == "a"
+    assert next(stream) == "b"
+    assert not stream.closed
+    with pytest.raises(StopIteration if error is None else Exception):
+        next(stream)
+    assert stream.closed and response.closed and chunks.closed
+    assert repr(stream) == "<ChatStream Echo 'm1' closed, 2 chunks>"
+
+
+def test_close_closes_the_chunk_source_first() -> None:
+    """close() closes the chunk iterator (the decoding chain) and the response."""
+    chunks = Chunks(["a", "b"])
+    stream, response = stream_of(chunks)
+    assert repr(stream) == "<ChatStream Echo 'm1' open, 0 chunks>"
+    next(stream)
+    stream.close()
+    assert chunks.closed and response.closed
+    assert list(stream) == []
+
+
+def test_an_error_keeps_its_own_partial_text_or_gets_the_streams() -> None:
+    """An error raised with partial text keeps it; one without gets the stream's,
+    and the stream's provider and host."""
+    stream, _ = stream_of(Chunks(["a"], APIError("x", partial_text="own")))
+    with pytest.raises(APIError) as caught:
+        list(stream)
+    assert caught.value.partial_text == "own"
+    stream, _ = stream_of(Chunks(["a"], ResponseFormatError("bad")))
+    with pytest.raises(ResponseFormatError) as caught:
+        list(stream)
+    assert (caught.value.partial_text, caught.value.provider) == ("a", "Echo")
+    assert caught.value.host == "echo.invalid"
+
+
+def test_times_are_measured_from_the_start_given() -> None:
+    """time_to_first_chunk and elapsed count from ``started``, and the first
+    chunk's time stays what it was when later chunks come."""
+    began = time.monotonic()
+    stream, _ = stream_of(Chunks(["a", "b"]), started=began - 100)
+    next(stream)
+    first = stream.time_to_first_chunk
+    assert first is not None
+    assert 100 <= first <= 100 + time.monotonic() - began
+    reply = stream.until_done()
+    assert stream.time_to_first_chunk == first == reply.time_to_first_chunk
+    assert 100 <= reply.elapsed <= 100 + time.monotonic() - began
+    assert reply.elapsed >= first
+
+
+def test_times_without_a_start_count_from_the_stream() -> None:
+    """Without ``started``, the times count from the stream's creation."""
+    began = time.monotonic()
+    stream, _ = stream_of(Chunks(["a"]))
+    reply = stream.until_done()
+    took = time.monotonic() - began
+    assert reply.time_to_first_chunk is not None
+    assert 0 <= reply.time_to_first_chunk <= reply.elapsed <= took
+    assert (reply.attempts, stream.attempts) == (1, 1)
+
+
+def test_a_response_has_defaults_and_is_its_text() -> None:
+    """ChatResponse: one attempt, no first-chunk time, zero elapsed; str is text."""
+    reply = ChatResponse("hello", "Echo", "m1")
+    assert (reply.attempts, reply.time_to_first_chunk, reply.elapsed) == (1, None, 0.0)
+    assert str(reply) == "hello"
+
+
+def test_a_stream_whose_construction_failed_is_finalized_quietly() -> None:
+    """A ChatStream whose __init__ never ran has nothing to close at collection."""
+    with pytest.raises(TypeError):
+        ChatStream(Response(), iter([]))  # type: ignore[arg-type, call-arg]
+    gc.collect()
