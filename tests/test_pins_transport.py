@@ -6,18 +6,24 @@ on a failure mid-stream.
 from __future__ import annotations
 
 import gc
+import gzip
 import threading
 from collections.abc import Iterator
 
 import pytest
+import requests
+import responses
+import urllib3.exceptions
 
 from chatproviders import (
+    APIConnectionError,
     APIError,
     APITimeoutError,
     BadRequestError,
     CodeLinkAva,
     Cromicle,
     IncompleteStreamError,
+    ResponseFormatError,
 )
 from chatproviders._constants import (
     ERROR_BODY_EXCERPT,
@@ -231,3 +237,97 @@ def test_a_connection_broken_mid_stream_closes_the_stream() -> None:
         client.close()
     assert caught.value.partial_text.startswith("par")
     assert caught.value.provider == "Cromicle"
+
+
+def test_draining_exactly_the_byte_limit_still_reuses_the_connection() -> None:
+    """FINISH_LIMIT bytes after [DONE] are within the limit: read on to the end."""
+    after_done = b":" + b"x" * (FINISH_LIMIT - 3) + b"\n\n"
+    assert len(after_done) == FINISH_LIMIT
+
+    def handler(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            conn.send_head(headers=SSE, framing="chunked")
+            conn.sock.sendall(chunk(sse("hi")) + chunk(after_done) + b"0\r\n\r\n")
+
+    with LoopbackServer(handler) as server:
+        with CodeLinkAva(base_url=server.url) as client:
+            assert client.complete(HI).text == "hi"
+            assert client.complete(HI).text == "hi"
+    assert server.accepted == 1
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length"])
+def test_a_gzip_body_is_decoded(framing: str) -> None:
+    """A reply sent with Content-Encoding: gzip arrives as its text."""
+    body = gzip.compress("héllo wörld".encode())
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        head = [("Content-Type", "text/plain"), ("Content-Encoding", "gzip")]
+        conn.send_head(200, head, framing=framing, length=len(body))
+        conn.send(body)
+        conn.end()
+
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        assert client.complete(HI).text == "héllo wörld"
+
+
+def test_a_body_that_cannot_be_decoded_is_a_format_error() -> None:
+    """A body declared gzip that is not: ResponseFormatError, not a raw traceback."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        head = [("Content-Type", "text/plain"), ("Content-Encoding", "gzip")]
+        conn.send_head(200, head, framing="chunked")
+        conn.send(b"this is not gzip at all")
+        conn.end()
+
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        with pytest.raises(ResponseFormatError, match="could not decode the body"):
+            client.complete(HI)
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [(b"bad \xff byte", "bad \ufffd byte"), (b"y" * 1000, "y" * 200)],
+)
+def test_an_error_body_is_summed_up_as_text(body: bytes, shown: str) -> None:
+    """An error body's bytes that are not UTF-8 are replaced; its summary in the
+    message is cut at 200 characters."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.respond(400, body)
+
+    with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
+        with pytest.raises(BadRequestError) as caught:
+            client.complete(HI)
+    assert str(caught.value).endswith(f"answered 400 Bad Request: {shown}")
+
+
+@responses.activate
+def test_a_connect_timeout_says_so() -> None:
+    """A connect timeout is an APITimeoutError whose message names it."""
+    responses.post("http://127.0.0.1:9/chat", body=requests.ConnectTimeout("slow"))
+    with pytest.raises(APITimeoutError) as caught:
+        Cromicle(base_url="http://127.0.0.1:9", max_retries=0).complete(HI)
+    assert caught.value.limit == "connect"
+    assert "connect timeout: no connection within the connect timeout" in str(
+        caught.value
+    )
+
+
+@responses.activate
+def test_a_connection_error_names_its_innermost_reason() -> None:
+    """The message names the reason urllib3 wrapped (its ``reason``), and a
+    cycle of causes does not hang the search for it."""
+    inner = OSError("no route to the moon")
+    wrapped = urllib3.exceptions.MaxRetryError(None, "/chat", reason=inner)  # type: ignore[arg-type]
+    outer = requests.ConnectionError(wrapped)
+    inner.__cause__ = outer  # a cycle
+    responses.post("http://127.0.0.1:9/chat", body=outer)
+    with pytest.raises(APIConnectionError) as caught:
+        Cromicle(base_url="http://127.0.0.1:9", max_retries=0).complete(HI)
+    assert str(caught.value).endswith(
+        "connection failed (OSError: no route to the moon)"
+    )
