@@ -28,7 +28,8 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Queue
@@ -326,6 +327,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             for m in found:
                 print(f"{m.path}:{m.line}: {m.key}")
         return 0
+    signal.signal(signal.SIGTERM, _interrupt)  # tox and CI stop runs with it
+    signal.signal(signal.SIGINT, _interrupt)  # even where the shell ignored it
     runner = Runner(args.jobs, tests)
     pool = ThreadPoolExecutor(args.jobs)
     failing = False
@@ -342,7 +345,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 m: pool.submit(runner.judge, module, mutated_source(source, m), limit)
                 for m in found
             }
-            results = {m: job.result() for m, job in jobs.items()}
+            results = {m: _result(job) for m, job in jobs.items()}
             failing |= report(module, results, equivalent[module], min_score)
     except KeyboardInterrupt:
         print("interrupted; the working tree was never changed", file=sys.stderr)
@@ -351,6 +354,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         pool.shutdown(wait=False, cancel_futures=True)
         runner.close()  # kills the tests still running
     return 1 if failing else 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _result(job: Future[str]) -> str:
+    """``job.result()`` in short waits: a signal is handled only between them."""
+    while True:
+        with contextlib.suppress(FuturesTimeout):
+            return job.result(timeout=0.2)
 
 
 def report(
