@@ -244,6 +244,7 @@ class Runner:
         """'passed', 'failed' or 'timeout' of ``path``'s tests with ``source`` in it."""
         tree = self.copies.get()
         target = tree / path
+        original = target.read_bytes()
         try:
             if source is not None:
                 target.write_text(source, encoding="utf-8")
@@ -274,7 +275,7 @@ class Runner:
                     self._procs.discard(proc)
             return outcome, time.monotonic() - began
         finally:
-            shutil.copyfile(ROOT / path, target)
+            target.write_bytes(original)
             self.copies.put(tree)
 
 
