@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import gzip
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -106,10 +107,11 @@ def test_draining_after_done_gives_up_long_before_the_read_timeout(
         client.close()
 
 
-def test_an_error_body_is_read_up_to_its_limit_and_no_further() -> None:
+@pytest.mark.parametrize("beyond", [b" try again in 7 s", b""])
+def test_an_error_body_is_read_up_to_its_limit_and_no_further(beyond: bytes) -> None:
     """A huge error body that never ends: the error comes at once, from the first
     ERROR_BODY_LIMIT bytes only (a hint beyond them is not read)."""
-    body = b"x" * ERROR_BODY_LIMIT + b" try again in 7 s"
+    body = b"x" * ERROR_BODY_LIMIT + beyond
     hung_up = threading.Event()
 
     def handler(conn: Conn) -> None:
@@ -331,3 +333,29 @@ def test_a_connection_error_names_its_innermost_reason() -> None:
     assert str(caught.value).endswith(
         "connection failed (OSError: no route to the moon)"
     )
+
+
+def test_a_stall_after_a_trickle_still_ends_at_the_deadline() -> None:
+    """Reads after a trickle wait only for what is left of total_timeout, not for
+    a socket timeout set when the request went out: the call hangs up soon after
+    the trickle stops, not a whole total_timeout later."""
+    gaps: list[float] = []
+    pace = threading.Event()  # never set: its wait is the trickle's pace
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(framing="chunked")
+        began = time.monotonic()
+        while time.monotonic() - began < 0.8:
+            conn.send(b".")
+            pace.wait(0.02)
+        stopped = time.monotonic()
+        conn.wait_closed_by_client()
+        gaps.append(time.monotonic() - stopped)
+
+    with LoopbackServer(handler) as server:
+        client = Cromicle(base_url=server.url, timeout=(WAIT, WAIT), total_timeout=1.0)
+        with client, pytest.raises(APITimeoutError) as caught:
+            client.complete(HI)
+    assert caught.value.limit == "total"
+    assert gaps[0] < 0.6  # about 0.2 s; a read waiting its first timeout: 1 s
