@@ -61,12 +61,14 @@ class Source:
         error: BaseException | None = None,
         close_error: BaseException | None = None,
         release: threading.Event | None = None,
+        close_pause: float = 0.0,
     ) -> None:
         self.chunks = list(chunks)
         self.error = error
         self.close_error = close_error
         self.release = release
         self.closed = threading.Event()
+        self.close_pause = close_pause
 
     def __iter__(self) -> Source:
         return self
@@ -75,13 +77,16 @@ class Source:
         if self.chunks:
             return self.chunks.pop(0)
         if self.release is not None:
-            assert self.release.wait(WAIT)
+            # Longer than any wait of a test, so that a test's bound ends first.
+            assert self.release.wait(4 * WAIT)
             self.release = None
         if self.error is not None:
             raise self.error
         raise StopIteration
 
     def close(self) -> None:
+        if self.close_pause:  # a slow close, to be waited for
+            threading.Event().wait(self.close_pause)
         self.closed.set()
         if self.close_error is not None:
             raise self.close_error
@@ -167,13 +172,15 @@ def test_close_from_another_thread_wakes_a_waiting_consumer() -> None:
 
     consumer = threading.Thread(target=consume)
     consumer.start()
-    assert first.wait(WAIT)
-    assert parked(consumer, "consume")
-    stream.close()  # the worker is stuck in next(): close() gives up waiting
-    consumer.join(WAIT)
-    assert not consumer.is_alive()
-    assert got == ["a"]
-    release.set()
+    try:
+        assert first.wait(WAIT)
+        assert parked(consumer, "consume")
+        stream.close()  # the worker is stuck in next(): close() gives up waiting
+        consumer.join(WAIT)
+        assert not consumer.is_alive()
+        assert got == ["a"]
+    finally:
+        release.set()
 
 
 def test_the_worker_is_a_daemon_thread() -> None:
@@ -227,3 +234,41 @@ def test_aclose_returns_once_the_worker_has_ended() -> None:
 
     asyncio.run(main())
     assert workers() == []
+
+
+def test_the_end_wakes_an_async_consumer_awaiting_a_chunk() -> None:
+    """An ``async for`` waiting for the next chunk ends when the source ends."""
+    release = threading.Event()
+    stream = BackgroundStream(Source(["a"], release=release))
+
+    async def main() -> list[str]:
+        chunks = stream.__aiter__()
+        got = [await chunks.__anext__()]
+        waiting = asyncio.ensure_future(chunks.__anext__())
+        await asyncio.sleep(0)  # one step: the task now awaits the next chunk
+        assert not waiting.done()
+        release.set()  # the source ends, on the worker
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(waiting, WAIT)
+        return got
+
+    try:
+        assert asyncio.run(main()) == ["a"]
+    finally:
+        release.set()
+
+
+def test_aclose_waits_for_a_slow_close_of_the_source() -> None:
+    """aclose() returns once the worker has closed the source and ended, even
+    when closing takes a moment."""
+    source = Source(list("abc"), close_pause=0.05)
+    stream = BackgroundStream(source)
+
+    async def main() -> None:
+        async for _ in stream:
+            break
+        await stream.aclose()
+        assert source.closed.is_set()
+        assert workers() == []
+
+    asyncio.run(main())
