@@ -253,8 +253,9 @@ def test_a_streamed_reply_yields_its_first_chunk_before_the_rest_arrives() -> No
         conn.send_head(headers=[("Content-Type", "text/event-stream")])
         conn.send(events(text_chunk("Hel"))[: -len(b"data: [DONE]\n\n")])
         assert got_first.wait(WAIT), "the client waited for the rest first"
-        conn.send(events(text_chunk("lo")))
-        conn.end()
+        rest = events(text_chunk("lo"))  # with the end, in one write: the client
+        # may hang up as soon as it has [DONE]
+        conn.sock.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
 
     with LoopbackServer(handler) as server:
         with OpenAICompatible(server.url, model="m") as chat:

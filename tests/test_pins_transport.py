@@ -281,8 +281,8 @@ def test_a_body_that_cannot_be_decoded_is_a_format_error() -> None:
         conn.read_request()
         head = [("Content-Type", "text/plain"), ("Content-Encoding", "gzip")]
         conn.send_head(200, head, framing="chunked")
-        conn.send(b"this is not gzip at all")
-        conn.end()
+        # with the end, in one write: the client hangs up at the bad bytes
+        conn.sock.sendall(chunk(b"this is not gzip at all") + b"0\r\n\r\n")
 
     with LoopbackServer(handler) as server, Cromicle(base_url=server.url) as client:
         with pytest.raises(ResponseFormatError, match="could not decode the body"):
