@@ -221,6 +221,14 @@ class Runner:
             dest = Path(self._tmp.name) / f"tree{n}"
             shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(*IGNORE))
             self.copies.put(dest)
+        # The copy must shadow any installed chatproviders, or no mutant runs.
+        code = "import chatproviders; print(chatproviders.__file__)"
+        where = subprocess.run(
+            [sys.executable, "-c", code], cwd=dest, check=True, text=True,
+            env={**os.environ, "PYTHONPATH": str(dest)}, capture_output=True,
+        ).stdout.strip()  # fmt: skip
+        if not Path(where).is_relative_to(dest):
+            raise RuntimeError(f"the tests would import {where}, not the copy")
 
     def close(self) -> None:
         with self._lock:
