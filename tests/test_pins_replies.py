@@ -16,7 +16,11 @@ from chatproviders import (
     RateLimitError,
     ResponseFormatError,
 )
-from chatproviders._decoders import ServerSentEvent, SSEDecoder
+
+try:
+    from chatproviders.decoders import ServerSentEvent, SSEDecoder
+except ImportError:  # before the decoders became public
+    from chatproviders._decoders import ServerSentEvent, SSEDecoder
 from chatproviders._retry import parse_retry_after
 from tests.loopback import WAIT, Conn, LoopbackServer
 

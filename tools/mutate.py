@@ -322,6 +322,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     unknown = [m for m in modules if m not in tests]
     if unknown:
         parser.error(f"not in {args.config}: {', '.join(unknown)}")
+    missing = [m for m in modules if not (ROOT / m).is_file()]
+    if missing:  # a module moved: its section in the config must follow it
+        parser.error(f"no such file, named in {args.config}: {', '.join(missing)}")
     chosen: dict[str, list[Mutant]] = {}
     for module in modules:
         found = mutants(module)
