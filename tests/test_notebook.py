@@ -253,6 +253,10 @@ async with client.stream_in_background({hi!r}) as bg:
         parts.append(chunk)
 print("".join(parts), len(parts) > 1)""",
     """\
+from chatproviders import batch
+result = batch(client, ["one", "two", "three"], progress=True)
+print(len(result), len(result.failed))""",
+    """\
 client.close()
 text""",
 ]
@@ -263,7 +267,8 @@ def test_a_notebook_runs_in_a_real_kernel(
 ) -> None:
     """A notebook run by nbclient in ipykernel: display_stream leaves one
     Markdown output holding the whole reply; `async for` over a background
-    stream in a cell gets every chunk; the cells' results are the reply."""
+    stream in a cell gets every chunk; batch's progress bar is a live widget;
+    the cells' results are the reply."""
     import nbclient
     import nbformat
 
@@ -273,14 +278,18 @@ def test_a_notebook_runs_in_a_real_kernel(
     ]
     notebook = nbformat.v4.new_notebook(cells=cells)
     nbclient.NotebookClient(notebook, timeout=30, kernel_name=kernel_name).execute()
-    shown, printed, result = (cell.outputs for cell in notebook.cells)
+    shown, printed, batched, result = (cell.outputs for cell in notebook.cells)
     assert [(o.output_type, o.data) for o in shown] == [
         ("display_data", {"text/markdown": "Hello **world**", "text/plain": ANY})
     ]
     assert [(o.output_type, o.name, o.text) for o in printed] == [
         ("stream", "stdout", "Hello **world** True\n")
     ]
+    widget, summary = batched
+    assert widget.output_type == "display_data"
+    assert "application/vnd.jupyter.widget-view+json" in widget.data  # tqdm's bar
+    assert (summary.output_type, summary.text) == ("stream", "3 0\n")
     assert [(o.output_type, o.data) for o in result] == [
         ("execute_result", {"text/plain": "'Hello **world**'"})
     ]
-    assert len(server.requests) == 2
+    assert len(server.requests) == 5
