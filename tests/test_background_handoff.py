@@ -411,6 +411,10 @@ def test_a_forked_child_starts_its_own_workers(held_launcher: threading.Event) -
 def test_no_launcher_to_be_had_fails_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """If even the launcher thread cannot start, the call raises, as it did when
     it started the worker itself, and leaves nothing queued."""
+    for thread in threading.enumerate():  # a launcher of an earlier test ends
+        if thread.name == "chatproviders-launcher":  # once its queue is empty
+            thread.join(5.0)
+    assert not _background._launching
     start = threading.Thread.start
 
     def refuse_the_launcher(thread: threading.Thread) -> None:
