@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -272,3 +273,70 @@ def test_aclose_waits_for_a_slow_close_of_the_source() -> None:
         assert workers() == []
 
     asyncio.run(main())
+
+
+def test_a_forked_child_forgets_the_workers_queued_for_launch() -> None:
+    """After a fork the launcher queue is empty and no launcher is running:
+    the parent's queued workers are not the child's to start."""
+    from chatproviders import _background
+
+    saved = (list(_background._to_launch), _background._launching)
+    try:
+        _background._to_launch.append(("thread", "channel", "event"))  # type: ignore[arg-type]
+        _background._launching = True
+        _background._forget_launches()
+        assert not _background._to_launch and _background._launching is False
+    finally:
+        _background._to_launch.clear()
+        _background._to_launch.extend(saved[0])
+        _background._launching = saved[1]
+
+
+def test_a_stream_read_from_one_loop_then_another_wakes_in_each() -> None:
+    """A background stream consumed partly under one event loop, then under
+    another, is woken in each through that loop's own waker: each loop waits
+    for its chunk before the worker sends it."""
+    go = [threading.Event(), threading.Event()]
+
+    def source() -> Iterator[str]:
+        for number, event in enumerate(go):
+            event.wait(WAIT)
+            yield str(number)
+
+    async def waits_for(get: Any, event: threading.Event) -> Any:
+        task = asyncio.ensure_future(get())
+        await asyncio.sleep(0)  # the task runs until it waits for a chunk
+        event.set()
+        return await asyncio.wait_for(task, WAIT)
+
+    with BackgroundStream(source()) as stream:
+        chunks = stream.__aiter__()
+        assert asyncio.run(waits_for(chunks.__anext__, go[0])) == "0"
+        assert asyncio.run(waits_for(lambda: _collect(chunks), go[1])) == ["1"]
+
+
+async def _collect(chunks: Any) -> list[str]:
+    return [chunk async for chunk in chunks]
+
+
+def test_a_wait_after_a_timed_out_result_is_still_woken() -> None:
+    """result() that timed out leaves the count of waiting consumers right: a
+    consumer that then waits for the next chunk is woken when it comes."""
+    release, finish = threading.Event(), threading.Event()
+
+    def source() -> Iterator[str]:
+        release.wait(WAIT)
+        yield "late"
+        finish.wait(WAIT)  # no end yet: only the chunk itself may wake the consumer
+
+    with BackgroundStream(source()) as stream:
+        with pytest.raises(TimeoutError):
+            stream.result(timeout=0.01)
+        got: list[str] = []
+        consumer = threading.Thread(target=lambda: got.append(next(stream)))
+        consumer.start()
+        assert parked(consumer, "_wait_next")
+        release.set()
+        consumer.join(WAIT)
+        finish.set()
+        assert got == ["late"]

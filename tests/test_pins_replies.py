@@ -278,3 +278,55 @@ def test_a_decoder_flushed_mid_line_starts_the_next_stream_clean() -> None:
     assert decoder.flush() == []
     events = decoder.feed(b"\xef\xbb\xbfdata: b\n\n")
     assert [event.data for event in events] == ["b"]
+
+
+def test_iter_chat_chunks_yields_the_text_alone() -> None:
+    """iter_chat_chunks, for providers that want text only, drops the events."""
+    from chatproviders._chat_chunks import iter_chat_chunks
+
+    body = events(
+        {"model": "m", "choices": [{"delta": {"content": "Hel"}}]},
+        {"choices": [{"delta": {"reasoning": "hmm", "content": "lo"}}]},
+        {"choices": [{"delta": {}, "finish_reason": "stop"}], "usage": None},
+    )
+    assert list(iter_chat_chunks([body])) == ["Hel", "lo"]
+
+
+def test_parallel_tool_calls_of_a_whole_reply_stay_apart() -> None:
+    """A non-streamed reply's message lists its tool calls without an index:
+    each is its own call, by its place in the list."""
+    from chatproviders._chat_chunks import iter_chat_reply_events
+    from chatproviders._results import ReplyState, StreamEvent
+
+    calls = [
+        {"id": f"call_{n}", "type": "function", "function": {"name": f"f{n}"}}
+        for n in range(2)
+    ]
+    reply = {
+        "choices": [{"message": {"content": None, "tool_calls": calls}}],
+    }
+    state = ReplyState()
+    for piece in iter_chat_reply_events([json.dumps(reply).encode()]):
+        assert isinstance(piece, StreamEvent)
+        piece.apply(state)
+    assert [call.function.name for call in state.tool_calls] == ["f0", "f1"]
+
+
+@pytest.mark.parametrize(
+    ("usage", "total"),
+    [
+        ({"prompt_tokens": 10, "completion_tokens": 30, "total_tokens": 50}, 50),
+        ({"prompt_tokens": 10, "completion_tokens": 30}, 40),
+    ],
+)
+def test_usage_keeps_the_servers_total_or_adds_it_up(
+    usage: dict[str, int], total: int
+) -> None:
+    """A reported total is kept as given (reasoning or cached tokens may make
+    it more than the sum); a missing one is the sum."""
+    from chatproviders._chat_chunks import iter_chat_events
+    from chatproviders._results import UsageReported
+
+    body = events({"choices": [], "usage": usage})
+    (reported,) = [p for p in iter_chat_events([body]) if isinstance(p, UsageReported)]
+    assert reported.usage.total_tokens == total
