@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from ._api import ChatCompletion, working_providers
 from ._background import BackgroundStream
