@@ -137,3 +137,117 @@ def test_a_stream_whose_construction_failed_is_finalized_quietly() -> None:
     with pytest.raises(TypeError):
         ChatStream(Response(), iter([]))  # type: ignore[arg-type, call-arg]
     gc.collect()
+
+
+class Paused:
+    """A source whose second chunk waits for ``go``: the reading thread is then
+    inside next() while the test acts; records its own end and close."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.go = threading.Event()
+        self.waiting = threading.Event()
+        self.finished = False
+        self.closed = False
+        self.gen = self._chunks()
+
+    def _chunks(self) -> Iterator[str]:
+        try:
+            yield "a"
+            self.waiting.set()
+            self.go.wait(5.0)
+            yield "b"
+            self.go.wait(5.0)
+        finally:
+            self.finished = True
+
+    def __iter__(self) -> Iterator[str]:
+        return self.gen
+
+    def abort(self) -> None:
+        self.go.set()  # what shutting the socket down does to a blocked read
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_chunk_read_while_another_thread_closes_is_kept_and_all_is_released() -> None:
+    """close() from another thread while this one reads: the chunk that was
+    arriving is kept in .text, the loop ends quietly, and the reading thread
+    then closes the source (its generator and the source itself)."""
+    import threading
+
+    source = Paused()
+    stream = ChatStream(source, provider="P", model="m", host="h")
+    assert next(stream) == "a"
+    rest: list[Any] = []
+    reader = threading.Thread(target=lambda: rest.extend(stream))
+    reader.start()
+    assert source.waiting.wait(5.0)
+    stream.close()  # the generator is executing: close() wakes it instead
+    reader.join(5.0)
+    assert rest == [] and stream.text == "ab"
+    assert source.finished and source.closed
+
+
+def test_an_error_while_closed_from_another_thread_ends_quietly() -> None:
+    """A read that fails because another thread closed the stream ends the
+    loop quietly and releases the source, whatever the error's kind."""
+    import threading
+
+    for error in (ConnectionResetError("reset"), APIError("cut")):
+        source = Paused()
+
+        def failing(source: Paused = source, error: Exception = error) -> Iterator[str]:
+            yield "a"
+            source.waiting.set()
+            source.go.wait(5.0)
+            raise error
+
+        source.gen = failing()
+        stream = ChatStream(source, provider="P", model="m", host="h")
+        assert next(stream) == "a"
+        outcome: list[Any] = []
+
+        def read(stream: ChatStream = stream, outcome: list[Any] = outcome) -> None:
+            try:
+                outcome.extend(stream)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        assert source.waiting.wait(5.0)
+        stream.close()
+        reader.join(5.0)
+        assert outcome == [] and source.closed
+
+
+def test_a_decoder_failure_is_cut_to_300_characters() -> None:
+    """A decoder's own failure becomes a format error whose text is bounded."""
+    chunks = Chunks(["a"], error=ValueError("x" * 1000))
+    stream, _ = stream_of(chunks)
+    with pytest.raises(APIError) as caught:
+        list(stream)
+    assert len(caught.value.message) == 300
+
+
+def test_an_interrupt_while_reading_closes_the_stream() -> None:
+    """Ctrl-C inside a read closes the stream and goes on up as it is."""
+    chunks = Chunks(["a"], error=KeyboardInterrupt())
+    stream, response = stream_of(chunks)
+    with pytest.raises(KeyboardInterrupt):
+        list(stream)
+    assert stream.closed and response.closed
+
+
+def test_a_str_subclass_from_a_decoder_is_text() -> None:
+    """A decoder may yield a str subclass; it is the answer's text, as str."""
+
+    class Piece(str):
+        pass
+
+    stream, _ = stream_of(Chunks([Piece("he"), "llo"]))
+    assert list(stream) == ["he", "llo"] and stream.text == "hello"
+    assert type(stream.text) is str
