@@ -313,8 +313,9 @@ def refuse_html(chunks: Iterable[bytes], content_type: str) -> Iterator[bytes]:
         elif data is None or not _HTML_PREFIX.match(head):
             verdict = False
     if verdict:
-        for data in chunks:  # for the page's title
-            if len(head) >= ERROR_BODY_LIMIT or b"</title>" in head.lower():
+        while len(head) < ERROR_BODY_LIMIT and b"</title>" not in head.lower():
+            data = next(chunks, None)  # up to the page's title, and no further
+            if data is None:
                 break
             head += data
         text = head[:ERROR_BODY_LIMIT].decode("utf-8", errors="replace")

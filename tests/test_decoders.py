@@ -500,3 +500,11 @@ def test_ndjson_line_that_is_not_json_is_a_format_error() -> None:
     with pytest.raises(ResponseFormatError, match="not JSON: 'oops'") as caught:
         list(iter_ndjson([b'{"a": 1}\noops\n']))
     assert caught.value.body == "oops"
+
+
+def test_sse_retry_takes_at_most_nine_digits() -> None:
+    """retry: of nine digits is read; of ten or more it is ignored, as a value
+    no client waits for."""
+    nine = next(iter_sse([b"retry: 123456789\ndata: x\n\n"]))
+    ten = next(iter_sse([b"retry: 1234567890\ndata: x\n\n"]))
+    assert (nine.retry, ten.retry) == (123456789, None)

@@ -359,3 +359,48 @@ def test_a_stall_after_a_trickle_still_ends_at_the_deadline() -> None:
             client.complete(HI)
     assert caught.value.limit == "total"
     assert gaps[0] < 0.6  # about 0.2 s; a read waiting its first timeout: 1 s
+
+
+def _status(status: int, headers: dict[str, str]) -> str:
+    import requests
+
+    from chatproviders._transport import status_error
+
+    response = requests.Response()
+    response.status_code = status
+    response.reason = "Why"
+    response.headers.update(headers)
+    return status_error(response, b"").message
+
+
+def test_each_kind_of_status_gets_its_own_words() -> None:
+    """A 3xx names its Location (or says it has none); a 2xx that is not the
+    protocol's 200 is not a reply; a 4xx is its status."""
+    assert (
+        _status(300, {})
+        == "answered 300 Why, a redirect without a Location (not followed)"
+    )
+    assert _status(399, {"Location": "/x"}) == (
+        "answered 399 Why, a redirect to '/x' (not followed)"
+    )
+    assert _status(204, {}) == "answered 204 Why, not a reply"
+    assert _status(299, {}) == "answered 299 Why, not a reply"
+    assert _status(400, {}) == "answered 400 Why"
+
+
+def test_a_page_is_refused_as_soon_as_its_title_is_in() -> None:
+    """The client reads a page only up to its title: a server that then stalls
+    does not hold the call until the read timeout."""
+    release = threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(headers=[("Content-Type", "text/html")], framing="chunked")
+        conn.send(b"<html><head><title>Wall</title>")
+        release.wait(WAIT)
+
+    with LoopbackServer(handler) as server:
+        client = Cromicle(base_url=server.url, timeout=(WAIT, 1.0))
+        with pytest.raises(ResponseFormatError, match="titled 'Wall'"):
+            client.complete(HI)
+        release.set()
