@@ -298,9 +298,8 @@ def test_parallel_tool_calls_of_a_whole_reply_stay_apart() -> None:
     from chatproviders._chat_chunks import iter_chat_reply_events
     from chatproviders._results import ReplyState, StreamEvent
 
-    calls = [
-        {"id": f"call_{n}", "type": "function", "function": {"name": f"f{n}"}}
-        for n in range(2)
+    calls = [  # no index, and no id either (Ollama sends none)
+        {"type": "function", "function": {"name": f"f{n}"}} for n in range(2)
     ]
     reply = {
         "choices": [{"message": {"content": None, "tool_calls": calls}}],
