@@ -10,17 +10,16 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
 
 from ._api import ChatCompletion, working_providers
 from ._background import BackgroundStream
-from ._batch import BatchItem, BatchResult, batch
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._fallback import FallbackProvider
 from ._guard import GuardedAdapter
-from ._health import CheckResult, check
 from ._messages import format_prompt
 from ._provider import Provider
 from ._registry import get_provider, list_providers, register_provider
@@ -60,6 +59,32 @@ from .exceptions import (
 from .providers import Acytoo, CodeLinkAva, Cromicle, GPROChat, OpenAICompatible
 
 # The public decoders live in chatproviders.decoders.
+
+if TYPE_CHECKING:
+    from ._batch import BatchItem, BatchResult, batch
+    from ._health import CheckResult, check
+
+#: Imported on first use, not at ``import chatproviders``: most programs never
+#: run a batch or a health check, and their modules weigh on every start-up.
+_LAZY = {
+    "BatchItem": "._batch",
+    "BatchResult": "._batch",
+    "batch": "._batch",
+    "CheckResult": "._health",
+    "check": "._health",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_MAX_RETRIES",

@@ -11,7 +11,6 @@ until the first chunk). :class:`Client` builds the public calls on those two:
 from __future__ import annotations
 
 import functools
-import inspect
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
@@ -41,6 +40,8 @@ class Client(Closing):
         # The constructor's arguments, by name (and any *args): what pickling
         # and with_options build a copy from. Read here so that every
         # subclass gets it for free.
+        import inspect  # here, not at import: it is a fifth of the import time
+
         self = super().__new__(cls)
         signature = _signature(cls.__init__)
         arguments = dict(signature.bind_partial(None, *args, **kwargs).arguments)
@@ -142,7 +143,11 @@ class Client(Closing):
         return (_rebuild, (type(self), self._arguments, self._varargs))
 
 
-_signature = functools.lru_cache(maxsize=None)(inspect.signature)
+@functools.cache
+def _signature(function: Any) -> Any:
+    import inspect
+
+    return inspect.signature(function)
 
 
 def _rebuild(
@@ -151,6 +156,8 @@ def _rebuild(
     """``cls`` called with ``arguments`` by name, but for those that must go
     by position (positional-only ones, and those before ``*args``).
     """
+    import inspect
+
     keywords = dict(arguments)
     positional: list[Any] = []
     for name, parameter in list(_signature(cls.__init__).parameters.items())[1:]:

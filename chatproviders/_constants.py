@@ -27,6 +27,9 @@ ERROR_BODY_LIMIT = 64 * 1024
 
 USER_AGENT_PREFIX = "chatproviders"
 
+#: Seconds a health probe may take, all of it: connect, wait and read.
+DEFAULT_CHECK_TIMEOUT = 10.0
+
 #: Retries of a call that failed before its first chunk (connection errors,
 #: connect timeouts, 408, 409, 429, 5xx). ``max_retries=0`` turns them off.
 DEFAULT_MAX_RETRIES = 2

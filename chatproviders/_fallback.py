@@ -7,11 +7,11 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import _streaming
 from ._client import Client
-from ._health import DEFAULT_CHECK_TIMEOUT, CheckResult, check, watch
+from ._constants import DEFAULT_CHECK_TIMEOUT
 from ._messages import Messages, validate_messages
 from ._options import check_timeout
 from ._streaming import ChatStream
@@ -24,6 +24,9 @@ from .exceptions import (
     ModelNotSupportedError,
     UnsupportedParameterError,
 )
+
+if TYPE_CHECKING:
+    from ._health import CheckResult
 
 __all__ = ["FallbackProvider"]
 
@@ -81,6 +84,8 @@ class FallbackProvider(Client):
         if health_interval is not None:
             check_timeout(health_interval, "health_interval")
             weakref.finalize(self, self._stop_checks.set)
+            from ._health import watch  # imported only by those who check
+
             threading.Thread(
                 target=watch,
                 args=(
@@ -97,6 +102,8 @@ class FallbackProvider(Client):
         """Probe every provider at once (see :func:`chatproviders.check`); those
         not ok cool down, so that calls skip them, and those ok are ready again.
         """
+        from ._health import check
+
         results = check(self.providers, timeout=timeout)
         for index, result in enumerate(results):
             self._mark(index, failed=not result.ok)

@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 from ._client import Client
+from ._constants import DEFAULT_CHECK_TIMEOUT
 from ._messages import Messages
-from ._provider import Provider
+from ._provider import Provider, has_default_url
 from ._registry import get_provider, list_providers
 from ._results import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
 from ._streaming import ChatStream
@@ -67,8 +68,6 @@ __all__ = [
     "has_default_url",
 ]
 
-#: Seconds a probe may take, all of it: connect, wait and read.
-DEFAULT_CHECK_TIMEOUT = 10.0
 #: What a probe asks. No token limit is set: a reasoning model may think first.
 DEFAULT_PROMPT = "Reply with the word OK."
 #: Every status a result may have, best first.
@@ -208,11 +207,6 @@ def classify(error: BaseException) -> str:
     if isinstance(error, ResponseFormatError):
         return "bad_reply"
     return "error"
-
-
-def has_default_url(cls: type[Provider]) -> bool:
-    """True when ``cls`` knows where its service is, without a ``base_url``."""
-    return bool(getattr(cls, "api_endpoint", None) or cls.url)
 
 
 def wait_interval(stop: threading.Event, seconds: float) -> bool:

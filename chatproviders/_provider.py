@@ -373,6 +373,11 @@ class Provider(Gpt4freeEntryPoints, Client):
         return f"<{self.name()} {redact(self.endpoint())}>"
 
 
+def has_default_url(cls: type[Provider]) -> bool:
+    """True when ``cls`` knows where its service is, without a ``base_url``."""
+    return bool(getattr(cls, "api_endpoint", None) or cls.url)
+
+
 def _json(value: Any) -> Optional[bytes]:
     """``value`` as strict JSON in UTF-8 (no NaN or infinity), or None if none."""
     try:

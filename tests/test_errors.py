@@ -217,12 +217,15 @@ def test_public_all_is_sorted_and_complete() -> None:
         return kind, name
 
     assert names == sorted(names, key=isort_order)
+    lazy = set(chatproviders._LAZY)  # imported on first use: batch, check
+    assert all(getattr(chatproviders, name) is not None for name in lazy)
     public = {
         name
         for name, value in vars(chatproviders).items()
         if not name.startswith("_") and not isinstance(value, type(chatproviders))
     }
-    assert public - {"annotations", "logging"} == set(names) - {"__version__"}
+    ignored = {"annotations", "logging", "TYPE_CHECKING", "Any"}
+    assert (public | lazy) - ignored == set(names) - {"__version__"}
 
 
 @responses.activate
@@ -232,3 +235,29 @@ def test_an_error_body_nested_too_deep_is_still_a_status_error() -> None:
     with pytest.raises(BadRequestError) as caught:
         Cromicle(base_url=BASE).complete(HI)
     assert caught.value.body.startswith("[[[")
+
+
+def test_batch_and_health_are_imported_on_first_use() -> None:
+    """import chatproviders does not load the batch and health modules; the
+    first use of their names does, and an unknown name is an AttributeError."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, chatproviders\n"
+        "print(sorted(m for m in ('chatproviders._batch', 'chatproviders._health')"
+        " if m in sys.modules))\n"
+        "chatproviders.batch, chatproviders.check\n"
+        "print(sorted(m for m in ('chatproviders._batch', 'chatproviders._health')"
+        " if m in sys.modules))\n"
+        "try:\n    chatproviders.nothing_here\n"
+        "except AttributeError as e:\n    print(e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines() == [
+        "[]",
+        "['chatproviders._batch', 'chatproviders._health']",
+        "module 'chatproviders' has no attribute 'nothing_here'",
+    ]

@@ -8,7 +8,8 @@ import os
 import sys
 from typing import Any, Callable, Optional, TextIO, Union
 
-from .._health import DEFAULT_CHECK_TIMEOUT, CheckResult, check
+from .._constants import DEFAULT_CHECK_TIMEOUT
+from .._health import CheckResult, check
 from .._options import redact
 from .._provider import Provider
 from ..providers.openai_compatible import OpenAICompatible

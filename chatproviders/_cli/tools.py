@@ -6,8 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from .._health import check, has_default_url
-from .._provider import Provider
+from .._provider import Provider, has_default_url
 from .._registry import list_providers, plugin_errors
 from .common import EXIT_ERROR, EXIT_OK, UsageError, say
 
@@ -90,6 +89,8 @@ def wait_for_interrupt() -> None:
 def _measure(classes: list[type[Provider]]) -> dict[type[Provider], str]:
     """The status of a probe of each class that has a default URL."""
     probed = [cls for cls in classes if has_default_url(cls)]
+    from .._health import check
+
     return {cls: result.status for cls, result in zip(probed, check(probed))}
 
 
