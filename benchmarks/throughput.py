@@ -39,7 +39,7 @@ from chatproviders._chat_chunks import iter_chat_chunks
 WRITE_SIZE = 16 * 1024
 MESSAGES = [{"role": "user", "content": "Hi"}]
 TIMEOUT = (10.0, 60.0)
-TEXT_TARGET = 1 / 1.5  # ours at least 1/1.5 of plain requests' MB/s
+TEXT_TARGET = 0.9  # ours at least 0.9x of requests doing the same work by hand
 SSE_TARGET = 1.0  # ours at least as fast as openai's decoder
 BY_HAND = "requests decode_unicode, pieces kept"
 
@@ -219,14 +219,16 @@ def section(kind: str, size: int, rounds: int) -> None:
     for name, (seconds, chunks) in found.items():
         target = verdict = ""
         if name == "ours: Cromicle stream":
-            target = ">= 0.67x requests"
-            ratio = rate[name] / requests_rate
+            # A ChatStream yields str and keeps the text: its baseline is
+            # requests doing that same work by hand (settled in issue 14).
+            target = f">= {TEXT_TARGET:.1f}x by hand"
+            ratio = rate[name] / rate[BY_HAND]
             verdict = _report.check(
                 "throughput",
-                "raw text within 1.5x of plain requests",
+                "raw text at least 0.9x of requests doing the same work",
                 ratio >= TEXT_TARGET,
-                f"{ratio:.2f}x requests; the same work by hand with requests: "
-                f"{rate[BY_HAND] / requests_rate:.2f}x",
+                f"{ratio:.2f}x of the same work by hand; "
+                f"{rate[name] / requests_rate:.2f}x of requests' bytes",
             )
         elif name == "ours: CodeLinkAva stream" and openai_texts is not None:
             target = ">= 1.00x openai"
