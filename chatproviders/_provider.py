@@ -163,6 +163,7 @@ class Provider(Gpt4freeEntryPoints, Client):
         self._closed = False
         self._streams: weakref.WeakSet[ChatStream] = weakref.WeakSet()
         self._cancels: weakref.WeakSet[threading.Event] = weakref.WeakSet()
+        self._closing = threading.Event()
         _sessions.add(session)
 
     # -- the options, as attributes -----------------------------------------
@@ -298,8 +299,9 @@ class Provider(Gpt4freeEntryPoints, Client):
         if deadline is None and self.total_timeout is not None:
             deadline = time.monotonic() + self.total_timeout
         if cancel is None:
-            cancel = threading.Event()
-        self._cancels.add(cancel)  # close() ends a wait between two tries
+            cancel = self._closing  # close() ends a wait between two tries
+        else:
+            self._cancels.add(cancel)  # a background stream's, ended likewise
 
         def once() -> ChatStream:
             self._check_open()  # closed during a wait between two tries
@@ -356,6 +358,7 @@ class Provider(Gpt4freeEntryPoints, Client):
         session if the client made it; the client is done with.
         """
         self._closed = True
+        self._closing.set()
         for cancel in list(self._cancels):
             cancel.set()
         for stream in list(self._streams):
