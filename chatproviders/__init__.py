@@ -19,7 +19,7 @@ from ._background import BackgroundStream
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._fallback import FallbackProvider
-from ._guard import GuardedAdapter
+from ._wire.deadline import GuardedAdapter
 from ._messages import format_prompt
 from ._provider import Provider
 from ._registry import get_provider, list_providers, register_provider

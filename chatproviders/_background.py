@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from ._closing import Closing
 from ._constants import BACKGROUND_QUEUE_SIZE
 from ._streaming import ChatStream
-from ._transport import shut_down
+from ._wire.transport import shut_down
 
 if TYPE_CHECKING:
     import asyncio

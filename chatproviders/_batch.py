@@ -25,7 +25,7 @@ from ._batch_inputs import Call, Input, make_calls
 from ._checkpoint import Checkpoint, PathLike
 from ._constants import DEFAULT_MAX_RETRIES
 from ._progress import Progress
-from ._retry import backoff_delay, is_retryable
+from ._wire.retry import backoff_delay, is_retryable
 from ._streaming import ChatResponse
 from .exceptions import (
     AllProvidersFailedError,

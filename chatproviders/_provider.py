@@ -25,13 +25,13 @@ import requests
 from . import __version__, _streaming
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, USER_AGENT_PREFIX
-from ._exchange import Exchange
+from ._wire.exchange import Exchange
 from ._gpt4free import Gpt4freeEntryPoints
-from ._guard import GuardedAdapter
+from ._wire.deadline import GuardedAdapter
 from ._messages import Messages, validate_messages
 from ._options import Options, Proxy, Timeout, host_of, redact
 from ._results import Piece
-from ._retry import retrying
+from ._wire.retry import retrying
 from ._streaming import ChatStream
 from .decoders import iter_text
 from .exceptions import (

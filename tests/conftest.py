@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatproviders import _retry
+from chatproviders._wire import retry as _retry
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,7 @@ from chatproviders import (
     ResponseFormatError,
     _streaming,
 )
-from chatproviders._retry import is_retryable
+from chatproviders._wire.retry import is_retryable
 from chatproviders.testing import serve
 from tests.loopback import WAIT, Conn, LoopbackServer
 
@@ -399,7 +399,7 @@ def test_html_declared_as_text_is_the_answer(chunk_size: Optional[int]) -> None:
 )
 def test_the_html_verdict_does_not_depend_on_the_read_split(body: bytes) -> None:
     """Every way of cutting a body into reads gives the same verdict."""
-    from chatproviders._transport import refuse_html
+    from chatproviders._wire.transport import refuse_html
 
     verdicts = set()
     for cut in range(len(body) + 1):
@@ -548,7 +548,7 @@ def test_attempt_elapsed_is_each_providers_own(monkeypatch: pytest.MonkeyPatch) 
 def test_a_guard_never_shuts_a_socket_another_exchange_now_uses() -> None:
     """Once a pooled connection carries another request, the first exchange's
     guard (its deadline passing, or a close from another thread) leaves it be."""
-    from chatproviders._guard import Guard
+    from chatproviders._wire.deadline import Guard
 
     ours, theirs = socket.socketpair()
     with ours, theirs:
@@ -586,7 +586,7 @@ def test_a_connection_back_in_the_pool_leaves_its_guard() -> None:
     """Once the pool has a connection back, the guard of the exchange that
     read it can no longer shut it down, and that exchange's reply counts as
     whole even if its deadline passes afterwards."""
-    from chatproviders._guard import Guard, _HTTPPool
+    from chatproviders._wire.deadline import Guard, _HTTPPool
 
     ours, theirs = socket.socketpair()
     with ours, theirs:
@@ -612,7 +612,7 @@ def test_a_whole_reply_is_not_a_timeout_when_the_caller_dawdles(
 ) -> None:
     """A reply read whole before total_timeout, then iterated to its end after
     it, is a reply, not an APITimeoutError."""
-    from chatproviders import _guard
+    from chatproviders._wire import deadline as _guard
 
     fired = threading.Event()
     real_shut = _guard.Guard.shut
@@ -730,7 +730,7 @@ def test_close_during_a_retry_wait_sends_nothing_more(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """client.close() while a call waits to retry: it raises, never resends."""
-    from chatproviders import _retry
+    from chatproviders._wire import retry as _retry
 
     waiting, may_go = threading.Event(), threading.Event()
 
@@ -816,7 +816,7 @@ def test_a_cut_key_is_hidden_when_a_hint_follows() -> None:
 def test_finished_guards_do_not_pile_up_behind_a_long_deadline() -> None:
     """Guards that finished are dropped from the watchdog's queue even while
     one with a far deadline is still open."""
-    from chatproviders._guard import Guard, _watchdog
+    from chatproviders._wire.deadline import Guard, _watchdog
 
     far = Guard(deadline=1e9)
     for _ in range(2000):
@@ -857,7 +857,7 @@ def test_a_plugin_that_exits_at_import_is_recorded_and_the_rest_load(
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_fork_while_another_thread_holds_the_guard_lock() -> None:
     """A child forked while another thread holds the guards' lock still sends."""
-    from chatproviders import _guard
+    from chatproviders._wire import deadline as _guard
 
     with serve("cromicle", text="child") as server:
         client = Cromicle(server.url, total_timeout=WAIT)

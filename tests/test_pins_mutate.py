@@ -31,7 +31,7 @@ def mutate() -> ModuleType:
 
 
 @pytest.mark.parametrize(
-    "path", ["chatproviders/_retry.py", "chatproviders/_messages.py"]
+    "path", ["chatproviders/_wire/retry.py", "chatproviders/_messages.py"]
 )
 def test_every_mutant_compiles_and_changes_the_code(
     mutate: ModuleType, path: str
@@ -46,7 +46,7 @@ def test_every_mutant_compiles_and_changes_the_code(
         compile(text, path, "exec")
         assert text != original, mutant.key
     assert len(set(texts)) == len(texts)
-    operators = {m.operator for m in mutate.mutants("chatproviders/_retry.py")}
+    operators = {m.operator for m in mutate.mutants("chatproviders/_wire/retry.py")}
     assert {"compare", "boolean", "arithmetic", "constant", "return-none"} <= operators
 
 
@@ -64,7 +64,7 @@ def test_the_sample_depends_only_on_the_seed(
     """The same seed lists the same mutants; another seed, others."""
     listed = []
     for seed in ("1", "1", "2"):
-        args = ["chatproviders/_retry.py", "--list", "--sample", "8", "--seed", seed]
+        args = ["chatproviders/_wire/retry.py", "--list", "--sample", "8", "--seed", seed]
         assert mutate.main(args) == 0
         listed.append(capsys.readouterr().out.splitlines())
     assert len(listed[0]) == 8

@@ -21,7 +21,7 @@ try:
     from chatproviders.decoders import ServerSentEvent, SSEDecoder
 except ImportError:  # before the decoders became public
     from chatproviders._decoders import ServerSentEvent, SSEDecoder
-from chatproviders._retry import parse_retry_after
+from chatproviders._wire.retry import parse_retry_after
 from tests.loopback import WAIT, Conn, LoopbackServer
 
 HI = [{"role": "user", "content": "Hi"}]

@@ -364,7 +364,7 @@ def test_a_stall_after_a_trickle_still_ends_at_the_deadline() -> None:
 def _status(status: int, headers: dict[str, str]) -> str:
     import requests
 
-    from chatproviders._transport import status_error
+    from chatproviders._wire.transport import status_error
 
     response = requests.Response()
     response.status_code = status

@@ -26,8 +26,8 @@ from chatproviders import (
     RateLimitError,
     UnsupportedParameterError,
 )
-from chatproviders._retry import backoff_delay, is_retryable, parse_retry_after
-from chatproviders._retry import sleep as real_sleep  # conftest patches the module's
+from chatproviders._wire.retry import backoff_delay, is_retryable, parse_retry_after
+from chatproviders._wire.retry import sleep as real_sleep  # conftest patches the module's
 from tests.loopback import WAIT, Conn, LoopbackServer
 
 HI = [{"role": "user", "content": "Hi"}]

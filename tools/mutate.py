@@ -8,7 +8,7 @@ pass is a survivor: a test is missing, or the mutant is equivalent, which
 ``tools/mutate.cfg`` then says with a reason.
 
     python tools/mutate.py                      # every module in mutate.cfg
-    python tools/mutate.py chatproviders/_retry.py --sample 40 --seed 1 -j 2
+    python tools/mutate.py chatproviders/_wire/retry.py --sample 40 --seed 1 -j 2
 
 The result depends only on the code, the tests and ``--seed``.
 """

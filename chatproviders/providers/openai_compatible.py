@@ -41,13 +41,13 @@ from typing import Any, Optional
 
 from .._chat_chunks import iter_chat_reply_events
 from .._constants import ERROR_BODY_EXCERPT
-from .._guard import Guard
+from .._wire.deadline import Guard
 from .._messages import Messages
 from .._options import redact
 from .._provider import CLIENT_OPTIONS, Provider
 from .._results import Piece
 from .._streaming import ChatResponse
-from .._transport import Body, looks_like_html, read_error_body, send, status_error
+from .._wire.transport import Body, looks_like_html, read_error_body, send, status_error
 from ..exceptions import (
     APIStatusError,
     ChatProvidersError,

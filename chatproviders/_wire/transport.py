@@ -25,16 +25,16 @@ from typing import Any, Optional, Union
 import requests
 import urllib3.exceptions
 
-from ._constants import (
+from .._constants import (
     ERROR_BODY_EXCERPT,
     ERROR_BODY_LIMIT,
     FINISH_LIMIT,
     FINISH_WAIT,
     READ_CHUNK_SIZE,
 )
-from ._guard import Guard, guarding
-from ._retry import parse_retry_after
-from .exceptions import (
+from .deadline import Guard, guarding
+from .retry import parse_retry_after
+from ..exceptions import (
     APIConnectionError,
     APIError,
     APIStatusError,

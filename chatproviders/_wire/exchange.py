@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ._guard import Guard
-from ._transport import (
+from .deadline import Guard
+from .transport import (
     Body,
     read_error_body,
     refuse_html,
@@ -25,7 +25,7 @@ from ._transport import (
 if TYPE_CHECKING:
     import requests
 
-    from ._provider import PreparedChat, Provider
+    from .._provider import PreparedChat, Provider
 
 __all__ = ["Exchange"]
 

@@ -14,13 +14,13 @@ import threading
 import time
 from typing import Callable, Optional, TypeVar
 
-from ._constants import (
+from .._constants import (
     INITIAL_RETRY_DELAY,
     MAX_RETRY_AFTER,
     MAX_RETRY_DELAY,
     RETRY_STATUSES,
 )
-from .exceptions import APIConnectionError, APIError, APIStatusError, APITimeoutError
+from ..exceptions import APIConnectionError, APIError, APIStatusError, APITimeoutError
 
 __all__ = ["backoff_delay", "is_retryable", "parse_retry_after", "retrying", "sleep"]
 
