@@ -30,8 +30,8 @@ PASS_CODE = r"""
 import inspect, sys, time
 sys.path.insert(0, {benchmarks!r})
 import _bodies
-from chatproviders._streaming import ChatStream
-import chatproviders._chat_chunks as chunks
+from chatproviders._streams.chat_stream import ChatStream
+import chatproviders._streams.openai_chunks as chunks
 
 decode = getattr(chunks, "iter_chat_events", chunks.iter_chat_chunks)
 body = _bodies.body("sse", 4_000_000)

@@ -34,7 +34,7 @@ import requests
 from _servers import spawn
 
 from chatproviders import CodeLinkAva, Cromicle
-from chatproviders._chat_chunks import iter_chat_chunks
+from chatproviders._streams.openai_chunks import iter_chat_chunks
 
 WRITE_SIZE = 16 * 1024
 MESSAGES = [{"role": "user", "content": "Hi"}]

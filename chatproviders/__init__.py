@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.2.0"
 
 from ._api import ChatCompletion, working_providers
-from ._background import BackgroundStream
+from ._streams.background import BackgroundStream
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._fallback import FallbackProvider
@@ -23,7 +23,7 @@ from ._wire.deadline import GuardedAdapter
 from ._messages import format_prompt
 from ._provider import Provider
 from ._registry import get_provider, list_providers, register_provider
-from ._results import (
+from ._streams.events import (
     FinishReported,
     Function,
     ModelReported,
@@ -35,7 +35,7 @@ from ._results import (
     Usage,
     UsageReported,
 )
-from ._streaming import ChatResponse, ChatStream
+from ._streams.chat_stream import ChatResponse, ChatStream
 from .exceptions import (
     AllProvidersFailedError,
     APIConnectionError,

@@ -26,7 +26,7 @@ from ._checkpoint import Checkpoint, PathLike
 from ._constants import DEFAULT_MAX_RETRIES
 from ._progress import Progress
 from ._wire.retry import backoff_delay, is_retryable
-from ._streaming import ChatResponse
+from ._streams.chat_stream import ChatResponse
 from .exceptions import (
     AllProvidersFailedError,
     APIError,

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from ._async_bridge import AsyncReply
-from ._background import BackgroundStream
+from ._streams.background import BackgroundStream
 from ._constants import BACKGROUND_QUEUE_SIZE
 from ._messages import Messages
 from ._options import Proxy, Timeout

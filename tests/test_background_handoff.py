@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import pytest
 
-from chatproviders import BackgroundStream, _background
+from chatproviders import BackgroundStream
+from chatproviders._streams import background as _background
 from tests.loopback import WAIT
 
 WORKER = "chatproviders-background-"

@@ -26,7 +26,7 @@ from chatproviders import (
     ResponseFormatError,
     UnsupportedParameterError,
 )
-from chatproviders._chat_chunks import iter_chat_reply
+from chatproviders._streams.openai_chunks import iter_chat_reply
 from chatproviders.testing import EmulatorServer, serve
 from tests.loopback import Conn, LoopbackServer
 

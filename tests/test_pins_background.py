@@ -278,7 +278,7 @@ def test_aclose_waits_for_a_slow_close_of_the_source() -> None:
 def test_a_forked_child_forgets_the_workers_queued_for_launch() -> None:
     """After a fork the launcher queue is empty and no launcher is running:
     the parent's queued workers are not the child's to start."""
-    from chatproviders import _background
+    from chatproviders._streams import background as _background
 
     saved = (list(_background._to_launch), _background._launching)
     try:

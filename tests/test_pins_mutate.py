@@ -52,7 +52,7 @@ def test_every_mutant_compiles_and_changes_the_code(
 
 def test_docstrings_log_calls_and_all_are_left_alone(mutate: ModuleType) -> None:
     """No mutant touches a docstring, a log call or ``__all__``."""
-    keys = [m.key for m in mutate.mutants("chatproviders/_background.py")]
+    keys = [m.key for m in mutate.mutants("chatproviders/_streams/background.py")]
     assert keys
     assert not [k for k in keys if "logger" in k or "__all__" in k]
     assert not [k for k in keys if "Cancel like" in k or "A stream read" in k]

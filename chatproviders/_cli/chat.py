@@ -10,7 +10,7 @@ from typing import Any, Optional, overload
 
 from .._messages import Messages
 from .._provider import Provider
-from .._results import ReasoningDelta, TextDelta
+from .._streams.events import ReasoningDelta, TextDelta
 from ..exceptions import (
     APIError,
     AuthenticationError,

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any
 
-from .._results import ToolCall
+from .._streams.events import ToolCall
 
 __all__ = ["ReasoningPrinter", "show_tool_calls"]
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ._closing import Closing
-from ._results import (
+from .closing import Closing
+from .events import (
     Piece,
     ReasoningDelta,
     ReplyState,
@@ -19,7 +19,7 @@ from ._results import (
     Usage,
     assistant_message,
 )
-from .exceptions import ChatProvidersError, IncompleteStreamError, ResponseFormatError
+from ..exceptions import ChatProvidersError, IncompleteStreamError, ResponseFormatError
 
 if TYPE_CHECKING:
     import requests

@@ -10,7 +10,7 @@ and an OpenAI-compatible server asked for ``"stream": false`` sends one
 Both are read from plain bytes here, with no HTTP library.
 
 :func:`iter_chat_events` and :func:`iter_chat_reply_events` yield ``str`` for
-answer text and an event (see :mod:`chatproviders._results`) for the rest:
+answer text and an event (see :mod:`chatproviders._streams.events`) for the rest:
 reasoning (``reasoning_content``, or ``reasoning`` as Ollama and OpenRouter
 name it), tool-call fragments, the finish reason, usage (also from a last
 chunk whose ``choices`` is empty) and the model the server names. Explicit
@@ -25,8 +25,8 @@ from collections.abc import Iterable, Iterator
 from itertools import chain
 from typing import Any, NoReturn, Optional
 
-from ._constants import ERROR_BODY_EXCERPT
-from ._results import (
+from .._constants import ERROR_BODY_EXCERPT
+from .events import (
     FinishReported,
     ModelReported,
     Piece,
@@ -35,8 +35,8 @@ from ._results import (
     Usage,
     UsageReported,
 )
-from .decoders import iter_sse
-from .exceptions import APIError, IncompleteStreamError, ResponseFormatError
+from ..decoders import iter_sse
+from ..exceptions import APIError, IncompleteStreamError, ResponseFormatError
 
 __all__ = [
     "error_text",

@@ -41,10 +41,10 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from ._closing import Closing
-from ._constants import BACKGROUND_QUEUE_SIZE
-from ._streaming import ChatStream
-from ._wire.transport import shut_down
+from .closing import Closing
+from .._constants import BACKGROUND_QUEUE_SIZE
+from .chat_stream import ChatStream
+from .._wire.transport import shut_down
 
 if TYPE_CHECKING:
     import asyncio
