@@ -21,13 +21,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Union
 
-from ._batch_inputs import Call, Input, make_calls
-from ._checkpoint import Checkpoint, PathLike
-from ._constants import DEFAULT_MAX_RETRIES
-from ._progress import Progress
-from ._wire.retry import backoff_delay, is_retryable
-from ._streams.chat_stream import ChatResponse
-from .exceptions import (
+from .inputs import Call, Input, make_calls
+from .checkpoint import Checkpoint, PathLike
+from .._constants import DEFAULT_MAX_RETRIES
+from .progress import Progress
+from .._wire.retry import backoff_delay, is_retryable
+from .._streams.chat_stream import ChatResponse
+from ..exceptions import (
     AllProvidersFailedError,
     APIError,
     APIStatusError,
@@ -74,7 +74,7 @@ class BatchItem:
         return self.error is None
 
     def record(self, input_sha: str) -> dict[str, Any]:
-        """The item as a checkpoint line (see :mod:`chatproviders._checkpoint`)."""
+        """The item as a checkpoint line (see :mod:`chatproviders._batch.checkpoint`)."""
         error = None if self.error is None else f"{type(self.error).__name__}: "
         record: dict[str, Any] = {
             "index": self.index,

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
-from ._client import Client
-from ._messages import Messages, validate_messages
-from .exceptions import ChatProvidersError, InvalidMessagesError
+from .._client import Client
+from .._messages import Messages, validate_messages
+from ..exceptions import ChatProvidersError, InvalidMessagesError
 
 __all__ = ["Call", "Input", "make_calls"]
 

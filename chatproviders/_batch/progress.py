@@ -6,7 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._batch import BatchItem
+    from .run import BatchItem
 
 __all__ = ["PROGRESS_DELAY", "Progress"]
 
