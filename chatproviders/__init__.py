@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
 
-from ._api import ChatCompletion, working_providers
+from ._gpt4free.facade import ChatCompletion, working_providers
 from ._streams.background import BackgroundStream
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT

@@ -27,7 +27,7 @@ from ._streams import chat_stream as _streaming
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, USER_AGENT_PREFIX
 from ._wire.exchange import Exchange
-from ._gpt4free import Gpt4freeEntryPoints
+from ._gpt4free.entry_points import Gpt4freeEntryPoints
 from ._wire.deadline import GuardedAdapter
 from ._messages import Messages, validate_messages
 from ._options import Options, Proxy, Timeout, host_of, redact

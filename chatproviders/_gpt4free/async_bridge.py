@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Generator
 from typing import Any, Callable, Optional
 
-from ._streams.background import BackgroundStream
+from .._streams.background import BackgroundStream
 
 __all__ = ["AsyncReply"]
 

@@ -12,14 +12,14 @@ import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
-from ._async_bridge import AsyncReply
-from ._streams.background import BackgroundStream
-from ._constants import BACKGROUND_QUEUE_SIZE
-from ._messages import Messages
-from ._options import Proxy, Timeout
+from .async_bridge import AsyncReply
+from .._streams.background import BackgroundStream
+from .._constants import BACKGROUND_QUEUE_SIZE
+from .._messages import Messages
+from .._options import Proxy, Timeout
 
 if TYPE_CHECKING:
-    from ._provider import PreparedChat, Provider
+    from .._provider import PreparedChat, Provider
 
 __all__ = ["FACADE_OPTIONS", "Gpt4freeEntryPoints"]
 

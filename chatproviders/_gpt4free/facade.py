@@ -10,12 +10,12 @@ import os
 from collections.abc import Collection, Iterator
 from typing import Any, Optional, Union
 
-from ._constants import DEFAULT_CHECK_TIMEOUT
-from ._messages import Messages
-from ._options import check_proxy
-from ._provider import Provider, has_default_url
-from ._registry import ProviderLike, get_provider, list_providers
-from .exceptions import ProviderNotFoundError, ProviderNotWorkingError
+from .._constants import DEFAULT_CHECK_TIMEOUT
+from .._messages import Messages
+from .._options import check_proxy
+from .._provider import Provider, has_default_url
+from .._registry import ProviderLike, get_provider, list_providers
+from ..exceptions import ProviderNotFoundError, ProviderNotWorkingError
 
 __all__ = ["ChatCompletion", "working_providers"]
 
@@ -25,7 +25,7 @@ def working_providers(timeout: float = DEFAULT_CHECK_TIMEOUT) -> list[type[Provi
     their default URLs (see :func:`chatproviders.check`), all probed at once.
     ``working`` is a flag set by hand; this is measured.
     """
-    from ._health import check  # imported only by those who check
+    from .._health import check  # imported only by those who check
 
     classes = [cls for cls in list_providers() if has_default_url(cls)]
     results = check(classes, timeout=timeout)
