@@ -18,7 +18,7 @@ from ._gpt4free.facade import ChatCompletion, working_providers
 from ._streams.background import BackgroundStream
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
-from ._fallback import FallbackProvider
+from ._health.fallback import FallbackProvider
 from ._wire.deadline import GuardedAdapter
 from ._messages import format_prompt
 from ._provider import Provider
@@ -62,7 +62,7 @@ from .providers import Acytoo, CodeLinkAva, Cromicle, GPROChat, OpenAICompatible
 
 if TYPE_CHECKING:
     from ._batch.run import BatchItem, BatchResult, batch
-    from ._health import CheckResult, check
+    from ._health.check import CheckResult, check
 
 #: Imported on first use, not at ``import chatproviders``: most programs never
 #: run a batch or a health check, and their modules weigh on every start-up.
@@ -70,8 +70,8 @@ _LAZY = {
     "BatchItem": "._batch.run",
     "BatchResult": "._batch.run",
     "batch": "._batch.run",
-    "CheckResult": "._health",
-    "check": "._health",
+    "CheckResult": "._health.check",
+    "check": "._health.check",
 }
 
 

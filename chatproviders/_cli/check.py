@@ -9,7 +9,7 @@ import sys
 from typing import Any, Callable, Optional, TextIO, Union
 
 from .._constants import DEFAULT_CHECK_TIMEOUT
-from .._health import CheckResult, check
+from .._health.check import CheckResult, check
 from .._options import redact
 from .._provider import Provider
 from ..providers.openai_compatible import OpenAICompatible

@@ -89,7 +89,7 @@ def wait_for_interrupt() -> None:
 def _measure(classes: list[type[Provider]]) -> dict[type[Provider], str]:
     """The status of a probe of each class that has a default URL."""
     probed = [cls for cls in classes if has_default_url(cls)]
-    from .._health import check
+    from .._health.check import check
 
     return {cls: result.status for cls, result in zip(probed, check(probed))}
 

@@ -25,7 +25,7 @@ def working_providers(timeout: float = DEFAULT_CHECK_TIMEOUT) -> list[type[Provi
     their default URLs (see :func:`chatproviders.check`), all probed at once.
     ``working`` is a flag set by hand; this is measured.
     """
-    from .._health import check  # imported only by those who check
+    from .._health.check import check  # imported only by those who check
 
     classes = [cls for cls in list_providers() if has_default_url(cls)]
     results = check(classes, timeout=timeout)

@@ -33,14 +33,14 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
-from ._client import Client
-from ._constants import DEFAULT_CHECK_TIMEOUT
-from ._messages import Messages
-from ._provider import Provider, has_default_url
-from ._registry import get_provider, list_providers
-from ._streams.events import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
-from ._streams.chat_stream import ChatStream
-from .exceptions import (
+from .._client import Client
+from .._constants import DEFAULT_CHECK_TIMEOUT
+from .._messages import Messages
+from .._provider import Provider, has_default_url
+from .._registry import get_provider, list_providers
+from .._streams.events import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
+from .._streams.chat_stream import ChatStream
+from ..exceptions import (
     AllProvidersFailedError,
     APIConnectionError,
     APIError,
@@ -53,10 +53,10 @@ from .exceptions import (
     RateLimitError,
     ResponseFormatError,
 )
-from .providers.openai_compatible import OpenAICompatible
+from ..providers.openai_compatible import OpenAICompatible
 
 if TYPE_CHECKING:
-    from ._fallback import FallbackProvider
+    from .fallback import FallbackProvider
 
 __all__ = [
     "DEFAULT_CHECK_TIMEOUT",

@@ -9,13 +9,13 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ._streams import chat_stream as _streaming
-from ._client import Client
-from ._constants import DEFAULT_CHECK_TIMEOUT
-from ._messages import Messages, validate_messages
-from ._options import check_timeout
-from ._streams.chat_stream import ChatStream
-from .exceptions import (
+from .._streams import chat_stream as _streaming
+from .._client import Client
+from .._constants import DEFAULT_CHECK_TIMEOUT
+from .._messages import Messages, validate_messages
+from .._options import check_timeout
+from .._streams.chat_stream import ChatStream
+from ..exceptions import (
     AllProvidersFailedError,
     APIStatusError,
     APITimeoutError,
@@ -26,7 +26,7 @@ from .exceptions import (
 )
 
 if TYPE_CHECKING:
-    from ._health import CheckResult
+    from .check import CheckResult
 
 __all__ = ["FallbackProvider"]
 
@@ -84,7 +84,7 @@ class FallbackProvider(Client):
         if health_interval is not None:
             check_timeout(health_interval, "health_interval")
             weakref.finalize(self, self._stop_checks.set)
-            from ._health import watch  # imported only by those who check
+            from .check import watch  # imported only by those who check
 
             threading.Thread(
                 target=watch,
@@ -102,7 +102,7 @@ class FallbackProvider(Client):
         """Probe every provider at once (see :func:`chatproviders.check`); those
         not ok cool down, so that calls skip them, and those ok are ready again.
         """
-        from ._health import check
+        from .check import check
 
         results = check(self.providers, timeout=timeout)
         for index, result in enumerate(results):
