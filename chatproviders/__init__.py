@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
 
-from ._gpt4free.facade import ChatCompletion, working_providers
-from ._streams.background import BackgroundStream
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from ._gpt4free.facade import ChatCompletion, working_providers
 from ._health.fallback import FallbackProvider
-from ._wire.deadline import GuardedAdapter
 from ._messages import format_prompt
 from ._provider import Provider
 from ._registry import get_provider, list_providers, register_provider
+from ._streams.background import BackgroundStream
+from ._streams.chat_stream import ChatResponse, ChatStream
 from ._streams.events import (
     FinishReported,
     Function,
@@ -35,7 +35,7 @@ from ._streams.events import (
     Usage,
     UsageReported,
 )
-from ._streams.chat_stream import ChatResponse, ChatStream
+from ._wire.deadline import GuardedAdapter
 from .exceptions import (
     AllProvidersFailedError,
     APIConnectionError,

@@ -14,11 +14,11 @@ import functools
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
-from ._streams.background import BackgroundStream
-from ._streams.closing import Closing
 from ._constants import BACKGROUND_QUEUE_SIZE
 from ._messages import Messages
+from ._streams.background import BackgroundStream
 from ._streams.chat_stream import ChatResponse, ChatStream
+from ._streams.closing import Closing
 
 __all__ = ["Client"]
 

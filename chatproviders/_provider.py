@@ -23,17 +23,17 @@ from urllib.parse import urlsplit
 import requests
 
 from . import __version__
-from ._streams import chat_stream as _streaming
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, USER_AGENT_PREFIX
-from ._wire.exchange import Exchange
 from ._gpt4free.entry_points import Gpt4freeEntryPoints
-from ._wire.deadline import GuardedAdapter
 from ._messages import Messages, validate_messages
 from ._options import Options, Proxy, Timeout, host_of, redact
-from ._streams.events import Piece
-from ._wire.retry import retrying
+from ._streams import chat_stream as _streaming
 from ._streams.chat_stream import ChatStream
+from ._streams.events import Piece
+from ._wire.deadline import GuardedAdapter
+from ._wire.exchange import Exchange
+from ._wire.retry import retrying
 from .decoders import iter_text
 from .exceptions import (
     APIError,

@@ -23,9 +23,9 @@ from chatproviders import (
     InternalServerError,
     ModelNotSupportedError,
     UnsupportedParameterError,
-    _background,
-    _retry,
 )
+from chatproviders._streams import background as _background
+from chatproviders._wire import retry as _retry
 from tests.loopback import WAIT, Conn, LoopbackServer
 
 HI = [{"role": "user", "content": "Hi"}]

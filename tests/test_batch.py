@@ -26,9 +26,9 @@ from chatproviders import (
     InvalidMessagesError,
     RateLimitError,
     UnsupportedParameterError,
-    _batch,
     batch,
 )
+from chatproviders._batch import run as _batch
 from chatproviders.testing import EmulatorServer, serve
 from tests.loopback import WAIT, Conn, LoopbackServer
 

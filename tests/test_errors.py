@@ -245,10 +245,12 @@ def test_batch_and_health_are_imported_on_first_use() -> None:
 
     code = (
         "import sys, chatproviders\n"
-        "print(sorted(m for m in ('chatproviders._batch.run', 'chatproviders._health.check')"
+        "print(sorted(m for m in ('chatproviders._batch.run',"
+        " 'chatproviders._health.check')"
         " if m in sys.modules))\n"
         "chatproviders.batch, chatproviders.check\n"
-        "print(sorted(m for m in ('chatproviders._batch.run', 'chatproviders._health.check')"
+        "print(sorted(m for m in ('chatproviders._batch.run',"
+        " 'chatproviders._health.check')"
         " if m in sys.modules))\n"
         "try:\n    chatproviders.nothing_here\n"
         "except AttributeError as e:\n    print(e)\n"

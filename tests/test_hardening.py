@@ -26,8 +26,8 @@ from chatproviders import (
     IncompleteStreamError,
     OpenAICompatible,
     ResponseFormatError,
-    _streaming,
 )
+from chatproviders._streams import chat_stream as _streaming
 from chatproviders._wire.retry import is_retryable
 from chatproviders.testing import serve
 from tests.loopback import WAIT, Conn, LoopbackServer

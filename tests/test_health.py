@@ -26,9 +26,9 @@ from chatproviders import (
     GPROChat,
     OpenAICompatible,
     ProviderNotFoundError,
-    _health,
     check,
 )
+from chatproviders._health import check as _health
 from chatproviders.cli import main
 from chatproviders.testing import EmulatorServer, serve
 from tests.loopback import WAIT, Conn, LoopbackServer

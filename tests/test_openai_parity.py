@@ -31,8 +31,8 @@ from chatproviders import (
     ToolCallDelta,
     UsageReported,
 )
-from chatproviders._streams.openai_chunks import iter_chat_events
 from chatproviders._streams.events import ReplyState
+from chatproviders._streams.openai_chunks import iter_chat_events
 from tests.loopback import WAIT, Conn, LoopbackServer
 
 STREAMS: dict[str, list[Any]] = json.loads(

@@ -64,7 +64,14 @@ def test_the_sample_depends_only_on_the_seed(
     """The same seed lists the same mutants; another seed, others."""
     listed = []
     for seed in ("1", "1", "2"):
-        args = ["chatproviders/_wire/retry.py", "--list", "--sample", "8", "--seed", seed]
+        args = [
+            "chatproviders/_wire/retry.py",
+            "--list",
+            "--sample",
+            "8",
+            "--seed",
+            seed,
+        ]
         assert mutate.main(args) == 0
         listed.append(capsys.readouterr().out.splitlines())
     assert len(listed[0]) == 8

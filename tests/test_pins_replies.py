@@ -295,8 +295,8 @@ def test_iter_chat_chunks_yields_the_text_alone() -> None:
 def test_parallel_tool_calls_of_a_whole_reply_stay_apart() -> None:
     """A non-streamed reply's message lists its tool calls without an index:
     each is its own call, by its place in the list."""
-    from chatproviders._streams.openai_chunks import iter_chat_reply_events
     from chatproviders._streams.events import ReplyState, StreamEvent
+    from chatproviders._streams.openai_chunks import iter_chat_reply_events
 
     calls = [  # no index, and no id either (Ollama sends none)
         {"type": "function", "function": {"name": f"f{n}"}} for n in range(2)
@@ -323,8 +323,8 @@ def test_usage_keeps_the_servers_total_or_adds_it_up(
 ) -> None:
     """A reported total is kept as given (reasoning or cached tokens may make
     it more than the sum); a missing one is the sum."""
-    from chatproviders._streams.openai_chunks import iter_chat_events
     from chatproviders._streams.events import UsageReported
+    from chatproviders._streams.openai_chunks import iter_chat_events
 
     body = events({"choices": [], "usage": usage})
     (reported,) = [p for p in iter_chat_events([body]) if isinstance(p, UsageReported)]

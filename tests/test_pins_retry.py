@@ -10,7 +10,9 @@ import time
 import pytest
 
 from chatproviders._wire.retry import backoff_delay
-from chatproviders._wire.retry import sleep as real_sleep  # conftest patches the module's
+from chatproviders._wire.retry import (
+    sleep as real_sleep,  # conftest patches the module's
+)
 
 
 @pytest.mark.parametrize("cancel", [None, threading.Event()])

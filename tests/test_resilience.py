@@ -27,7 +27,9 @@ from chatproviders import (
     UnsupportedParameterError,
 )
 from chatproviders._wire.retry import backoff_delay, is_retryable, parse_retry_after
-from chatproviders._wire.retry import sleep as real_sleep  # conftest patches the module's
+from chatproviders._wire.retry import (
+    sleep as real_sleep,  # conftest patches the module's
+)
 from tests.loopback import WAIT, Conn, LoopbackServer
 
 HI = [{"role": "user", "content": "Hi"}]

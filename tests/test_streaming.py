@@ -19,9 +19,9 @@ from chatproviders import (
     Cromicle,
     IncompleteStreamError,
     ResponseFormatError,
-    _exchange,
-    _transport,
 )
+from chatproviders._wire import exchange as _exchange
+from chatproviders._wire import transport as _transport
 from tests.loopback import WAIT, Conn, LoopbackServer
 
 HI = [{"role": "user", "content": "Hi"}]

@@ -21,18 +21,18 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Union
 
-from .inputs import Call, Input, make_calls
-from .checkpoint import Checkpoint, PathLike
 from .._constants import DEFAULT_MAX_RETRIES
-from .progress import Progress
-from .._wire.retry import backoff_delay, is_retryable
 from .._streams.chat_stream import ChatResponse
+from .._wire.retry import backoff_delay, is_retryable
 from ..exceptions import (
     AllProvidersFailedError,
     APIError,
     APIStatusError,
     ChatProvidersError,
 )
+from .checkpoint import Checkpoint, PathLike
+from .inputs import Call, Input, make_calls
+from .progress import Progress
 
 __all__ = ["BatchItem", "BatchResult", "batch"]
 
@@ -74,7 +74,7 @@ class BatchItem:
         return self.error is None
 
     def record(self, input_sha: str) -> dict[str, Any]:
-        """The item as a checkpoint line (see :mod:`chatproviders._batch.checkpoint`)."""
+        """The item as a checkpoint line (see :mod:`.checkpoint`)."""
         error = None if self.error is None else f"{type(self.error).__name__}: "
         record: dict[str, Any] = {
             "index": self.index,

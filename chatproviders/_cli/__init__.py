@@ -46,7 +46,7 @@ from .common import (
     silence_stdout,
 )
 from .demo import run_demo
-from .tools import run_emulate, run_list
+from .list_providers import run_emulate, run_list
 
 __all__ = ["main"]
 

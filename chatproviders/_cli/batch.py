@@ -14,8 +14,8 @@ import argparse
 import json
 from typing import Any, Callable
 
-from .._batch import run as _batch
 from .._batch import inputs as _batch_inputs
+from .._batch import run as _batch
 from ..exceptions import ChatProvidersError
 from .chat import make_client
 from .common import EXIT_ERROR, EXIT_OK, UsageError, say

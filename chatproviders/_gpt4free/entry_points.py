@@ -12,11 +12,11 @@ import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
-from .async_bridge import AsyncReply
-from .._streams.background import BackgroundStream
 from .._constants import BACKGROUND_QUEUE_SIZE
 from .._messages import Messages
 from .._options import Proxy, Timeout
+from .._streams.background import BackgroundStream
+from .async_bridge import AsyncReply
 
 if TYPE_CHECKING:
     from .._provider import PreparedChat, Provider

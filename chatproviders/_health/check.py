@@ -38,8 +38,8 @@ from .._constants import DEFAULT_CHECK_TIMEOUT
 from .._messages import Messages
 from .._provider import Provider, has_default_url
 from .._registry import get_provider, list_providers
-from .._streams.events import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
 from .._streams.chat_stream import ChatStream
+from .._streams.events import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
 from ..exceptions import (
     AllProvidersFailedError,
     APIConnectionError,

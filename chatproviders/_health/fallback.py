@@ -9,11 +9,11 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .._streams import chat_stream as _streaming
 from .._client import Client
 from .._constants import DEFAULT_CHECK_TIMEOUT
 from .._messages import Messages, validate_messages
 from .._options import check_timeout
+from .._streams import chat_stream as _streaming
 from .._streams.chat_stream import ChatStream
 from ..exceptions import (
     AllProvidersFailedError,

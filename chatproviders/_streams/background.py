@@ -41,10 +41,10 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from .closing import Closing
 from .._constants import BACKGROUND_QUEUE_SIZE
-from .chat_stream import ChatStream
 from .._wire.transport import shut_down
+from .chat_stream import ChatStream
+from .closing import Closing
 
 if TYPE_CHECKING:
     import asyncio

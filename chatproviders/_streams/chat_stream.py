@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ..exceptions import ChatProvidersError, IncompleteStreamError, ResponseFormatError
 from .closing import Closing
 from .events import (
     Piece,
@@ -19,7 +20,6 @@ from .events import (
     Usage,
     assistant_message,
 )
-from ..exceptions import ChatProvidersError, IncompleteStreamError, ResponseFormatError
 
 if TYPE_CHECKING:
     import requests

@@ -26,6 +26,8 @@ from itertools import chain
 from typing import Any, NoReturn, Optional
 
 from .._constants import ERROR_BODY_EXCERPT
+from ..decoders import iter_sse
+from ..exceptions import APIError, IncompleteStreamError, ResponseFormatError
 from .events import (
     FinishReported,
     ModelReported,
@@ -35,8 +37,6 @@ from .events import (
     Usage,
     UsageReported,
 )
-from ..decoders import iter_sse
-from ..exceptions import APIError, IncompleteStreamError, ResponseFormatError
 
 __all__ = [
     "error_text",

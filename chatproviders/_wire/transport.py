@@ -32,8 +32,6 @@ from .._constants import (
     FINISH_WAIT,
     READ_CHUNK_SIZE,
 )
-from .deadline import Guard, guarding
-from .retry import parse_retry_after
 from ..exceptions import (
     APIConnectionError,
     APIError,
@@ -46,6 +44,8 @@ from ..exceptions import (
     RateLimitError,
     ResponseFormatError,
 )
+from .deadline import Guard, guarding
+from .retry import parse_retry_after
 
 __all__ = [
     "Body",

@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .._streams.openai_chunks import iter_chat_chunks, iter_chat_events
 from .._messages import Messages, check_plain
 from .._provider import Provider
 from .._streams.events import Piece
+from .._streams.openai_chunks import iter_chat_chunks, iter_chat_events
 
 __all__ = ["CodeLinkAva", "iter_chat_chunks"]
 

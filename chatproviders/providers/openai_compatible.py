@@ -39,14 +39,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Optional
 
-from .._streams.openai_chunks import iter_chat_reply_events
 from .._constants import ERROR_BODY_EXCERPT
-from .._wire.deadline import Guard
 from .._messages import Messages
 from .._options import redact
 from .._provider import CLIENT_OPTIONS, Provider
-from .._streams.events import Piece
 from .._streams.chat_stream import ChatResponse
+from .._streams.events import Piece
+from .._streams.openai_chunks import iter_chat_reply_events
+from .._wire.deadline import Guard
 from .._wire.transport import Body, looks_like_html, read_error_body, send, status_error
 from ..exceptions import (
     APIStatusError,

@@ -37,10 +37,10 @@ from chatproviders.testing._checks import (
     TRUE,
     Kind,
 )
-from chatproviders.testing._exchange import Answer, RecordedRequest
 from chatproviders.testing._protocols import Protocol
 from chatproviders.testing._reply import Reply
 from chatproviders.testing._server import EmulatorServer
+from chatproviders.testing._traffic import Answer, RecordedRequest
 
 __all__ = [
     "BOOLEAN",

@@ -8,8 +8,8 @@ import time
 import uuid
 from typing import Any, Mapping
 
-from chatproviders.testing._exchange import Answer
 from chatproviders.testing._reply import Reply
+from chatproviders.testing._traffic import Answer
 
 TEXT_PLAIN = "text/plain; charset=utf-8"
 JSON = "application/json"

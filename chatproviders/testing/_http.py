@@ -15,9 +15,9 @@ from socketserver import TCPServer
 from typing import Any, Callable, Mapping
 
 from chatproviders.testing import _framing
-from chatproviders.testing._exchange import Answer, RecordedRequest
 from chatproviders.testing._protocols import Protocol
 from chatproviders.testing._reply import Reply
+from chatproviders.testing._traffic import Answer, RecordedRequest
 
 logger = logging.getLogger("chatproviders.testing")
 

@@ -26,8 +26,8 @@ from http import HTTPStatus
 from typing import Any, ClassVar, Mapping, Sequence
 
 from chatproviders.testing import _checks, _encode, _openai_checks
-from chatproviders.testing._exchange import Answer, RecordedRequest
 from chatproviders.testing._reply import Reply
+from chatproviders.testing._traffic import Answer, RecordedRequest
 
 OPENAI_MODELS = ("gpt-3.5-turbo", "gpt-4o-mini")
 

@@ -12,10 +12,10 @@ import time
 from types import TracebackType
 from typing import Any, Sequence
 
-from chatproviders.testing._exchange import RecordedRequest
 from chatproviders.testing._http import LoopbackHTTPServer
 from chatproviders.testing._protocols import Protocol, make_protocol
 from chatproviders.testing._reply import Reply, make_reply
+from chatproviders.testing._traffic import RecordedRequest
 
 logger = logging.getLogger("chatproviders.testing")
 
