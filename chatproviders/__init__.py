@@ -61,14 +61,15 @@ from .providers import Acytoo, CodeLinkAva, Cromicle, GPROChat, OpenAICompatible
 # The public decoders live in chatproviders.decoders.
 
 if TYPE_CHECKING:
-    from ._batch.run import BatchItem, BatchResult, batch
+    from ._batch.items import BatchItem, BatchResult
+    from ._batch.run import batch
     from ._health.check import CheckResult, check
 
 #: Imported on first use, not at ``import chatproviders``: most programs never
 #: run a batch or a health check, and their modules weigh on every start-up.
 _LAZY = {
-    "BatchItem": "._batch.run",
-    "BatchResult": "._batch.run",
+    "BatchItem": "._batch.items",
+    "BatchResult": "._batch.items",
     "batch": "._batch.run",
     "CheckResult": "._health.check",
     "check": "._health.check",

@@ -6,7 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .run import BatchItem
+    from .items import BatchItem
 
 __all__ = ["PROGRESS_DELAY", "Progress"]
 

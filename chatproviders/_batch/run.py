@@ -18,7 +18,6 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Union
 
 from .._constants import DEFAULT_MAX_RETRIES
@@ -32,6 +31,7 @@ from ..exceptions import (
 )
 from .checkpoint import Checkpoint, PathLike
 from .inputs import Call, Input, make_calls
+from .items import BatchItem, BatchResult
 from .progress import Progress
 
 __all__ = ["BatchItem", "BatchResult", "batch"]
@@ -50,67 +50,6 @@ class Executor(Protocol):
     """What ``executor=`` needs: ``submit`` returning a future."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """One input's outcome. ``text`` is None when it failed; then ``error``
-    says why. Items read back from a checkpoint have ``reply=None``.
-    """
-
-    index: int
-    id: Any
-    input: Any = field(repr=False)
-    text: Optional[str] = None
-    reply: Optional[ChatResponse] = field(default=None, repr=False)
-    error: Optional[ChatProvidersError] = None
-    provider: Optional[str] = None
-    usage: Any = field(default=None, repr=False)
-    tries: int = 0
-
-    @property
-    def ok(self) -> bool:
-        """True when the item has its reply."""
-        return self.error is None
-
-    def record(self, input_sha: str) -> dict[str, Any]:
-        """The item as a checkpoint line (see :mod:`.checkpoint`)."""
-        error = None if self.error is None else f"{type(self.error).__name__}: "
-        record: dict[str, Any] = {
-            "index": self.index,
-            "id": self.id,
-            "text": self.text,
-            "error": None if self.error is None else f"{error}{self.error}",
-            "provider": self.provider,
-            "model": self.reply.model if self.reply is not None else None,
-        }
-        if self.usage is not None:
-            record["usage"] = self.usage
-        record["input_sha"] = input_sha
-        return record
-
-
-class BatchResult(list[BatchItem]):
-    """The items of a batch, in input order: a list, plus summaries."""
-
-    @property
-    def succeeded(self) -> list[BatchItem]:
-        return [item for item in self if item.error is None]
-
-    @property
-    def failed(self) -> list[BatchItem]:
-        return [item for item in self if item.error is not None]
-
-    @property
-    def texts(self) -> list[Optional[str]]:
-        """Each item's text, None where it failed: a column for a DataFrame."""
-        return [item.text for item in self]
-
-    def __repr__(self) -> str:
-        return (
-            f"<BatchResult of {len(self)} items: {len(self.succeeded)} "
-            f"succeeded, {len(self.failed)} failed>"
-        )
 
 
 def batch(

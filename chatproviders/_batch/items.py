@@ -1,0 +1,72 @@
+"""What a batch gives back: a BatchItem per input, in a BatchResult."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .._streams.chat_stream import ChatResponse
+from ..exceptions import ChatProvidersError
+
+__all__ = ["BatchItem", "BatchResult"]
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One input's outcome. ``text`` is None when it failed; then ``error``
+    says why. Items read back from a checkpoint have ``reply=None``.
+    """
+
+    index: int
+    id: Any
+    input: Any = field(repr=False)
+    text: Optional[str] = None
+    reply: Optional[ChatResponse] = field(default=None, repr=False)
+    error: Optional[ChatProvidersError] = None
+    provider: Optional[str] = None
+    usage: Any = field(default=None, repr=False)
+    tries: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when the item has its reply."""
+        return self.error is None
+
+    def record(self, input_sha: str) -> dict[str, Any]:
+        """The item as a checkpoint line (see :mod:`.checkpoint`)."""
+        error = None if self.error is None else f"{type(self.error).__name__}: "
+        record: dict[str, Any] = {
+            "index": self.index,
+            "id": self.id,
+            "text": self.text,
+            "error": None if self.error is None else f"{error}{self.error}",
+            "provider": self.provider,
+            "model": self.reply.model if self.reply is not None else None,
+        }
+        if self.usage is not None:
+            record["usage"] = self.usage
+        record["input_sha"] = input_sha
+        return record
+
+
+class BatchResult(list[BatchItem]):
+    """The items of a batch, in input order: a list, plus summaries."""
+
+    @property
+    def succeeded(self) -> list[BatchItem]:
+        return [item for item in self if item.error is None]
+
+    @property
+    def failed(self) -> list[BatchItem]:
+        return [item for item in self if item.error is not None]
+
+    @property
+    def texts(self) -> list[Optional[str]]:
+        """Each item's text, None where it failed: a column for a DataFrame."""
+        return [item.text for item in self]
+
+    def __repr__(self) -> str:
+        return (
+            f"<BatchResult of {len(self)} items: {len(self.succeeded)} "
+            f"succeeded, {len(self.failed)} failed>"
+        )
