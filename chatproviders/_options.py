@@ -20,6 +20,7 @@ import requests
 import urllib3.util
 
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, MAX_TIMEOUT
+from ._numbers import check_count, check_seconds
 
 __all__ = [
     "Options",
@@ -60,22 +61,16 @@ class Options:
         total_timeout: Optional[float] = None,
     ) -> Options:
         """Check every option and return them as one value."""
-        if (
-            not isinstance(max_retries, int)
-            or isinstance(max_retries, bool)
-            or max_retries < 0
-        ):
-            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
         return cls(
             base_url=check_base_url(base_url),
             proxies=check_proxy(proxy),
             timeout=DEFAULT_TIMEOUT if timeout is None else check_timeout(timeout),
             headers=check_headers(headers),
-            max_retries=max_retries,
+            max_retries=check_count(max_retries, "max_retries"),
             total_timeout=(
                 None
                 if total_timeout is None
-                else float(check_timeout(total_timeout, "total_timeout"))  # type: ignore[arg-type]
+                else float(check_seconds(total_timeout, "total_timeout"))
             ),
         )
 
@@ -110,20 +105,23 @@ def check_base_url(base_url: Optional[str]) -> Optional[str]:
     return base_url.rstrip("/")
 
 
-def check_timeout(timeout: Any, name: str = "timeout") -> Timeout:
-    """``timeout`` if it is a positive number of seconds (a pair, for ``timeout``)."""
-    pairs_allowed = name == "timeout"
-    values = timeout if isinstance(timeout, tuple) and pairs_allowed else (timeout,)
-    if len(values) != (2 if isinstance(timeout, tuple) else 1) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= MAX_TIMEOUT
-        for v in values
-    ):
-        pair = " or a (connect, read) pair of them" if pairs_allowed else ""
-        raise ValueError(
-            f"{name} must be a positive number of seconds up to {MAX_TIMEOUT:.0e}"
-            f"{pair}, got {timeout!r}"
-        )
-    return timeout  # type: ignore[no-any-return]
+def check_timeout(timeout: Any) -> Timeout:
+    """``timeout`` if it is a positive number of seconds, or a (connect, read)
+    pair of them.
+    """
+    if not isinstance(timeout, tuple):
+        return check_seconds(timeout, "timeout")
+    try:
+        if len(timeout) == 2:
+            for value in timeout:
+                check_seconds(value, "timeout")
+            return timeout
+    except ValueError:
+        pass
+    raise ValueError(
+        "timeout must be a positive number of seconds up to "
+        f"{MAX_TIMEOUT:g} or a (connect, read) pair of them, got {timeout!r}"
+    )
 
 
 def check_headers(headers: Optional[Mapping[str, str]]) -> dict[str, str]:

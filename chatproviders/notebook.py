@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterable
 from typing import Any, Callable, Optional, TextIO
 
+from ._numbers import check_seconds
+
 __all__ = ["display_stream"]
 
 #: The least time between two updates of the output area, in seconds.
@@ -43,8 +45,7 @@ def display_stream(
     """
     if isinstance(chunks, (str, bytes)):
         raise TypeError("chunks must be an iterable of str chunks, not a string")
-    if not isinstance(interval, (int, float)) or not 0 <= interval < float("inf"):
-        raise ValueError(f"interval must be seconds >= 0, got {interval!r}")
+    check_seconds(interval, "interval", zero=True)
     try:
         show = _kernel_display(markdown)
         if show is None:

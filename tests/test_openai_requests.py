@@ -18,9 +18,8 @@ from chatproviders import (
     Usage,
 )
 from chatproviders.testing import EmulatorServer, Reply, serve
+from tests.constants import HELLO, OPENAI_BASE
 
-BASE = "http://127.0.0.1:9/v1"
-HI = [{"role": "user", "content": "hello"}]
 SSE = b'data: {"choices": [{"delta": {"content": "ok"}}]}\n\ndata: [DONE]\n\n'
 WEATHER_TOOL = {
     "type": "function",
@@ -78,7 +77,7 @@ def server() -> Iterator[EmulatorServer]:
         yield started
 
 
-def client(url: str = BASE, **options: Any) -> OpenAICompatible:
+def client(url: str = OPENAI_BASE, **options: Any) -> OpenAICompatible:
     return OpenAICompatible(url, model="gpt-4o-mini", **options)
 
 
@@ -90,11 +89,11 @@ def sent(call: int = 0) -> Any:
 def test_every_parameter_goes_into_the_body_as_given() -> None:
     """Each chat-completions parameter reaches the body unchanged, falsy
     values (0, False, {}) included."""
-    responses.post(f"{BASE}/chat/completions", body=SSE)
-    client().stream(HI, **PARAMETERS).close()
+    responses.post(f"{OPENAI_BASE}/chat/completions", body=SSE)
+    client().stream(HELLO, **PARAMETERS).close()
     assert sent() == {
         "model": "gpt-4o-mini",
-        "messages": HI,
+        "messages": HELLO,
         "stream": True,
         **PARAMETERS,
     }
@@ -103,12 +102,12 @@ def test_every_parameter_goes_into_the_body_as_given() -> None:
 @responses.activate
 def test_extra_body_is_merged_into_the_body() -> None:
     """extra_body carries vendor fields (Ollama options, vLLM guided_json)."""
-    responses.post(f"{BASE}/chat/completions", body=SSE)
+    responses.post(f"{OPENAI_BASE}/chat/completions", body=SSE)
     extra = {"options": {"num_ctx": 8192}, "keep_alive": "5m", "guided_json": {}}
-    client().stream(HI, temperature=0.1, extra_body=extra).close()
+    client().stream(HELLO, temperature=0.1, extra_body=extra).close()
     assert sent() == {
         "model": "gpt-4o-mini",
-        "messages": HI,
+        "messages": HELLO,
         "stream": True,
         "stream_options": {"include_usage": True},
         "temperature": 0.1,
@@ -134,7 +133,7 @@ def test_typos_and_what_cannot_be_read_are_refused(
     """An unknown keyword (unless inside extra_body), a bad extra_body and n>1
     raise UnsupportedParameterError, naming the provider, before any request."""
     with pytest.raises(UnsupportedParameterError, match=problem) as caught:
-        client().stream(HI, **params)
+        client().stream(HELLO, **params)
     assert caught.value.provider == "OpenAICompatible"
     assert len(responses.calls) == 0
 
@@ -143,7 +142,7 @@ def test_streams_ask_for_usage_and_read_it(server: EmulatorServer) -> None:
     """By default a stream sends stream_options.include_usage and gets the
     usage chunk (empty choices) at its end."""
     server.set_reply(text="one two three", usage={"prompt_tokens": 7})
-    with client(server.url).stream(HI) as stream:
+    with client(server.url).stream(HELLO) as stream:
         assert "".join(stream) == "one two three"
     assert server.requests[0].json["stream_options"] == {"include_usage": True}
     assert stream.usage == Usage(7, 3, 10)
@@ -152,7 +151,7 @@ def test_streams_ask_for_usage_and_read_it(server: EmulatorServer) -> None:
 
 def test_include_usage_false_sends_no_stream_options(server: EmulatorServer) -> None:
     """include_usage=False leaves stream_options out; no usage comes back."""
-    with client(server.url, include_usage=False).stream(HI) as stream:
+    with client(server.url, include_usage=False).stream(HELLO) as stream:
         assert stream.until_done().usage is None
     assert "stream_options" not in server.requests[0].json
 
@@ -163,7 +162,7 @@ def test_complete_sends_no_stream_options_and_gets_usage(
     """complete() drops stream_options (OpenAI refuses it without stream) and
     reads the usage of the chat.completion."""
     server.set_reply(text="a b", usage={"prompt_tokens": 2})
-    reply = client(server.url).complete(HI)
+    reply = client(server.url).complete(HELLO)
     assert "stream_options" not in server.requests[0].json
     assert reply.usage == Usage(2, 2, 4)
     assert reply.finish_reason == "stop"
@@ -176,18 +175,18 @@ def test_a_400_naming_stream_options_says_how_to_turn_it_off(
     refusal = {"error": {"message": "Unrecognized request argument: stream_options"}}
     server.queue_reply(status=400, body=json.dumps(refusal))
     with pytest.raises(BadRequestError, match="pass include_usage=False") as caught:
-        client(server.url).stream(HI)
+        client(server.url).stream(HELLO)
     assert "Unrecognized request argument" in str(caught.value)
     server.queue_reply(status=400, body=json.dumps(refusal))
     with pytest.raises(BadRequestError) as caught:
-        client(server.url, include_usage=False).stream(HI)
+        client(server.url, include_usage=False).stream(HELLO)
     assert "include_usage" not in str(caught.value)
 
 
 def test_include_usage_must_be_a_bool() -> None:
     """include_usage is checked when the client is made."""
     with pytest.raises(TypeError, match="include_usage must be a bool"):
-        OpenAICompatible(BASE, include_usage="no")  # type: ignore[arg-type]
+        OpenAICompatible(OPENAI_BASE, include_usage="no")  # type: ignore[arg-type]
 
 
 def test_a_tool_loop_against_the_emulator(server: EmulatorServer) -> None:
@@ -257,9 +256,9 @@ def test_the_emulator_refuses_bad_tools_and_stream_options(
 ) -> None:
     """tools must be function tools; stream_options needs stream: true."""
     with pytest.raises(BadRequestError, match=r"Invalid 'tools\[0\]'"):
-        client(server.url).stream(HI, tools=[{"type": "function"}])
+        client(server.url).stream(HELLO, tools=[{"type": "function"}])
     with pytest.raises(BadRequestError, match="only allowed when 'stream'"):
-        client(server.url).stream(HI, extra_body={"stream": False})
+        client(server.url).stream(HELLO, extra_body={"stream": False})
 
 
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
@@ -271,11 +270,11 @@ def test_the_emulator_streams_reasoning_in_either_field(
     server.set_reply(
         text="4", reasoning="Two and two make four.", reasoning_field=field
     )
-    with client(server.url).stream(HI) as stream:
+    with client(server.url).stream(HELLO) as stream:
         assert list(stream) == ["4"]
     assert stream.reasoning == "Two and two make four."
     assert server.requests[0].json["stream"] is True
-    reply = client(server.url).complete(HI)
+    reply = client(server.url).complete(HELLO)
     assert (reply.text, reply.reasoning) == ("4", "Two and two make four.")
 
 
@@ -285,7 +284,7 @@ def test_a_complete_reply_with_tool_calls_fills_the_fields(
     """A non-streamed chat.completion with tool calls: content None, calls in
     order, finish reason tool_calls."""
     server.set_reply(tool_calls=[{"name": "f", "arguments": "{}", "id": "call_x"}])
-    reply = client(server.url).complete(HI)
+    reply = client(server.url).complete(HELLO)
     assert reply.text == ""
     assert [(c.id, c.type, c.function.name) for c in reply.tool_calls] == [
         ("call_x", "function", "f")
@@ -300,7 +299,7 @@ def test_reply_checks_its_new_fields() -> None:
         Reply(tool_calls=[{"arguments": "{}"}])
     with pytest.raises(TypeError, match="tool_calls must be a list"):
         Reply(tool_calls={"name": "f"})  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="tool_call_fragments must be >= 1"):
+    with pytest.raises(ValueError, match="tool_call_fragments must be an int >= 1"):
         Reply(tool_call_fragments=0)
     with pytest.raises(ValueError, match="reasoning_field must be"):
         Reply(reasoning_field="thinking")  # type: ignore[arg-type]
@@ -315,7 +314,7 @@ def test_the_facade_passes_tools_to_openai_compatible(
     tools reach the body, and include_usage is a client option."""
     text = chatproviders.ChatCompletion.create(
         "gpt-4o-mini",
-        HI,
+        HELLO,
         provider=OpenAICompatible,
         base_url=server.url,
         include_usage=False,

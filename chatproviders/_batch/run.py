@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from typing import Any, Callable, Optional, Protocol, Union
 
 from .._constants import DEFAULT_MAX_RETRIES
+from .._numbers import check_count, check_rate
 from .._streams.chat_stream import ChatResponse
 from .._wire.retry import backoff_delay, is_retryable
 from ..exceptions import (
@@ -384,20 +385,9 @@ def _max_tries(client: Any) -> int:
 def _check_options(
     concurrency: int, rate: Optional[float], progress: Any, executor: Any
 ) -> None:
-    if (
-        not isinstance(concurrency, int)
-        or isinstance(concurrency, bool)
-        or concurrency < 1
-    ):
-        raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
-    if rate is not None and (
-        not isinstance(rate, (int, float))
-        or isinstance(rate, bool)
-        or not 0 < rate < math.inf
-    ):
-        raise ValueError(
-            f"rate must be a number of requests per second > 0, got {rate!r}"
-        )
+    check_count(concurrency, "concurrency", minimum=1)
+    if rate is not None:
+        check_rate(rate, "rate")
     if not (progress is None or isinstance(progress, bool) or callable(progress)):
         raise TypeError(
             f"progress must be None, True, False or a callable, got {progress!r}"

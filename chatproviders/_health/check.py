@@ -23,7 +23,6 @@ error          any other status, or a target that cannot be probed
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 import weakref
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .._client import Client
 from .._constants import DEFAULT_CHECK_TIMEOUT
 from .._messages import Messages
+from .._numbers import check_seconds
 from .._provider import Provider, has_default_url
 from .._registry import get_provider, list_providers
 from .._streams.chat_stream import ChatStream
@@ -159,7 +159,7 @@ def check(
     model asks for the first model its
     server lists. Unknown names and bad arguments raise before any request.
     """
-    _check_timeout(timeout)
+    check_seconds(timeout, "timeout")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"prompt must be a non-empty str, got {prompt!r}")
     clients = [_resolve(target) for target in _targets(targets)]
@@ -427,14 +427,3 @@ def _without_credentials(url: str) -> str:
 def _one_line(text: str) -> str:
     line = " ".join(text.split())
     return line if len(line) <= ERROR_LINE else line[: ERROR_LINE - 3] + "..."
-
-
-def _check_timeout(timeout: object) -> None:
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not 0 < timeout < math.inf
-    ):
-        raise ValueError(
-            f"timeout must be a positive number of seconds, got {timeout!r}"
-        )

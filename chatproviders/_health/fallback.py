@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from .._client import Client
 from .._constants import DEFAULT_CHECK_TIMEOUT
 from .._messages import Messages, validate_messages
-from .._options import check_timeout
+from .._numbers import check_seconds
 from .._streams import chat_stream as _streaming
 from .._streams.chat_stream import ChatStream
 from ..exceptions import (
@@ -68,10 +68,9 @@ class FallbackProvider(Client):
             )
         if not isinstance(shuffle, bool):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
-        if not isinstance(cooldown, (int, float)) or not 0 <= cooldown < float("inf"):
-            raise ValueError(f"cooldown must be seconds >= 0, got {cooldown!r}")
+        check_seconds(cooldown, "cooldown", zero=True)
         if total_timeout is not None:
-            check_timeout(total_timeout, "total_timeout")
+            check_seconds(total_timeout, "total_timeout")
         self.providers = clients
         self._arguments["providers"] = clients  # a generator is spent by now
         self.shuffle = shuffle
@@ -82,7 +81,7 @@ class FallbackProvider(Client):
         self.health_interval = health_interval
         self._stop_checks = threading.Event()
         if health_interval is not None:
-            check_timeout(health_interval, "health_interval")
+            check_seconds(health_interval, "health_interval")
             weakref.finalize(self, self._stop_checks.set)
             from .check import watch  # imported only by those who check
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import os
 import sys
 import threading
@@ -42,6 +43,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .._constants import BACKGROUND_QUEUE_SIZE
+from .._numbers import check_count, check_seconds
 from .._wire.transport import shut_down
 from .chat_stream import ChatStream
 from .closing import Closing
@@ -385,8 +387,7 @@ class BackgroundStream(Closing):
     def _start(
         self, open_chunks: Callable[[_Channel], Iterable[str]], maxsize: int
     ) -> None:
-        if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
-            raise ValueError(f"maxsize must be an int >= 1, got {maxsize!r}")
+        check_count(maxsize, "maxsize", minimum=1)
         self._channel = _Channel(maxsize)
         self._parts: list[str] = []  # every chunk taken from the queue, in order
         self._handed = 0  # how many of them iteration or poll() handed out
@@ -461,8 +462,8 @@ class BackgroundStream(Closing):
         ended within ``timeout`` seconds (it goes on; nothing is lost). After
         ``close()``, the chunks that arrived before it.
         """
-        if timeout is not None and not timeout >= 0:  # NaN fails this too
-            raise ValueError(f"timeout must be seconds >= 0 or None, got {timeout!r}")
+        if timeout is not None:  # math.inf: as long as it takes
+            check_seconds(timeout, "timeout", zero=True, maximum=math.inf)
         channel = self._channel
         deadline = None
         if timeout is not None and timeout != float("inf"):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping, Sequence
+
+from chatproviders._numbers import check_count, check_seconds
 
 Framing = Literal["chunked", "length", "close"]
 FRAMINGS: tuple[Framing, ...] = ("chunked", "length", "close")
@@ -112,8 +113,7 @@ class Reply:
                 raise ValueError(
                     f"{what} has a lone surrogate, which UTF-8 cannot hold"
                 )
-        _check_int("chunk_size", self.chunk_size, minimum=1)
-        _check_int("tool_call_fragments", self.tool_call_fragments, minimum=1)
+        _check_counts(self, chunk_size=1, tool_call_fragments=1)
         if self.reasoning is not None and not isinstance(self.reasoning, str):
             raise TypeError("reasoning must be a string")
         if self.reasoning_field not in ("reasoning_content", "reasoning"):
@@ -128,15 +128,14 @@ class Reply:
             raise TypeError("usage must map token-count names to ints >= 0")
         if self.finish_reason is not None and not isinstance(self.finish_reason, str):
             raise TypeError("finish_reason must be a string")
-        _check_int("status", self.status, minimum=200, maximum=599)
-        _check_int("stall_after", self.stall_after, minimum=0)
-        _check_int("reset_after", self.reset_after, minimum=0)
+        if self.status is not None:
+            check_count(self.status, "status", minimum=200, maximum=599)
+        _check_counts(self, stall_after=0, reset_after=0)
         if self.chunks is not None and self.chunk_size is not None:
             raise ValueError("give chunks or chunk_size, not both")
         if self.stall_after is not None and self.reset_after is not None:
             raise ValueError("give stall_after or reset_after, not both")
-        if not math.isfinite(self.delay) or self.delay < 0:
-            raise ValueError(f"delay must be a finite number >= 0, not {self.delay!r}")
+        check_seconds(self.delay, "delay", zero=True)
         if self.framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {FRAMINGS}, not {self.framing!r}")
         # None is the provider's greeting, which has a non-ASCII character, or
@@ -219,18 +218,6 @@ def _tool_calls(calls: Any) -> tuple[dict[str, str], ...]:
     return tuple(result)
 
 
-def _check_int(
-    name: str, value: object, minimum: int, maximum: int | None = None
-) -> None:
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
-    if value < minimum or (maximum is not None and value > maximum):
-        upper = "" if maximum is None else f" and <= {maximum}"
-        raise ValueError(f"{name} must be >= {minimum}{upper}, not {value}")
-
-
 def _utf8(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -252,3 +239,11 @@ def _sendable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return text.isprintable() or not any(c in text for c in "\r\n\0")
+
+
+def _check_counts(reply: Reply, **minimums: int) -> None:
+    """Each named field, when set, an int of at least its minimum."""
+    for name, minimum in minimums.items():
+        value = getattr(reply, name)
+        if value is not None:
+            check_count(value, name, minimum=minimum)

@@ -12,6 +12,7 @@ import time
 from types import TracebackType
 from typing import Any, Sequence
 
+from chatproviders._numbers import check_count, check_seconds
 from chatproviders.testing._http import LoopbackHTTPServer
 from chatproviders.testing._protocols import Protocol, make_protocol
 from chatproviders.testing._reply import Reply, make_reply
@@ -60,14 +61,11 @@ class EmulatorServer:
             raise ValueError(
                 "api_key must be a str of ASCII letters, digits and punctuation"
             )
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536:
-            raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
+        check_count(port, "port", maximum=65535)
         self._protocol: Protocol = make_protocol(provider, api_key, models)
         self.host = _loopback(host)
         self._port = port
-        if not (isinstance(idle_timeout, (int, float)) and 0 < idle_timeout < 1e6):
-            raise ValueError(f"idle_timeout must be positive seconds: {idle_timeout!r}")
-        self._idle_timeout = float(idle_timeout)
+        self._idle_timeout = float(check_seconds(idle_timeout, "idle_timeout"))
         self._reply = make_reply(reply, fields, self._protocol.greeting)
         self._queue: collections.deque[Reply] = collections.deque()
         self._requests: list[RecordedRequest] = []
@@ -102,6 +100,7 @@ class EmulatorServer:
 
         Idempotent; waits for the threads at most about ``timeout`` seconds.
         """
+        check_seconds(timeout, "timeout", zero=True)
         with self._changed:
             if self._stopping.is_set():
                 return
@@ -180,8 +179,8 @@ class EmulatorServer:
         """Wait until ``count`` requests arrived and return the first ``count``;
         or TimeoutError. :attr:`requests` has all of them.
         """
-        if not 0 <= timeout < float("inf"):  # NaN fails this too
-            raise ValueError(f"timeout must be finite seconds >= 0, got {timeout!r}")
+        check_count(count, "count")
+        check_seconds(timeout, "timeout", zero=True)
         with self._changed:
             if not self._changed.wait_for(
                 lambda: len(self._requests) >= count, timeout
