@@ -13,9 +13,7 @@ from chatproviders import (
     ProviderNotFoundError,
     ProviderNotWorkingError,
 )
-
-HI = [{"role": "user", "content": "Hi"}]
-BASE = "http://127.0.0.1:9"
+from tests.constants import BASE, HI
 
 
 def test_list_providers_names_every_registered_provider_sorted() -> None:

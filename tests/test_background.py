@@ -26,10 +26,8 @@ from chatproviders import (
 )
 from chatproviders._streams import background as _background
 from chatproviders._wire import retry as _retry
+from tests.constants import HI, WORKER
 from tests.loopback import WAIT, Conn, LoopbackServer
-
-HI = [{"role": "user", "content": "Hi"}]
-WORKER = "chatproviders-background-"
 
 
 def workers() -> list[threading.Thread]:

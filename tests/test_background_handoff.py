@@ -18,9 +18,8 @@ import pytest
 
 from chatproviders import BackgroundStream
 from chatproviders._streams import background as _background
+from tests.constants import WORKER
 from tests.loopback import WAIT
-
-WORKER = "chatproviders-background-"
 
 
 def workers() -> list[threading.Thread]:

@@ -30,9 +30,8 @@ from chatproviders import (
 )
 from chatproviders._batch import run as _batch
 from chatproviders.testing import EmulatorServer, serve
+from tests.constants import GREETING
 from tests.loopback import WAIT, Conn, LoopbackServer
-
-GREETING = "Hello from the Cromicle emulator — ready."
 
 
 class FakeClock:

@@ -18,9 +18,8 @@ from chatproviders import (
     get_provider,
 )
 from chatproviders.testing import serve
+from tests.constants import HI
 from tests.loopback import Conn, LoopbackServer
-
-HI = [{"role": "user", "content": "Hi"}]
 
 
 def keep_alive(conn: Conn) -> None:

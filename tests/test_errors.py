@@ -28,9 +28,7 @@ from chatproviders import (
     ResponseFormatError,
 )
 from chatproviders import exceptions as exc_module
-
-HI = [{"role": "user", "content": "Hi"}]
-BASE = "http://127.0.0.1:9"
+from tests.constants import BASE, HI
 
 
 @pytest.mark.parametrize(

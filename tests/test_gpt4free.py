@@ -14,9 +14,8 @@ import responses
 import chatproviders
 from chatproviders import Acytoo, CodeLinkAva, Cromicle, GPROChat
 from chatproviders.testing import EmulatorServer, serve
+from tests.constants import HI
 from tests.loopback import WAIT, Conn, LoopbackServer
-
-HI = [{"role": "user", "content": "Hi"}]
 
 # The seeds' examples (shared/seeds/001_*, 002_*, 004_*), as written there,
 # with only the import line changed. They run against the emulators, reached by

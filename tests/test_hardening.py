@@ -30,9 +30,9 @@ from chatproviders import (
 from chatproviders._streams import chat_stream as _streaming
 from chatproviders._wire.retry import is_retryable
 from chatproviders.testing import serve
+from tests.constants import HI
 from tests.loopback import WAIT, Conn, LoopbackServer
 
-HI = [{"role": "user", "content": "Hi"}]
 TRICKLE = 0.05  # the pace of a trickling server, not a synchronization
 EMPTY_DEFLATE_BLOCK = b"\x00\x00\x00\xff\xff"  # stored, not final, no bytes
 

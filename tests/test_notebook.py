@@ -17,8 +17,7 @@ import pytest
 from chatproviders import Cromicle, IncompleteStreamError
 from chatproviders.notebook import display_stream
 from chatproviders.testing import EmulatorServer, serve
-
-HI = [{"role": "user", "content": "hi"}]
+from tests.constants import HI
 
 
 class FakeHandle:

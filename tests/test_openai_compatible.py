@@ -28,10 +28,9 @@ from chatproviders import (
 )
 from chatproviders._streams.openai_chunks import iter_chat_reply
 from chatproviders.testing import EmulatorServer, serve
+from tests.constants import HELLO, OPENAI_BASE
 from tests.loopback import Conn, LoopbackServer
 
-HI = [{"role": "user", "content": "hello"}]
-BASE = "http://127.0.0.1:9/v1"
 KEY = "sk-test-Zq81x"
 SSE_BODY = (
     b'data: {"choices": [{"delta": {"role": "assistant"}}]}\n\n'
@@ -48,23 +47,23 @@ def server() -> Iterator[EmulatorServer]:
         yield started
 
 
-def client(url: str = BASE, **options: Any) -> OpenAICompatible:
+def client(url: str = OPENAI_BASE, **options: Any) -> OpenAICompatible:
     return OpenAICompatible(url, KEY, model="gpt-4o-mini", **options)
 
 
 @responses.activate
 def test_stream_request_is_exact() -> None:
     """stream() posts model, messages, stream: true and only the given parameters."""
-    responses.post(f"{BASE}/chat/completions", body=SSE_BODY)
-    with client().stream(HI, temperature=0.2, max_tokens=5, seed=None) as stream:
+    responses.post(f"{OPENAI_BASE}/chat/completions", body=SSE_BODY)
+    with client().stream(HELLO, temperature=0.2, max_tokens=5, seed=None) as stream:
         assert list(stream) == ["Hel", "lo"]
     request = responses.calls[0].request
-    assert request.url == f"{BASE}/chat/completions"
+    assert request.url == f"{OPENAI_BASE}/chat/completions"
     assert request.headers["Authorization"] == f"Bearer {KEY}"
     assert request.headers["Content-Type"] == "application/json"
     assert json.loads(request.body) == {
         "model": "gpt-4o-mini",
-        "messages": HI,
+        "messages": HELLO,
         "stream": True,
         "stream_options": {"include_usage": True},
         "temperature": 0.2,
@@ -78,8 +77,8 @@ def test_complete_asks_for_and_reads_one_json_reply() -> None:
     reply = {
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi!"}}]
     }
-    responses.post(f"{BASE}/chat/completions", json=reply)
-    result = client().complete(HI, model="llama3.2:1b")
+    responses.post(f"{OPENAI_BASE}/chat/completions", json=reply)
+    result = client().complete(HELLO, model="llama3.2:1b")
     assert (result.text, result.model, result.provider) == (
         "Hi!",
         "llama3.2:1b",
@@ -92,8 +91,8 @@ def test_complete_asks_for_and_reads_one_json_reply() -> None:
 def test_a_json_reply_to_a_streamed_request_is_read_too() -> None:
     """A server that ignores stream: true and sends one JSON object still works."""
     reply = {"choices": [{"message": {"content": "whole"}}]}
-    responses.post(f"{BASE}/chat/completions", body="\n  " + json.dumps(reply))
-    with client().stream(HI) as stream:
+    responses.post(f"{OPENAI_BASE}/chat/completions", body="\n  " + json.dumps(reply))
+    with client().stream(HELLO) as stream:
         assert list(stream) == ["whole"]
 
 
@@ -118,9 +117,9 @@ def test_emulator_replies_stream_whole(
     """Every framing, split CRLFs and split characters give the emulator's text."""
     server.set_reply(text="Grüße — ok", chunk_size=2, framing=framing, **fault)
     with client(server.url) as chat:
-        with chat.stream(HI) as stream:
+        with chat.stream(HELLO) as stream:
             chunks = list(stream)
-        assert chat.complete(HI).text == "Grüße — ok"
+        assert chat.complete(HELLO).text == "Grüße — ok"
     assert "".join(chunks) == "Grüße — ok"
     assert len(chunks) > 1
     assert [r.json["stream"] for r in server.requests] == [True, False]
@@ -148,7 +147,7 @@ def test_list_models_refuses_other_bodies(
     body: str, content_type: str, message: str
 ) -> None:
     """A model list without data[].id, or a web page, is a ResponseFormatError."""
-    responses.get(f"{BASE}/models", body=body, content_type=content_type)
+    responses.get(f"{OPENAI_BASE}/models", body=body, content_type=content_type)
     with pytest.raises(ResponseFormatError, match=message) as caught:
         client().list_models()
     assert caught.value.host == "127.0.0.1:9"
@@ -157,7 +156,9 @@ def test_list_models_refuses_other_bodies(
 @responses.activate
 def test_list_models_maps_failures_to_our_errors() -> None:
     """An error status and a refused connection become our errors."""
-    responses.get(f"{BASE}/models", status=401, json={"error": {"message": "no"}})
+    responses.get(
+        f"{OPENAI_BASE}/models", status=401, json={"error": {"message": "no"}}
+    )
     with pytest.raises(AuthenticationError, match="answered 401"):
         client().list_models()
     with pytest.raises(APIConnectionError, match="connection failed"):
@@ -176,12 +177,12 @@ def test_base_url_is_required() -> None:
 def test_any_model_name_is_sent_and_one_is_required() -> None:
     """Models are open; with no model on the client or the call, an error, no I/O."""
     with pytest.raises(ModelNotSupportedError, match="needs a model") as caught:
-        OpenAICompatible(BASE).stream(HI)
+        OpenAICompatible(OPENAI_BASE).stream(HELLO)
     assert isinstance(caught.value, ValueError)
     assert len(responses.calls) == 0
-    responses.post(f"{BASE}/chat/completions", body=SSE_BODY)
-    OpenAICompatible(BASE).stream(HI, model="qwen2.5:0.5b").close()
-    OpenAICompatible(BASE, model="default-one").stream(HI).close()
+    responses.post(f"{OPENAI_BASE}/chat/completions", body=SSE_BODY)
+    OpenAICompatible(OPENAI_BASE).stream(HELLO, model="qwen2.5:0.5b").close()
+    OpenAICompatible(OPENAI_BASE, model="default-one").stream(HELLO).close()
     sent = [json.loads(call.request.body)["model"] for call in responses.calls]
     assert sent == ["qwen2.5:0.5b", "default-one"]
 
@@ -191,7 +192,7 @@ def test_any_model_name_is_sent_and_one_is_required() -> None:
 def test_parameters_outside_the_allow_list_are_refused(name: str) -> None:
     """Body parameters are an explicit list; anything else raises before sending."""
     with pytest.raises(UnsupportedParameterError, match=name):
-        client().stream(HI, **{name: 1})
+        client().stream(HELLO, **{name: 1})
     assert len(responses.calls) == 0
 
 
@@ -212,7 +213,7 @@ def test_error_bodies_give_the_class_by_status_and_the_message(
     error = {"message": "Model is loading", "type": "server_error", "code": "busy"}
     server.set_reply(status=status, body=json.dumps({"error": error}))
     with pytest.raises(APIStatusError) as caught:
-        client(server.url, max_retries=0).stream(HI)
+        client(server.url, max_retries=0).stream(HELLO)
     assert type(caught.value) is cls
     assert "Model is loading (busy)" in str(caught.value)
     assert json.loads(caught.value.body) == {"error": error}
@@ -223,16 +224,16 @@ def test_wrong_key_and_unknown_model_come_from_the_server(
 ) -> None:
     """The emulator's own 401 and 404 name the problem; base_url is fine, no hint."""
     with pytest.raises(AuthenticationError, match="Incorrect API key"):
-        OpenAICompatible(server.url, "sk-other", model="gpt-4o-mini").stream(HI)
+        OpenAICompatible(server.url, "sk-other", model="gpt-4o-mini").stream(HELLO)
     with pytest.raises(BadRequestError, match="`nope` does not exist") as caught:
-        client(server.url).stream(HI, model="nope")
+        client(server.url).stream(HELLO, model="nope")
     assert "/v1" not in str(caught.value)
 
 
 def test_a_404_without_v1_hints_at_the_api_root(server: EmulatorServer) -> None:
     """A base_url missing /v1 gets a 404 whose message says where the root is."""
     with pytest.raises(BadRequestError, match="usually ends in /v1"):
-        client(server.url[: -len("/v1")]).stream(HI)
+        client(server.url[: -len("/v1")]).stream(HELLO)
 
 
 @pytest.mark.parametrize(
@@ -258,7 +259,7 @@ def test_bad_replies_raise_clear_errors(
         conn.respond(200, body, "text/event-stream")
 
     with LoopbackServer(handler) as loop, pytest.raises(error) as caught:
-        client(loop.url + "/v1").complete(HI)
+        client(loop.url + "/v1").complete(HELLO)
     assert message in str(caught.value)
     assert str(caught.value).startswith(f"OpenAICompatible at {loop.host}: ")
 
@@ -277,15 +278,15 @@ def test_the_key_never_shows_in_repr_errors_or_logs(
     errors: list[APIError] = []
     for _ in range(2):
         with pytest.raises(APIError) as caught:
-            chat.complete(HI)
+            chat.complete(HELLO)
         errors.append(caught.value)
-    assert chat.complete(HI).text  # and calls that work
+    assert chat.complete(HELLO).text  # and calls that work
     assert chat.list_models()
     logged = [record.getMessage() for record in caplog.records]
     assert any(
         "retry 1 of 1" in line and "*** is over quota" in line for line in logged
     )
-    shown = [repr(chat), repr(chat.prepare(HI, None, {})), *logged]
+    shown = [repr(chat), repr(chat.prepare(HELLO, None, {})), *logged]
     for error in errors:
         assert "*** is over quota" in str(error)
         shown += [str(error), repr(error), getattr(error, "body", "")]
@@ -297,7 +298,7 @@ def test_the_key_never_shows_in_repr_errors_or_logs(
 def test_a_malformed_key_is_refused_without_echoing_it(key: str) -> None:
     """A key requests would refuse in a header raises a ValueError that omits it."""
     with pytest.raises(ValueError, match="api_key") as caught:
-        OpenAICompatible(BASE, key)
+        OpenAICompatible(OPENAI_BASE, key)
     assert key not in str(caught.value)
 
 
@@ -305,14 +306,14 @@ def test_the_facade_and_create_completion_take_api_key(server: EmulatorServer) -
     """ChatCompletion.create(provider=OpenAICompatible, api_key=...) works."""
     text = chatproviders.ChatCompletion.create(
         model="gpt-3.5-turbo",
-        messages=HI,
+        messages=HELLO,
         provider=OpenAICompatible,
         base_url=server.url,
         api_key=KEY,
     )
     assert text == server.reply.text
     chunks = OpenAICompatible.create_completion(
-        "gpt-4o-mini", HI, base_url=server.url, api_key=KEY, temperature=0
+        "gpt-4o-mini", HELLO, base_url=server.url, api_key=KEY, temperature=0
     )
     assert "".join(chunks) == server.reply.text
     assert server.requests[-1].json["temperature"] == 0
@@ -326,13 +327,13 @@ def test_openai_compatible_is_registered_but_not_auto_chosen() -> None:
     assert chatproviders.get_provider("openai") is OpenAICompatible
     assert chatproviders.get_provider("OPENAICOMPATIBLE") is OpenAICompatible
     with pytest.raises(chatproviders.ProviderNotWorkingError):
-        chatproviders.ChatCompletion.create(None, HI)  # the seeds are not working
+        chatproviders.ChatCompletion.create(None, HELLO)  # the seeds are not working
 
 
 def test_a_model_that_is_not_a_str_is_refused() -> None:
     """model=b"m" is refused before sending, not encoded into a broken body."""
     with pytest.raises(ModelNotSupportedError, match="must be a str"):
-        OpenAICompatible(BASE).stream(HI, b"m")  # type: ignore[arg-type]
+        OpenAICompatible(OPENAI_BASE).stream(HELLO, b"m")  # type: ignore[arg-type]
 
 
 def test_a_closed_client_refuses_to_send(server: EmulatorServer) -> None:
@@ -340,11 +341,11 @@ def test_a_closed_client_refuses_to_send(server: EmulatorServer) -> None:
     opening new connections that nobody will close."""
     chat = client(server.url)
     with chat:
-        assert chat.complete(HI).text
+        assert chat.complete(HELLO).text
     for call in (
-        lambda: chat.stream(HI),
-        lambda: chat.complete(HI),
-        lambda: chat.stream_in_background(HI),
+        lambda: chat.stream(HELLO),
+        lambda: chat.complete(HELLO),
+        lambda: chat.stream_in_background(HELLO),
         chat.list_models,
     ):
         with pytest.raises(RuntimeError, match="client is closed"):

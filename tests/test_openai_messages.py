@@ -12,6 +12,7 @@ import responses
 import chatproviders
 from chatproviders import InvalidMessagesError, OpenAICompatible, format_prompt
 from chatproviders._messages import validate_messages
+from tests.constants import OPENAI_BASE
 
 SEEDS = [
     chatproviders.Acytoo,
@@ -20,7 +21,6 @@ SEEDS = [
     chatproviders.GPROChat,
 ]
 
-BASE = "http://127.0.0.1:9/v1"
 SSE = b'data: {"choices": [{"delta": {"content": "ok"}}]}\n\ndata: [DONE]\n\n'
 CALL = {
     "id": "call_1",
@@ -48,8 +48,8 @@ TOOL_LOOP = [
 def test_every_role_and_content_shape_is_sent_verbatim() -> None:
     """developer, parts (text, image, other types), an assistant turn with
     content None and tool_calls, and a tool answer reach the body unchanged."""
-    responses.post(f"{BASE}/chat/completions", body=SSE)
-    with OpenAICompatible(BASE, model="m").stream(TOOL_LOOP) as stream:
+    responses.post(f"{OPENAI_BASE}/chat/completions", body=SSE)
+    with OpenAICompatible(OPENAI_BASE, model="m").stream(TOOL_LOOP) as stream:
         assert list(stream) == ["ok"]
     assert json.loads(responses.calls[0].request.body)["messages"] == TOOL_LOOP
 
@@ -108,7 +108,7 @@ def test_bad_shapes_name_the_message_and_the_key(
     """Each malformed message raises InvalidMessagesError naming its index and
     key, before any request."""
     with pytest.raises(InvalidMessagesError, match=problem) as caught:
-        OpenAICompatible(BASE, model="m").stream([message])
+        OpenAICompatible(OPENAI_BASE, model="m").stream([message])
     assert caught.value.provider == "OpenAICompatible"
     assert len(responses.calls) == 0
 

@@ -33,12 +33,12 @@ from chatproviders import (
 )
 from chatproviders._streams.events import ReplyState
 from chatproviders._streams.openai_chunks import iter_chat_events
+from tests.constants import HELLO
 from tests.loopback import WAIT, Conn, LoopbackServer
 
 STREAMS: dict[str, list[Any]] = json.loads(
     (Path(__file__).parent / "data" / "openai_chat_streams.json").read_text("utf-8")
 )
-HI = [{"role": "user", "content": "hello"}]
 #: Where a server strays from OpenAI's stream shape and ours does better.
 BETTER_THAN_THE_SDK = {"llamacpp_repeated_name"}
 #: openai's SDK (in the [test] extra) supports Python 3.10 and later only.
@@ -117,7 +117,7 @@ def ours(events: list[Any]) -> dict[str, Any]:
     """Our client's reading of ``events``, streamed over loopback."""
     with serve_events(events) as loop:
         client = OpenAICompatible(loop.url + "/v1", model="requested", max_retries=0)
-        with client.stream(HI) as stream:
+        with client.stream(HELLO) as stream:
             try:
                 for _ in stream:
                     pass
@@ -208,7 +208,7 @@ def test_an_error_event_keeps_the_partial_text_and_state() -> None:
     stream keeps it too, as the SDK's snapshot does."""
     with serve_events(STREAMS["error_mid_stream"]) as loop:
         client = OpenAICompatible(loop.url + "/v1", model="m", max_retries=0)
-        with client.stream(HI) as stream:
+        with client.stream(HELLO) as stream:
             with pytest.raises(APIError, match="server had an error") as caught:
                 list(stream)
     assert caught.value.partial_text == stream.text == "The answer is"
@@ -247,7 +247,7 @@ def test_a_whole_chat_completion_gives_the_same_fields(name: str) -> None:
 
     with LoopbackServer(handler) as loop:
         client = OpenAICompatible(loop.url + "/v1", model="requested")
-        assert ours_of(client.complete(HI)) == streamed
+        assert ours_of(client.complete(HELLO)) == streamed
 
 
 @pytest.mark.parametrize("name", sorted(STREAMS))
@@ -275,9 +275,9 @@ def test_events_show_every_delta_in_order_and_iteration_only_text() -> None:
     events = STREAMS["reasoning_then_text"]
     with serve_events(events) as loop:
         client = OpenAICompatible(loop.url + "/v1", model="m")
-        with client.stream(HI) as stream:
+        with client.stream(HELLO) as stream:
             seen = list(stream.events())
-        with client.stream(HI) as plain:
+        with client.stream(HELLO) as plain:
             assert list(plain) == ["Hello", "!"]
     assert seen == [
         ModelReported("deepseek-reasoner"),
@@ -298,7 +298,7 @@ def test_events_after_some_iteration_give_the_rest() -> None:
     events = STREAMS["text_then_tool_call"]
     with serve_events(events) as loop:
         client = OpenAICompatible(loop.url + "/v1", model="m")
-        with client.stream(HI) as stream:
+        with client.stream(HELLO) as stream:
             assert next(stream) == "Let me check."
             rest = list(stream.events())
     assert [type(event) for event in rest] == [
@@ -326,7 +326,7 @@ def test_stream_returns_at_the_first_tool_call_fragment() -> None:
 
     with LoopbackServer(handler) as loop:
         client = OpenAICompatible(loop.url + "/v1", model="m")
-        with client.stream(HI) as stream:
+        with client.stream(HELLO) as stream:
             assert stream.tool_calls[0].function.name == "get_forecast"
             assert stream.tool_calls[0].function.arguments == ""
             proceed.set()
@@ -339,7 +339,7 @@ def test_the_reported_model_wins_over_the_requested_one() -> None:
     """stream.model is the name the server reported; requested_model stays."""
     with serve_events(STREAMS["ollama_reasoning_field"]) as loop:
         client = OpenAICompatible(loop.url + "/v1", model="qwen3")
-        with client.stream(HI) as stream:
+        with client.stream(HELLO) as stream:
             assert stream.until_done().model == "qwen3:0.6b"
     assert stream.requested_model == "qwen3"
 
@@ -399,7 +399,7 @@ def test_the_fields_grow_with_the_stream() -> None:
     finish reason while the text comes, both once the loop has ended."""
     with serve_events(STREAMS["text_then_tool_call"]) as loop:
         client = OpenAICompatible(loop.url + "/v1", model="m")
-        with client.stream(HI) as stream:
+        with client.stream(HELLO) as stream:
             assert next(stream) == "Let me check."
             assert (stream.tool_calls, stream.finish_reason, stream.usage) == (
                 (),
@@ -429,4 +429,4 @@ def test_a_decoder_yielding_something_else_is_a_clear_error() -> None:
     with LoopbackServer(handler) as loop:
         client = Odd(loop.url + "/v1", model="m")
         with pytest.raises(TypeError, match=r"Odd\.iter_text yielded bytes"):
-            client.stream(HI)
+            client.stream(HELLO)

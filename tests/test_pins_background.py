@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 from chatproviders import BackgroundStream
+from tests.constants import WORKER
 from tests.loopback import WAIT
-
-WORKER = "chatproviders-background-"
 
 
 def workers() -> list[threading.Thread]:

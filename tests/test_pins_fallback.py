@@ -21,10 +21,9 @@ from chatproviders import (
     InvalidMessagesError,
     ModelNotSupportedError,
 )
+from tests.constants import BASE, HI
 from tests.loopback import WAIT, Conn, LoopbackServer
 
-HI = [{"role": "user", "content": "Hi"}]
-BASE = "http://127.0.0.1:9"
 CROMICLE, ACYTOO = f"{BASE}/chat", f"{BASE}/api/completions"
 
 

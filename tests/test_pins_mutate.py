@@ -6,12 +6,11 @@ from __future__ import annotations
 import ast
 import importlib.util
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.constants import ROOT
 
 
 @pytest.fixture(scope="module")

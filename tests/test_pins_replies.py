@@ -16,6 +16,7 @@ from chatproviders import (
     RateLimitError,
     ResponseFormatError,
 )
+from tests.constants import HI, OPENAI_BASE
 
 try:
     from chatproviders.decoders import ServerSentEvent, SSEDecoder
@@ -24,13 +25,11 @@ except ImportError:  # before the decoders became public
 from chatproviders._wire.retry import parse_retry_after
 from tests.loopback import WAIT, Conn, LoopbackServer
 
-HI = [{"role": "user", "content": "Hi"}]
-BASE = "http://127.0.0.1:9/v1"
-URL = f"{BASE}/chat/completions"
+URL = f"{OPENAI_BASE}/chat/completions"
 
 
 def client() -> OpenAICompatible:
-    return OpenAICompatible(BASE, "sk-test", model="m", max_retries=0)
+    return OpenAICompatible(OPENAI_BASE, "sk-test", model="m", max_retries=0)
 
 
 def events(*objects: Any) -> bytes:

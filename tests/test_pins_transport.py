@@ -31,9 +31,9 @@ from chatproviders._constants import (
     ERROR_BODY_LIMIT,
     FINISH_LIMIT,
 )
+from tests.constants import HI
 from tests.loopback import WAIT, Conn, LoopbackServer
 
-HI = [{"role": "user", "content": "Hi"}]
 SSE = [("Content-Type", "text/event-stream")]
 
 

@@ -29,9 +29,7 @@ from chatproviders import (
     register_provider,
 )
 from chatproviders.testing import serve
-
-README = Path(__file__).resolve().parent.parent / "README.rst"
-HI = [{"role": "user", "content": "Hi"}]
+from tests.constants import HI, README
 
 
 def readme_block(first_line: str) -> str:

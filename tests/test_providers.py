@@ -23,14 +23,13 @@ from chatproviders import (
     format_prompt,
 )
 from chatproviders.providers import gprochat
+from tests.constants import BASE, HELLO
 from tests.loopback import Conn, LoopbackServer
 
-HI = [{"role": "user", "content": "hello"}]
 CHAT = [
     {"role": "system", "content": "Be brief"},
     {"role": "user", "content": "Hi"},
 ]
-BASE = "http://127.0.0.1:9"
 SSE_BODY = (
     b'data: {"choices": [{"delta": {"role": "assistant"}}]}\n\n'
     b'data: {"choices": [{"delta": {"content": "Hel"}}]}\n\n'
@@ -55,7 +54,7 @@ def sent(call: Any) -> tuple[dict[str, str], Any]:
 def test_cromicle_request_is_byte_exact() -> None:
     """Cromicle posts message, token and sha256('abc' + prompt) as JSON."""
     responses.post(f"{BASE}/chat", body="Hi there")
-    assert Cromicle(base_url=BASE).complete(HI).text == "Hi there"
+    assert Cromicle(base_url=BASE).complete(HELLO).text == "Hi there"
     call = responses.calls[0]
     headers, _ = sent(call)
     assert call.request.method == "POST"
@@ -109,7 +108,7 @@ def test_acytoo_sends_the_history_verbatim(
 def test_gprochat_request_is_signed(fixed_clock: int) -> None:
     """GPROChat signs time:prompt:secret and sends its browser headers."""
     responses.post(f"{BASE}/api/generate", body="ok")
-    GPROChat(base_url=BASE).complete(HI)
+    GPROChat(base_url=BASE).complete(HELLO)
     call = responses.calls[0]
     headers, body = sent(call)
     assert call.request.url == f"{BASE}/api/generate"
@@ -138,11 +137,11 @@ def test_gprochat_signature_test_vector() -> None:
 def test_codelinkava_request_and_sse_reply() -> None:
     """CodeLinkAva sends its headers and body, and reads delta content to [DONE]."""
     responses.post(f"{BASE}/api/chat", body=SSE_BODY, content_type="text/event-stream")
-    reply = CodeLinkAva(base_url=BASE).complete(HI, temperature=0.2)
+    reply = CodeLinkAva(base_url=BASE).complete(HELLO, temperature=0.2)
     assert reply.text == "Hello"
     call = responses.calls[0]
     headers, body = sent(call)
-    assert body == {"messages": HI, "temperature": 0.2, "stream": True}
+    assert body == {"messages": HELLO, "temperature": 0.2, "stream": True}
     expected = {
         "Accept": "*/*",
         "Accept-Language": (
@@ -167,18 +166,18 @@ def test_transport_options_never_reach_the_body() -> None:
     """proxy and timeout given to create_completion stay out of the JSON."""
     responses.post(f"{BASE}/api/chat", body=SSE_BODY)
     chunks = CodeLinkAva.create_completion(
-        "gpt-3.5-turbo", HI, proxy="http://127.0.0.1:3128", timeout=5, base_url=BASE
+        "gpt-3.5-turbo", HELLO, proxy="http://127.0.0.1:3128", timeout=5, base_url=BASE
     )
     # responses does not go through the proxy, so the call still succeeds
     assert "".join(chunks) == "Hello"
     _, body = sent(responses.calls[0])
-    assert body == {"messages": HI, "temperature": 0.6, "stream": True}
+    assert body == {"messages": HELLO, "temperature": 0.6, "stream": True}
 
 
 @pytest.mark.parametrize(
     ("messages", "expected"),
     [
-        (HI, "hello"),
+        (HELLO, "hello"),
         ([{"role": "user", "content": "a\nb"}], "a\nb"),
         (CHAT, "System: Be brief\nUser: Hi\nAssistant:"),
         (
@@ -218,7 +217,7 @@ def test_format_prompt_checks_its_messages(messages: Any) -> None:
         ([{"role": "user"}], "needs a string 'content'"),
         ([{"role": "user", "content": 3}], "needs a string 'content'"),
         ([{"role": "wizard", "content": "hi"}], "unknown role 'wizard'"),
-        ([*HI, {"role": 1, "content": "x"}], r"messages\[1\]"),
+        ([*HELLO, {"role": 1, "content": "x"}], r"messages\[1\]"),
         ([{"role": "user", "content": "caf\udce9"}], r"'\\udce9' at position 3"),
     ],
 )
@@ -240,7 +239,7 @@ def test_a_parameter_json_cannot_carry_is_refused(value: Any) -> None:
     """NaN would go out as invalid JSON, bytes would fail inside json: both are
     refused before any request, naming the parameter."""
     with pytest.raises(UnsupportedParameterError, match="temperature="):
-        Acytoo(base_url=BASE).stream(HI, temperature=value)
+        Acytoo(base_url=BASE).stream(HELLO, temperature=value)
     assert len(responses.calls) == 0
 
 
@@ -248,7 +247,7 @@ def test_a_parameter_json_cannot_carry_is_refused(value: Any) -> None:
 def test_a_message_value_json_cannot_carry_is_refused() -> None:
     """An extra message key whose value has no JSON is an InvalidMessagesError."""
     with pytest.raises(InvalidMessagesError, match="cannot be sent"):
-        Acytoo(base_url=BASE).stream([{**HI[0], "meta": b"bob"}])
+        Acytoo(base_url=BASE).stream([{**HELLO[0], "meta": b"bob"}])
     assert len(responses.calls) == 0
 
 
@@ -256,9 +255,9 @@ def test_a_message_value_json_cannot_carry_is_refused() -> None:
 def test_unknown_parameter_is_refused() -> None:
     """A keyword the protocol does not know is an error, not silently dropped."""
     with pytest.raises(UnsupportedParameterError, match=r"top_p.*accepts: none"):
-        Cromicle(base_url=BASE).stream(HI, top_p=0.1)
+        Cromicle(base_url=BASE).stream(HELLO, top_p=0.1)
     with pytest.raises(UnsupportedParameterError, match="accepts: temperature"):
-        Acytoo(base_url=BASE).complete(HI, max_tokens=3)
+        Acytoo(base_url=BASE).complete(HELLO, max_tokens=3)
     assert len(responses.calls) == 0
 
 
@@ -266,7 +265,7 @@ def test_unknown_parameter_is_refused() -> None:
 def test_unsupported_model_lists_the_supported_ones() -> None:
     """A model outside a provider's list raises ModelNotSupportedError naming them."""
     with pytest.raises(ModelNotSupportedError) as caught:
-        GPROChat(base_url=BASE).stream(HI, model="gpt-4")
+        GPROChat(base_url=BASE).stream(HELLO, model="gpt-4")
     assert caught.value.supported == ("gemini-1.5-pro", "gemini-pro")
     assert "gemini-1.5-pro, gemini-pro" in str(caught.value)
     assert len(responses.calls) == 0
@@ -277,7 +276,7 @@ def test_unsupported_model_lists_the_supported_ones() -> None:
 def test_model_defaults_and_choices(model: Any) -> None:
     """None or "" means the default model; a listed one is accepted."""
     responses.post(f"{BASE}/api/generate", body="ok")
-    reply = GPROChat(base_url=BASE).complete(HI, model=model)
+    reply = GPROChat(base_url=BASE).complete(HELLO, model=model)
     assert reply.model == (model or "gemini-1.5-pro")
     assert reply.provider == "GPROChat"
 
@@ -410,7 +409,7 @@ def test_user_and_password_in_base_url_stay_out_of_errors_and_repr() -> None:
         url = server.url.replace("http://", "http://alice:s3cret@")
         client = Cromicle(base_url=url, max_retries=0)
         with client, pytest.raises(chatproviders.AuthenticationError) as caught:
-            client.complete(HI)
+            client.complete(HELLO)
     shown = [repr(client), client.host, str(caught.value), repr(caught.value)]
     assert caught.value.host == server.url.split("//")[1]
     assert not [text for text in shown if "s3cret" in text or "alice" in text]
@@ -424,7 +423,7 @@ def test_user_and_password_in_base_url_stay_out_of_errors_and_repr() -> None:
 def test_a_timeout_is_always_sent(timeout: Any, sent_timeout: Any) -> None:
     """Every request carries a timeout: the caller's, or the documented default."""
     responses.post(f"{BASE}/chat", body="ok")
-    Cromicle(base_url=BASE, timeout=timeout).complete(HI)
+    Cromicle(base_url=BASE, timeout=timeout).complete(HELLO)
     assert responses.calls[0].request.req_kwargs["timeout"] == sent_timeout
 
 
@@ -432,7 +431,7 @@ def test_a_timeout_is_always_sent(timeout: Any, sent_timeout: Any) -> None:
 def test_proxy_applies_to_http_and_https() -> None:
     """A proxy URL is used for both schemes."""
     responses.post(f"{BASE}/chat", body="ok")
-    Cromicle(base_url=BASE, proxy="http://127.0.0.1:3128").complete(HI)
+    Cromicle(base_url=BASE, proxy="http://127.0.0.1:3128").complete(HELLO)
     assert responses.calls[0].request.req_kwargs["proxies"] == {
         "http": "http://127.0.0.1:3128",
         "https": "http://127.0.0.1:3128",
@@ -468,7 +467,7 @@ def test_callers_session_and_headers_are_used_and_not_closed() -> None:
     session.close = lambda: closed.append(True)  # type: ignore[method-assign]
     with Cromicle(base_url=BASE, session=session, headers={"X-Trace": "1"}) as c:
         assert c.session is session
-        c.complete(HI)
+        c.complete(HELLO)
     assert closed == []
     assert responses.calls[0].request.headers["X-Trace"] == "1"
     assert responses.calls[0].request.headers["X-Session"] == "mine"

@@ -47,9 +47,7 @@ import requests
 
 import chatproviders
 from chatproviders.testing import EmulatorServer, serve
-
-ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.rst"
+from tests.constants import README, ROOT
 
 #: The names every block finds, and what they are.
 CONTEXT = {

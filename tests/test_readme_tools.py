@@ -4,14 +4,13 @@ against the openai emulator (only the server's URL is replaced)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chatproviders.testing import serve
+from tests.constants import README
 
-README = Path(__file__).parent.parent / "README.rst"
 URL = "http://localhost:11434/v1"
 
 

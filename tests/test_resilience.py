@@ -30,10 +30,9 @@ from chatproviders._wire.retry import backoff_delay, is_retryable, parse_retry_a
 from chatproviders._wire.retry import (
     sleep as real_sleep,  # conftest patches the module's
 )
+from tests.constants import BASE, HI
 from tests.loopback import WAIT, Conn, LoopbackServer
 
-HI = [{"role": "user", "content": "Hi"}]
-BASE = "http://127.0.0.1:9"
 URL = f"{BASE}/chat"
 
 

@@ -12,9 +12,7 @@ import pytest
 
 from chatproviders import Cromicle, FallbackProvider, batch
 from chatproviders.testing import EmulatorServer, serve
-
-GREETING = "Hello from the Cromicle emulator — ready."
-HI = [{"role": "user", "content": "hi"}]
+from tests.constants import GREETING, HI
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from chatproviders import (
 )
 from chatproviders._wire import exchange as _exchange
 from chatproviders._wire import transport as _transport
+from tests.constants import HI
 from tests.loopback import WAIT, Conn, LoopbackServer
 
-HI = [{"role": "user", "content": "Hi"}]
 FRAMINGS = ["chunked", "length", "close"]
 
 
