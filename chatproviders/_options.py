@@ -30,6 +30,7 @@ __all__ = [
     "check_timeout",
     "host_of",
     "redact",
+    "without_credentials",
 ]
 
 Timeout = Union[float, tuple[float, float]]
@@ -181,12 +182,19 @@ def check_proxy(proxy: Optional[Proxy]) -> Optional[dict[str, str]]:
 
 def host_of(url: str) -> str:
     """The host and port of ``url``, without any ``user:password@``."""
-    return urlsplit(url).netloc.rpartition("@")[2]
+    return urlsplit(without_credentials(url)).netloc
 
 
 def redact(url: str) -> str:
     """``url`` with any ``user:password@`` shown as ``***@``."""
-    return _USERINFO.sub(lambda found: (found.group(1) or "") + "***@", url, count=1)
+    return without_credentials(url, shown="***@")
+
+
+def without_credentials(url: str, shown: str = "") -> str:
+    """``url`` with any ``user:password@`` replaced by ``shown``: the one place
+    credentials are taken out of a URL, for every message, table and host.
+    """
+    return _USERINFO.sub(lambda found: (found.group(1) or "") + shown, url, count=1)
 
 
 # The user information runs to the last @: a password may hold @, / or #. A

@@ -16,7 +16,6 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Optional
 from urllib.parse import urlsplit
 
@@ -32,7 +31,7 @@ from ._streams import chat_stream as _streaming
 from ._streams.chat_stream import ChatStream
 from ._streams.events import Piece
 from ._wire.deadline import GuardedAdapter
-from ._wire.exchange import Exchange
+from ._wire.exchange import Exchange, PreparedChat
 from ._wire.retry import retrying
 from .decoders import iter_text
 from .exceptions import (
@@ -67,16 +66,6 @@ REQUIRED_ATTRIBUTES = ("url", "path", "default_model")
 MIN_SECRET_LENGTH = 8
 
 
-@dataclass(frozen=True)
-class PreparedChat:
-    """One request, checked and encoded, ready to send."""
-
-    url: str = field(repr=False)  # may hold a password
-    headers: dict[str, str] = field(repr=False)  # may hold an API key
-    body: bytes
-    model: str
-
-
 class Provider(Gpt4freeEntryPoints, Client):
     """Base class of the blocking provider clients.
 
@@ -98,6 +87,9 @@ class Provider(Gpt4freeEntryPoints, Client):
     url: ClassVar[str]
     #: The endpoint's path, kept when ``base_url`` replaces the rest.
     path: ClassVar[str]
+    #: The whole endpoint, for a provider whose API is not at ``url`` +
+    #: ``path`` (another host); set it to send elsewhere without a ``base_url``.
+    api_endpoint: ClassVar[Optional[str]] = None
     working: ClassVar[bool] = False
     supports_stream: ClassVar[bool] = True
     supports_message_history: ClassVar[bool] = False
@@ -207,6 +199,12 @@ class Provider(Gpt4freeEntryPoints, Client):
             )
         return model
 
+    def probe_model(self, timeout: float) -> str:
+        """The model a health check asks for: the default one. A provider with
+        an open model list may ask its server, within ``timeout`` seconds.
+        """
+        return self.choose_model(None)
+
     def iter_text(self, chunks: Iterable[bytes]) -> Iterator[Piece]:
         """Turn the body's bytes into text pieces. Default: raw UTF-8.
 
@@ -235,12 +233,20 @@ class Provider(Gpt4freeEntryPoints, Client):
 
     # -- calls --------------------------------------------------------------
 
+    @classmethod
+    def default_endpoint(cls) -> Optional[str]:
+        """Where requests go without a ``base_url``, read from the class
+        attributes at call time; None for a provider that has no default URL.
+        """
+        if cls.api_endpoint:
+            return cls.api_endpoint
+        return cls.url.rstrip("/") + cls.path if cls.url else None
+
     def endpoint(self) -> str:
-        """The URL requests go to, read from the class attributes at call time."""
+        """The URL requests go to: ``base_url`` + ``path``, or the default."""
         if self.base_url is not None:
             return self.base_url + self.path
-        api_endpoint = getattr(type(self), "api_endpoint", None)
-        return api_endpoint or self.url.rstrip("/") + self.path
+        return self.default_endpoint() or self.path
 
     @property
     def host(self) -> str:
@@ -375,11 +381,6 @@ class Provider(Gpt4freeEntryPoints, Client):
 
     def __repr__(self) -> str:
         return f"<{self.name()} {redact(self.endpoint())}>"
-
-
-def has_default_url(cls: type[Provider]) -> bool:
-    """True when ``cls`` knows where its service is, without a ``base_url``."""
-    return bool(getattr(cls, "api_endpoint", None) or cls.url)
 
 
 def _json(value: Any) -> Optional[bytes]:

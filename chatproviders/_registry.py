@@ -26,6 +26,7 @@ __all__ = [
     "get_provider",
     "list_providers",
     "plugin_errors",
+    "providers_with_default_url",
     "register_provider",
 ]
 
@@ -76,6 +77,13 @@ def list_providers() -> list[type[Provider]]:
     _load_plugins()
     with _lock:
         return sorted(_registered.values(), key=lambda cls: cls.name().lower())
+
+
+def providers_with_default_url() -> list[type[Provider]]:
+    """The registered providers that know where their service is without a
+    ``base_url`` (not OpenAICompatible): what a check or the facade may try.
+    """
+    return [cls for cls in list_providers() if cls.default_endpoint() is not None]
 
 
 def get_provider(name: ProviderLike) -> type[Provider]:

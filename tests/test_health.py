@@ -29,6 +29,7 @@ from chatproviders import (
     check,
 )
 from chatproviders._health import check as _health
+from chatproviders._health import fallback as _fallback
 from chatproviders.cli import main
 from chatproviders.testing import EmulatorServer, serve
 from tests.loopback import WAIT, Conn, LoopbackServer
@@ -415,7 +416,7 @@ def test_without_targets_every_provider_with_a_default_url(
     assert [r.provider for r in results] == [
         cls.__name__
         for cls in chatproviders.list_providers()
-        if _health.has_default_url(cls)
+        if cls.default_endpoint() is not None
     ]
     assert {r.provider: r.status for r in results} == {
         "Acytoo": "down",
@@ -469,7 +470,7 @@ def test_a_probed_fallback_starts_no_background_checks_of_its_own(
 ) -> None:
     """Probing a FallbackProvider with health_interval adds no second thread."""
     rounds = Rounds()
-    monkeypatch.setattr(_health, "wait_interval", rounds.wait)
+    monkeypatch.setattr(_fallback, "wait_interval", rounds.wait)
     before = health_threads()
     fallback = FallbackProvider([Cromicle(base_url=cromicle.url)], health_interval=60)
     mine = health_threads() - before
@@ -565,7 +566,7 @@ def test_background_checks_bring_a_recovered_provider_back(
     after the round that finds it answering again; close() ends the thread.
     """
     rounds = Rounds()
-    monkeypatch.setattr(_health, "wait_interval", rounds.wait)
+    monkeypatch.setattr(_fallback, "wait_interval", rounds.wait)
     hi = [{"role": "user", "content": "Hi"}]
     with serve("cromicle", text="from cromicle") as flaky, serve("acytoo") as good:
         flaky.queue_reply(status=503, body="down")

@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from .._provider import Provider, has_default_url
+from .._provider import Provider
 from .._registry import list_providers, plugin_errors
 from .common import EXIT_ERROR, EXIT_OK, UsageError, say
 
@@ -23,7 +23,6 @@ def run_list(args: argparse.Namespace) -> int:
     for name, reason in plugin_errors().items():
         say(f"chatproviders list: warning: plugin {name!r} did not load: {reason}")
     for cls in classes:
-        site = cls.url.rstrip("/") or "BASE_URL"
         rows.append(
             [
                 cls.name(),
@@ -32,7 +31,7 @@ def run_list(args: argparse.Namespace) -> int:
                 _yes(cls.supports_stream),
                 _yes(cls.supports_message_history),
                 cls.default_model or "any (-m)",
-                getattr(cls, "api_endpoint", None) or site + cls.path,
+                cls.default_endpoint() or "BASE_URL" + cls.path,
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
@@ -88,7 +87,7 @@ def wait_for_interrupt() -> None:
 
 def _measure(classes: list[type[Provider]]) -> dict[type[Provider], str]:
     """The status of a probe of each class that has a default URL."""
-    probed = [cls for cls in classes if has_default_url(cls)]
+    probed = [cls for cls in classes if cls.default_endpoint() is not None]
     from .._health.check import check
 
     return {cls: result.status for cls, result in zip(probed, check(probed))}

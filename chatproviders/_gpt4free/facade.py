@@ -13,8 +13,8 @@ from typing import Any, Optional, Union
 from .._constants import DEFAULT_CHECK_TIMEOUT
 from .._messages import Messages
 from .._options import check_proxy
-from .._provider import Provider, has_default_url
-from .._registry import ProviderLike, get_provider, list_providers
+from .._provider import Provider
+from .._registry import ProviderLike, get_provider, providers_with_default_url
 from ..exceptions import ProviderNotFoundError, ProviderNotWorkingError
 
 __all__ = ["ChatCompletion", "working_providers"]
@@ -27,7 +27,7 @@ def working_providers(timeout: float = DEFAULT_CHECK_TIMEOUT) -> list[type[Provi
     """
     from .._health.check import check  # imported only by those who check
 
-    classes = [cls for cls in list_providers() if has_default_url(cls)]
+    classes = providers_with_default_url()
     results = check(classes, timeout=timeout)
     return [cls for cls, result in zip(classes, results) if result.ok]
 
@@ -112,4 +112,4 @@ def _choosable() -> list[type[Provider]]:
     their own (not OpenAICompatible, which needs a base_url and serves any
     model name: name it as ``provider=``).
     """
-    return [cls for cls in list_providers() if has_default_url(cls)]
+    return providers_with_default_url()

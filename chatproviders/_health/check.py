@@ -25,19 +25,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Callable, Optional, Union
 
 from .._client import Client
 from .._constants import DEFAULT_CHECK_TIMEOUT
 from .._messages import Messages
 from .._numbers import check_seconds
-from .._provider import Provider, has_default_url
-from .._registry import get_provider, list_providers
+from .._options import without_credentials
+from .._provider import Provider
+from .._registry import get_provider, providers_with_default_url
 from .._streams.chat_stream import ChatStream
 from .._streams.events import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
 from ..exceptions import (
@@ -49,14 +48,9 @@ from ..exceptions import (
     AuthenticationError,
     ChatProvidersError,
     IncompleteStreamError,
-    ModelNotSupportedError,
     RateLimitError,
     ResponseFormatError,
 )
-from ..providers.openai_compatible import OpenAICompatible
-
-if TYPE_CHECKING:
-    from .fallback import FallbackProvider
 
 __all__ = [
     "DEFAULT_CHECK_TIMEOUT",
@@ -65,7 +59,6 @@ __all__ = [
     "CheckResult",
     "check",
     "classify",
-    "has_default_url",
 ]
 
 #: What a probe asks. No token limit is set: a reasoning model may think first.
@@ -209,34 +202,6 @@ def classify(error: BaseException) -> str:
     return "error"
 
 
-def wait_interval(stop: threading.Event, seconds: float) -> bool:
-    """Wait ``seconds`` between background checks; True once ``stop`` is set.
-    Tests replace it to run the checks one at a time.
-    """
-    return stop.wait(seconds)
-
-
-def watch(
-    ref: weakref.ReferenceType[FallbackProvider],
-    interval: float,
-    timeout: float,
-    stop: threading.Event,
-) -> None:
-    """A :class:`FallbackProvider`'s background checks: every ``interval``
-    seconds, until ``stop`` is set or the object is collected. Holds the
-    object only while a check runs, so that it can be collected meanwhile.
-    """
-    while not wait_interval(stop, interval):
-        fallback = ref()
-        if fallback is None:
-            return
-        try:
-            fallback.check(timeout=timeout)
-        except Exception:  # a bug must not end the checks for good
-            logger.exception("background check of %r failed", fallback)
-        del fallback
-
-
 # -- one probe ---------------------------------------------------------------
 
 
@@ -253,7 +218,7 @@ Resolved = Union[Client, type[Provider], _Unprobeable]
 
 def _targets(targets: object) -> list[object]:
     if targets is None:
-        return [cls for cls in list_providers() if has_default_url(cls)]
+        return [cls for cls in providers_with_default_url()]
     if isinstance(targets, (str, type, Client)):
         return [targets]
     if not isinstance(targets, Iterable):
@@ -272,7 +237,7 @@ def _resolve(target: object) -> Resolved:
         isinstance(target, type) and issubclass(target, Provider)
     ):
         cls = get_provider(target)
-        if not has_default_url(cls):
+        if cls.default_endpoint() is None:
             return _Unprobeable(
                 cls.name(),
                 "has no default URL: give it a base_url "
@@ -307,7 +272,9 @@ def _probe(target: Resolved, prompt: str, timeout: float) -> CheckResult:
             client = target
         else:  # a class: at its default URL, with a session of its own
             client = made = target(max_retries=0, total_timeout=timeout)
-        chosen = _model(client, deadline) if isinstance(client, Provider) else None
+        chosen = None
+        if isinstance(client, Provider):
+            chosen = client.probe_model(_left(deadline))
         model = chosen or ""
         with client.with_options(**_probe_options(client, deadline)) as probe:
             with probe.stream(messages, chosen) as stream:
@@ -354,22 +321,6 @@ def _left(deadline: float) -> float:
     return remaining
 
 
-def _model(client: Provider, deadline: float) -> Optional[str]:
-    """The model a provider client sends. An ``OpenAICompatible`` without
-    ``model=`` asks its server, and takes the first model it lists.
-    """
-    try:
-        return client.choose_model(None)
-    except ModelNotSupportedError:
-        if not isinstance(client, OpenAICompatible):
-            raise
-    lister = client.with_options(max_retries=0, total_timeout=_left(deadline))
-    models = lister.list_models()
-    if not models:
-        raise ModelNotSupportedError("serves no model (its model list is empty)")
-    return str(models[0])
-
-
 def _late(target: Resolved, timeout: float) -> CheckResult:
     """The result of a probe that has not ended by its deadline."""
     name = target.provider if isinstance(target, _Unprobeable) else target.name()
@@ -390,10 +341,9 @@ def _url_of(target: Resolved) -> str:
     (a FallbackProvider, or a class without a default URL).
     """
     if isinstance(target, Provider):
-        return _without_credentials(target.endpoint())
-    if isinstance(target, type) and has_default_url(target):
-        endpoint = getattr(target, "api_endpoint", None)
-        return _without_credentials(endpoint or target.url.rstrip("/") + target.path)
+        return without_credentials(target.endpoint())
+    if isinstance(target, type):
+        return without_credentials(target.default_endpoint() or "")
     return ""
 
 
@@ -417,11 +367,6 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, AllProvidersFailedError):
         text += " " + "; ".join(str(attempt) for attempt in error.attempts)
     return text
-
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _one_line(text: str) -> str:

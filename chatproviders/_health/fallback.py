@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -28,7 +29,9 @@ from ..exceptions import (
 if TYPE_CHECKING:
     from .check import CheckResult
 
-__all__ = ["FallbackProvider"]
+__all__ = ["FallbackProvider", "wait_interval", "watch"]
+
+logger = logging.getLogger("chatproviders")
 
 #: The keywords of FallbackProvider's own; with_options passes the rest on.
 _OWN_OPTIONS = frozenset({"shuffle", "cooldown", "total_timeout", "health_interval"})
@@ -83,8 +86,6 @@ class FallbackProvider(Client):
         if health_interval is not None:
             check_seconds(health_interval, "health_interval")
             weakref.finalize(self, self._stop_checks.set)
-            from .check import watch  # imported only by those who check
-
             threading.Thread(
                 target=watch,
                 args=(
@@ -214,3 +215,31 @@ class FallbackProvider(Client):
 def _attempt(provider: Client, error: BaseException, elapsed: float) -> Attempt:
     status = error.status_code if isinstance(error, APIStatusError) else None
     return Attempt(provider.name(), error, elapsed, status)
+
+
+def wait_interval(stop: threading.Event, seconds: float) -> bool:
+    """Wait ``seconds`` between background checks; True once ``stop`` is set.
+    Tests replace it to run the checks one at a time.
+    """
+    return stop.wait(seconds)
+
+
+def watch(
+    ref: weakref.ReferenceType[FallbackProvider],
+    interval: float,
+    timeout: float,
+    stop: threading.Event,
+) -> None:
+    """A :class:`FallbackProvider`'s background checks: every ``interval``
+    seconds, until ``stop`` is set or the object is collected. Holds the
+    object only while a check runs, so that it can be collected meanwhile.
+    """
+    while not wait_interval(stop, interval):
+        fallback = ref()
+        if fallback is None:
+            return
+        try:
+            fallback.check(timeout=timeout)
+        except Exception:  # a bug must not end the checks for good
+            logger.exception("background check of %r failed", fallback)
+        del fallback

@@ -9,8 +9,9 @@ reads it is where every error gets its provider and host.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 from .deadline import Guard
 from .transport import (
@@ -25,13 +26,39 @@ from .transport import (
 if TYPE_CHECKING:
     import requests
 
-    from .._provider import PreparedChat, Provider
+    from .._options import Options
+    from ..exceptions import APIStatusError
 
-__all__ = ["Exchange"]
+__all__ = ["Exchange", "PreparedChat", "Sender"]
+
+
+@dataclass(frozen=True)
+class PreparedChat:
+    """One request, checked and encoded, ready to send."""
+
+    url: str = field(repr=False)  # may hold a password
+    headers: dict[str, str] = field(repr=False)  # may hold an API key
+    body: Optional[bytes]
+    model: str
+    method: str = "POST"
+
+
+class Sender(Protocol):
+    """What an exchange needs of the client it sends for (a provider)."""
+
+    session: requests.Session
+    options: Options
+
+    def status_error_class(
+        self, status: int, body: str
+    ) -> Optional[type[APIStatusError]]: ...
+
+    def iter_text(self, chunks: Iterable[bytes]) -> Iterator[Any]: ...
 
 
 class Exchange:
-    """One HTTP request and its reply, read once: iterate it for the reply's pieces.
+    """One HTTP request and its reply, read once: iterate it for the reply's
+    pieces, or :meth:`read_all` for its bytes.
 
     ``deadline`` (monotonic) bounds every phase; ``on_response`` sees the
     response as soon as its headers are in. ``close()`` releases the
@@ -40,7 +67,7 @@ class Exchange:
 
     def __init__(
         self,
-        provider: Provider,
+        provider: Sender,
         prepared: PreparedChat,
         deadline: Optional[float] = None,
         on_response: Optional[Callable[[requests.Response], None]] = None,
@@ -53,12 +80,30 @@ class Exchange:
         self.guard: Optional[Guard] = None
 
     def __iter__(self) -> Iterator[Any]:
+        body = self._start()
+        try:
+            content_type = body.response.headers.get("content-type", "")
+            yield from self.provider.iter_text(refuse_html(body, content_type))
+            body.finish()
+        finally:
+            self._end()
+
+    def read_all(self) -> tuple[bytes, str]:
+        """Send, and read the whole body: its bytes and its content type."""
+        body = self._start()
+        try:
+            return b"".join(body), body.response.headers.get("content-type", "")
+        finally:
+            self._end()
+
+    def _start(self) -> Body:
+        """Send, check the status, and return the body to read."""
         provider, options = self.provider, self.provider.options
         guard = self.guard = Guard(self.deadline)
         try:
             response = send(
                 provider.session,
-                "POST",
+                self.prepared.method,
                 self.prepared.url,
                 data=self.prepared.body,
                 headers=self.prepared.headers,
@@ -86,13 +131,16 @@ class Exchange:
                     data,
                     error_class=provider.status_error_class(response.status_code, text),
                 )
-            body = Body(response, self.deadline, options.read_timeout, guard=guard)
-            content_type = response.headers.get("content-type", "")
-            yield from provider.iter_text(refuse_html(body, content_type))
-            body.finish()
-        finally:
-            guard.finish()
-            response.close()
+            return Body(response, self.deadline, options.read_timeout, guard=guard)
+        except BaseException:
+            self._end()
+            raise
+
+    def _end(self) -> None:
+        if self.guard is not None:
+            self.guard.finish()
+        if self.response is not None:
+            self.response.close()
 
     def abort(self) -> None:
         """Make a send or read blocked in another thread return at once."""

@@ -46,8 +46,8 @@ from .._provider import CLIENT_OPTIONS, Provider
 from .._streams.chat_stream import ChatResponse
 from .._streams.events import Piece
 from .._streams.openai_chunks import iter_chat_reply_events
-from .._wire.deadline import Guard
-from .._wire.transport import Body, looks_like_html, read_error_body, send, status_error
+from .._wire.exchange import Exchange, PreparedChat
+from .._wire.transport import looks_like_html
 from ..exceptions import (
     APIStatusError,
     ChatProvidersError,
@@ -226,6 +226,18 @@ class OpenAICompatible(Provider):
     def secrets(self) -> tuple[str, ...]:
         return (*super().secrets(), *([self.api_key] if self.api_key else []))
 
+    def probe_model(self, timeout: float) -> str:
+        """The client's model, or else the first one its server lists."""
+        try:
+            return self.choose_model(None)
+        except ModelNotSupportedError:
+            pass
+        with self.with_options(max_retries=0, total_timeout=timeout) as lister:
+            models = lister.list_models()
+        if not models:
+            raise ModelNotSupportedError("serves no model (its model list is empty)")
+        return models[0]
+
     def list_models(self) -> list[str]:
         """The ids of the models the server serves (``GET {base_url}/models``)."""
         self._check_open()
@@ -236,33 +248,19 @@ class OpenAICompatible(Provider):
             raise
 
     def _list_models(self) -> list[str]:
-        options = self.options
         deadline = None
-        if options.total_timeout is not None:
-            deadline = time.monotonic() + options.total_timeout
-        guard = Guard(deadline)
-        try:
-            response = send(
-                self.session,
-                "GET",
-                f"{self.base_url}/models",
-                headers={"Accept": "application/json", **options.headers},
-                timeout=options.timeout,
-                deadline=deadline,
-                guard=guard,
-                proxies=options.proxies,
-                allow_redirects=False,
-            )
-            with response:
-                if response.status_code != 200:
-                    data = read_error_body(response, deadline, options.read_timeout)
-                    raise status_error(response, data)
-                read = Body(response, deadline, options.read_timeout, guard=guard)
-                body = b"".join(read)
-        finally:
-            guard.finish()
+        if self.total_timeout is not None:
+            deadline = time.monotonic() + self.total_timeout
+        request = PreparedChat(
+            url=f"{self.base_url}/models",
+            headers={"Accept": "application/json", **self.options.headers},
+            body=None,
+            model="",
+            method="GET",
+        )
+        body, content_type = Exchange(self, request, deadline).read_all()
         excerpt = body[:ERROR_BODY_EXCERPT].decode("utf-8", errors="replace")
-        if looks_like_html(response.headers.get("content-type", ""), body):
+        if looks_like_html(content_type, body):
             raise ResponseFormatError(
                 "sent an HTML page, not a model list: is base_url the API "
                 "root (it usually ends in /v1)?",
