@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 from ._constants import BACKGROUND_QUEUE_SIZE
 from ._messages import Messages
-from ._streams.background import BackgroundStream
+from ._streams.background import BackgroundStream, background_request
 from ._streams.chat_stream import ChatResponse, ChatStream
 from ._streams.closing import Closing
 
@@ -72,14 +72,32 @@ class Client(Closing):
         deadline: Optional[float] = None,
         on_response: Optional[Callable[[Any], None]] = None,
         cancel: Optional[threading.Event] = None,
+        started: Optional[float] = None,
     ) -> ChatStream:
-        """Send ``prepared`` until its first chunk arrives, retrying what may be.
+        """What :meth:`send_prepared` does; a client class implements it."""
+        raise NotImplementedError
+
+    def send_prepared(
+        self,
+        prepared: Any,
+        *,
+        deadline: Optional[float] = None,
+        on_response: Optional[Callable[[Any], None]] = None,
+        cancel: Optional[threading.Event] = None,
+        started: Optional[float] = None,
+    ) -> ChatStream:
+        """Send a call that :meth:`prepare` made, until its first chunk arrives,
+        retrying what may be: the seam a FallbackProvider, a background stream
+        and the gpt4free entry points send through.
 
         ``deadline`` (monotonic) bounds everything; ``on_response`` sees each
         response as soon as its headers are in, so that another thread can
         shut it down; once ``cancel`` is set, nothing more is tried.
+        ``started`` is the clock reading (``time.monotonic``) the stream's
+        figures count from, when the call began earlier (in a fallback, with
+        the providers that failed before).
         """
-        raise NotImplementedError
+        return self._open(prepared, deadline, on_response, cancel, started)
 
     # -- the public calls ---------------------------------------------------
 
@@ -92,7 +110,7 @@ class Client(Closing):
         an error status, and any failure before the first chunk that retries
         did not cure, is raised here rather than from the iteration.
         """
-        return self._open(self.prepare(messages, model, params))
+        return self.send_prepared(self.prepare(messages, model, params))
 
     def complete(
         self, messages: Messages, model: Optional[str] = None, **params: Any
@@ -114,8 +132,8 @@ class Client(Closing):
         client may serve background streams from many threads at once.
         """
         prepared = self.prepare(messages, model, params)
-        return BackgroundStream._of_request(
-            functools.partial(self._open, prepared), maxsize
+        return background_request(
+            functools.partial(self.send_prepared, prepared), maxsize
         )
 
     # -- copies -------------------------------------------------------------

@@ -28,7 +28,7 @@ from ._gpt4free.entry_points import Gpt4freeEntryPoints
 from ._messages import Messages, validate_messages
 from ._options import Options, Proxy, Timeout, host_of, redact
 from ._streams import chat_stream as _streaming
-from ._streams.chat_stream import ChatStream
+from ._streams.chat_stream import ChatStream, read_first_chunk
 from ._streams.events import Piece
 from ._wire.deadline import GuardedAdapter
 from ._wire.exchange import Exchange, PreparedChat
@@ -301,8 +301,10 @@ class Provider(Gpt4freeEntryPoints, Client):
         deadline: Optional[float] = None,
         on_response: Optional[Callable[[requests.Response], None]] = None,
         cancel: Optional[threading.Event] = None,
+        started: Optional[float] = None,
     ) -> ChatStream:
-        started = _streaming.clock()
+        if started is None:
+            started = _streaming.clock()
         if deadline is None and self.total_timeout is not None:
             deadline = time.monotonic() + self.total_timeout
         if cancel is None:
@@ -322,7 +324,7 @@ class Provider(Gpt4freeEntryPoints, Client):
                 locate=self.locate,
             )
             self._streams.add(stream)
-            stream._read_first_chunk()
+            read_first_chunk(stream)
             self._check_open()  # closed while waiting for the first chunk
             return stream
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Generator
 from typing import Any, Callable, Optional
 
-from .._streams.background import BackgroundStream
+from .._streams.background import BackgroundStream, cancel_soon
 
 __all__ = ["AsyncReply"]
 
@@ -53,7 +53,7 @@ class AsyncReply:
     def __del__(self) -> None:
         stream = getattr(self, "_stream", None)
         if stream is not None:
-            stream._channel.cancel()
+            cancel_soon(stream)
 
 
 async def _itself(reply: AsyncReply) -> AsyncReply:

@@ -15,11 +15,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional
 from .._constants import BACKGROUND_QUEUE_SIZE
 from .._messages import Messages
 from .._options import Proxy, Timeout
-from .._streams.background import BackgroundStream
+from .._streams.background import background_request
 from .async_bridge import AsyncReply
 
 if TYPE_CHECKING:
-    from .._provider import PreparedChat, Provider
+    # The one import circle left: gpt4free calls its entry points on the
+    # provider class (Cromicle.create_completion), so Provider inherits them
+    # from here, and they make and type the very provider they are called on.
+    from .._provider import Provider
+    from .._wire.exchange import PreparedChat
 
 __all__ = ["FACADE_OPTIONS", "Gpt4freeEntryPoints"]
 
@@ -91,9 +95,7 @@ class Gpt4freeEntryPoints:
         kwargs.pop("stream", None)  # gpt4free passes it; the reply always streams
         client, prepared = _from_call(cls, model, messages, proxy, kwargs)
         send = functools.partial(_generate, client, prepared, True)
-        return AsyncReply(
-            lambda: BackgroundStream._of_request(send, BACKGROUND_QUEUE_SIZE)
-        )
+        return AsyncReply(lambda: background_request(send, BACKGROUND_QUEUE_SIZE))
 
 
 def _from_call(
@@ -120,7 +122,7 @@ def _generate(
 ) -> Iterator[str]:
     """The reply's chunks (or its whole text, one piece), then close the client."""
     try:
-        with client._open(prepared, **hooks) as chat:
+        with client.send_prepared(prepared, **hooks) as chat:
             if stream:
                 yield from chat
             else:

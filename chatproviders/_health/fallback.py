@@ -138,9 +138,11 @@ class FallbackProvider(Client):
         deadline: Optional[float] = None,
         on_response: Optional[Callable[[Any], None]] = None,
         cancel: Optional[threading.Event] = None,
+        started: Optional[float] = None,
     ) -> ChatStream:
         """The first provider's stream that produced a chunk (or ended cleanly)."""
-        started = _streaming.clock()
+        if started is None:  # the figures count the failed providers too
+            started = _streaming.clock()
         if self.total_timeout is not None:
             own = time.monotonic() + self.total_timeout
             deadline = own if deadline is None else min(deadline, own)
@@ -150,8 +152,12 @@ class FallbackProvider(Client):
             provider = self.providers[index]
             begun = _streaming.clock()
             try:
-                stream = provider._open(
-                    prepared[index], deadline, on_response=on_response, cancel=cancel
+                stream = provider.send_prepared(
+                    prepared[index],
+                    deadline=deadline,
+                    on_response=on_response,
+                    cancel=cancel,
+                    started=started,
                 )
             except ChatProvidersError as error:
                 tries += getattr(error, "tries", 1)
@@ -165,7 +171,6 @@ class FallbackProvider(Client):
                 continue
             self._mark(index, failed=False)
             stream.attempts += tries
-            stream._started = started  # its figures count the failed ones too
             return stream
         raise AllProvidersFailedError(
             f"all {len(attempts)} provider attempt(s) failed:", attempts=tuple(attempts)

@@ -368,22 +368,6 @@ class BackgroundStream(Closing):
     def __init__(self, source: Source, maxsize: int = BACKGROUND_QUEUE_SIZE) -> None:
         self._start(_opener(source), maxsize)
 
-    @classmethod
-    def _of_request(
-        cls, send: Callable[..., Iterable[str]], maxsize: int
-    ) -> BackgroundStream:
-        """For :meth:`Provider.stream_in_background`: ``send(on_response=hook)``
-        runs on the worker, so that close() can shut down every response it opens.
-        """
-        stream = cls.__new__(cls)
-        stream._start(
-            lambda channel: send(
-                on_response=channel.watch, cancel=channel.cancel_event
-            ),
-            maxsize,
-        )
-        return stream
-
     def _start(
         self, open_chunks: Callable[[_Channel], Iterable[str]], maxsize: int
     ) -> None:
@@ -666,4 +650,26 @@ class _AsyncChunks:
     def __del__(self) -> None:
         stream: Any = getattr(self, "_stream", None)
         if stream is not None:
-            stream._channel.cancel()
+            cancel_soon(stream)
+
+
+def background_request(
+    send: Callable[..., Iterable[str]], maxsize: int = BACKGROUND_QUEUE_SIZE
+) -> BackgroundStream:
+    """A background stream of one request: ``send(on_response=..., cancel=...)``
+    (a client's ``send_prepared``) runs on the worker, so that close() can shut
+    down every response it opens and stop a wait between two tries.
+    """
+    stream = BackgroundStream.__new__(BackgroundStream)
+    stream._start(
+        lambda channel: send(on_response=channel.watch, cancel=channel.cancel_event),
+        maxsize,
+    )
+    return stream
+
+
+def cancel_soon(stream: BackgroundStream) -> None:
+    """Stop ``stream``'s worker without waiting for it: what a finalizer may do
+    (``close()`` waits for the worker, which ``__del__`` must not).
+    """
+    stream._channel.cancel()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 from ..exceptions import ChatProvidersError, IncompleteStreamError, ResponseFormatError
 from .closing import Closing
@@ -32,7 +32,21 @@ clock = time.monotonic
 #: Gives an error its context (provider, host, partial text); see Provider.locate.
 Locate = Callable[[ChatProvidersError, str], ChatProvidersError]
 
-__all__ = ["ChatResponse", "ChatStream"]
+__all__ = ["ChatResponse", "ChatStream", "ReplySource", "read_first_chunk"]
+
+
+class ReplySource(Protocol):
+    """What a :class:`ChatStream` reads from (an ``Exchange`` is one): the
+    reply's pieces (``str`` text and stream events), in order, once; and
+    ``close()``, which releases what it holds from any state. A source may also
+    have ``abort()`` (make a read blocked in another thread return at once)
+    and ``response`` (the HTTP response, once its headers are in); the stream
+    uses them when it has.
+    """
+
+    def __iter__(self) -> Iterator[Piece]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -83,7 +97,7 @@ class ChatStream(Closing):
 
     def __init__(
         self,
-        source: Iterable[Any],
+        source: ReplySource,
         *,
         provider: str,
         model: str,
@@ -254,21 +268,6 @@ class ChatStream(Closing):
         """True once close() came from another thread while this one read."""
         return self._closed
 
-    def _read_first_chunk(self) -> None:
-        """Read up to the first text, reasoning or tool-call delta (or the end)
-        and keep what was read for the caller.
-
-        Failures up to here can still be retried: nothing reached the caller.
-        """
-        while True:
-            try:
-                item = self._pull()
-            except StopIteration:
-                return
-            self._pending.append(item)
-            if type(item) is str or isinstance(item, (ReasoningDelta, ToolCallDelta)):
-                return
-
     def until_done(self) -> ChatResponse:
         """Read the rest of the reply and return the whole of it.
 
@@ -336,3 +335,19 @@ class ChatStream(Closing):
             f"<ChatStream {self.provider} {self.model!r} {state}, "
             f"{len(self._parts)} chunks>"
         )
+
+
+def read_first_chunk(stream: ChatStream) -> None:
+    """Read ``stream`` up to its first text, reasoning or tool-call delta (or
+    its end), keeping what was read for its reader: a client does this before
+    it hands a stream out, since failures up to here can still be retried
+    (nothing reached the caller).
+    """
+    while True:
+        try:
+            item = stream._pull()
+        except StopIteration:
+            return
+        stream._pending.append(item)
+        if type(item) is str or isinstance(item, (ReasoningDelta, ToolCallDelta)):
+            return
