@@ -1,7 +1,7 @@
 """What every client does, provider or fallback: the three calls, copies, pickling.
 
 A client knows how to :meth:`~Client.prepare` a call (check and encode it,
-no I/O) and how to :meth:`~Client._open` a prepared call (send it, retrying,
+no I/O) and how to :meth:`~Client.send_prepared` it (send it, retrying,
 until the first chunk). :class:`Client` builds the public calls on those two:
 :meth:`~Client.stream`, :meth:`~Client.complete` and
 :meth:`~Client.stream_in_background`, so anything that is a client, a
@@ -66,17 +66,6 @@ class Client(Closing):
         """Check every argument and encode the call; no I/O."""
         raise NotImplementedError
 
-    def _open(
-        self,
-        prepared: Any,
-        deadline: Optional[float] = None,
-        on_response: Optional[Callable[[Any], None]] = None,
-        cancel: Optional[threading.Event] = None,
-        started: Optional[float] = None,
-    ) -> ChatStream:
-        """What :meth:`send_prepared` does; a client class implements it."""
-        raise NotImplementedError
-
     def send_prepared(
         self,
         prepared: Any,
@@ -97,7 +86,7 @@ class Client(Closing):
         figures count from, when the call began earlier (in a fallback, with
         the providers that failed before).
         """
-        return self._open(prepared, deadline, on_response, cancel, started)
+        raise NotImplementedError
 
     # -- the public calls ---------------------------------------------------
 

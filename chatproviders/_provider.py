@@ -295,9 +295,10 @@ class Provider(Gpt4freeEntryPoints, Client):
             url=self.endpoint(), headers=headers, body=encoded, model=model
         )
 
-    def _open(
+    def send_prepared(
         self,
         prepared: PreparedChat,
+        *,
         deadline: Optional[float] = None,
         on_response: Optional[Callable[[requests.Response], None]] = None,
         cancel: Optional[threading.Event] = None,

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Union
 
 from .._constants import DEFAULT_MAX_RETRIES
@@ -89,30 +90,47 @@ def batch(
     Ctrl-C stops sending and raises KeyboardInterrupt; its ``partial``
     attribute is a :class:`BatchResult` of the items finished so far.
     """
-    calls = make_calls(client, inputs, call_kwargs)
-    return run(
-        client,
-        calls,
-        concurrency=concurrency,
-        rate=rate,
-        checkpoint=checkpoint,
-        progress=progress,
-        executor=executor,
-    )
+    options = RunOptions(concurrency, rate, checkpoint, progress, executor)
+    return run(client, make_calls(client, inputs, call_kwargs), options)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a batch runs (see :func:`batch`), checked when made."""
+
+    concurrency: int = 4
+    rate: Optional[float] = None
+    checkpoint: Optional[PathLike] = None
+    progress: Union[bool, Callable[[BatchItem], Any], None] = None
+    executor: Optional[Executor] = None
+
+    def __post_init__(self) -> None:
+        check_count(self.concurrency, "concurrency", minimum=1)
+        if self.rate is not None:
+            check_rate(self.rate, "rate")
+        progress = self.progress
+        if not (progress is None or isinstance(progress, bool) or callable(progress)):
+            raise TypeError(
+                f"progress must be None, True, False or a callable, got {progress!r}"
+            )
+        executor = self.executor
+        if executor is not None and not callable(getattr(executor, "submit", None)):
+            raise TypeError(
+                "executor must have submit() returning a future, like "
+                f"concurrent.futures.Executor; got {type(executor).__name__}"
+            )
 
 
 def run(
-    client: Any,
-    calls: Sequence[Call],
-    *,
-    concurrency: int = 4,
-    rate: Optional[float] = None,
-    checkpoint: Optional[PathLike] = None,
-    progress: Union[bool, Callable[[BatchItem], Any], None] = None,
-    executor: Optional[Executor] = None,
+    client: Any, calls: Sequence[Call], options: RunOptions = RunOptions()
 ) -> BatchResult:
     """Send ``calls`` (from :func:`make_calls`); see :func:`batch`."""
-    _check_options(concurrency, rate, progress, executor)
+    concurrency, rate, checkpoint = (
+        options.concurrency,
+        options.rate,
+        options.checkpoint,
+    )
+    progress, executor = options.progress, options.executor
     fingerprints = [call.fingerprint for call in calls]
     book = None if checkpoint is None else Checkpoint(checkpoint, fingerprints)
     done: dict[int, BatchItem] = {}
@@ -380,20 +398,3 @@ def _max_tries(client: Any) -> int:
         getattr(member, "max_retries", DEFAULT_MAX_RETRIES) for member in members
     ]
     return 1 + max(retries)
-
-
-def _check_options(
-    concurrency: int, rate: Optional[float], progress: Any, executor: Any
-) -> None:
-    check_count(concurrency, "concurrency", minimum=1)
-    if rate is not None:
-        check_rate(rate, "rate")
-    if not (progress is None or isinstance(progress, bool) or callable(progress)):
-        raise TypeError(
-            f"progress must be None, True, False or a callable, got {progress!r}"
-        )
-    if executor is not None and not callable(getattr(executor, "submit", None)):
-        raise TypeError(
-            "executor must have submit() returning a future, like "
-            f"concurrent.futures.Executor; got {type(executor).__name__}"
-        )

@@ -71,13 +71,10 @@ def run(args: argparse.Namespace) -> int:
         except ChatProvidersError as exc:
             raise UsageError(exc.message) from None
         try:
-            result = _batch.run(
-                client,
-                calls,
-                concurrency=args.jobs,
-                rate=args.rate,
-                checkpoint=args.output,
+            options = _batch.RunOptions(
+                concurrency=args.jobs, rate=args.rate, checkpoint=args.output
             )
+            result = _batch.run(client, calls, options)
         except ValueError as exc:  # a checkpoint of other inputs
             raise UsageError(str(exc)) from None
     failed = len(result.failed)

@@ -132,9 +132,10 @@ class FallbackProvider(Client):
             raise type(refused[0])(f"no provider takes this call: {reasons}")
         return prepared
 
-    def _open(
+    def send_prepared(
         self,
         prepared: dict[int, Any],
+        *,
         deadline: Optional[float] = None,
         on_response: Optional[Callable[[Any], None]] = None,
         cancel: Optional[threading.Event] = None,
