@@ -10,13 +10,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable
-from typing import TextIO
+from typing import Any, TextIO
 
 from .. import __version__
 from .._messages import Messages
 from .._provider import Provider
-from ..providers import Acytoo, CodeLinkAva, Cromicle, GPROChat
-from ..providers.openai_compatible import OpenAICompatible
+from ..providers import BUILT_IN
 from .common import EXIT_OK
 
 __all__ = ["run_demo"]
@@ -39,27 +38,28 @@ REPLIES = {
 
 def run_demo(out: TextIO, delay: float = 0.015) -> int:
     """Stream a reply from every emulator to ``out``; 0 when all answered."""
-    from ..testing import serve  # only this command needs the emulators
+    # only this command needs the emulators
+    from ..testing import serve
+    from ..testing._protocols import emulator_name
 
     out.write(
         f"chatproviders {__version__} demo: five protocol emulators on 127.0.0.1, "
         "each streamed through its real client\n\n"
     )
     with contextlib.ExitStack() as stack:
-        urls = {}
-        for name, text in REPLIES.items():
+        clients: list[Provider] = []
+        for cls in BUILT_IN:  # the registry's list, OpenAICompatible last
+            if cls.emulator is None:
+                continue
+            name = emulator_name(cls)
             key = DEMO_KEY if name == "openai" else None
+            text = REPLIES.get(name, f"Hello from the {cls.name()} emulator.")
             server = serve(name, text=text, chunk_size=5, delay=delay, api_key=key)
-            urls[name] = stack.enter_context(server).url
-        clients: list[Provider] = [
-            Cromicle(base_url=urls["cromicle"]),
-            Acytoo(base_url=urls["acytoo"]),
-            GPROChat(base_url=urls["gprochat"]),
-            CodeLinkAva(base_url=urls["codelinkava"]),
-            OpenAICompatible(urls["openai"], DEMO_KEY, model="gpt-4o-mini"),
-        ]
-        for client in clients:
-            stack.enter_context(client)
+            url = stack.enter_context(server).url
+            options: dict[str, Any] = (
+                {"api_key": key, "model": "gpt-4o-mini"} if key else {}
+            )
+            clients.append(stack.enter_context(cls(base_url=url, **options)))
         width = max(len(client.name()) for client in clients) + 2
         for client in clients:
             started = time.monotonic()

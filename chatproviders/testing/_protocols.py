@@ -292,11 +292,14 @@ def emulated_names() -> list[str]:
     """
     from chatproviders import list_providers
 
-    return [
-        (cls.aliases[0] if cls.aliases else cls.name()).lower()
-        for cls in list_providers()
-        if cls.emulator is not None
-    ]
+    return [emulator_name(cls) for cls in list_providers() if cls.emulator is not None]
+
+
+def emulator_name(cls: type[Any]) -> str:
+    """The name ``serve()`` takes for provider class ``cls``: its first alias
+    (``openai``) or its name, in lower case.
+    """
+    return str(cls.aliases[0] if cls.aliases else cls.name()).lower()
 
 
 def _model(name: str) -> dict[str, Any]:

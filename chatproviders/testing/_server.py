@@ -28,7 +28,8 @@ IDLE_TIMEOUT = 60.0
 class EmulatorServer:
     """An offline server of one provider's protocol, on 127.0.0.1, in daemon threads.
 
-    ``provider`` is cromicle, acytoo, gprochat, codelinkava or openai (any case).
+    ``provider`` is the name of a registered provider that has an emulator
+    (any case; ``chatproviders list`` shows them), or a :class:`Protocol`.
     The default reply is ``reply`` (or a fresh :class:`Reply`) with ``fields``
     replaced; its text defaults to the provider's greeting. ``api_key`` (requests
     must send ``Authorization: Bearer <key>``) and ``models`` (the known model

@@ -17,7 +17,9 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from chatproviders.providers import BUILT_IN
 from chatproviders.testing import EmulatorServer, Protocol, serve
+from chatproviders.testing._protocols import emulator_name
 
 
 @pytest.fixture
@@ -49,10 +51,10 @@ def _server_fixture(provider: str, title: str) -> Any:
     return pytest.fixture(started, name=f"{provider}_server")
 
 
-acytoo_server = _server_fixture("acytoo", "Acytoo")
-codelinkava_server = _server_fixture("codelinkava", "CodeLinkAva")
-cromicle_server = _server_fixture("cromicle", "Cromicle")
-gprochat_server = _server_fixture("gprochat", "GPROChat")
-openai_server = _server_fixture(
-    "openai", "OpenAI-compatible (no API key; ``url`` ends in ``/v1``)"
-)
+# One fixture per built-in provider, from the registry's list: acytoo_server,
+# codelinkava_server, cromicle_server, gprochat_server and openai_server (no
+# API key; its ``url`` ends in ``/v1``).
+for _cls in BUILT_IN:
+    if _cls.emulator is not None:
+        _name = emulator_name(_cls)
+        globals()[f"{_name}_server"] = _server_fixture(_name, _cls.name())
