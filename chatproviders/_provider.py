@@ -304,8 +304,8 @@ class Provider(Gpt4freeEntryPoints, Client):
         cancel: Optional[threading.Event] = None,
         started: Optional[float] = None,
     ) -> ChatStream:
-        if started is None:
-            started = _streaming.clock()
+        own_start = _streaming.clock()
+        started = own_start if started is None else started
         if deadline is None and self.total_timeout is not None:
             deadline = time.monotonic() + self.total_timeout
         if cancel is None:
