@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from chatproviders import Cromicle
-from chatproviders._cli import list_providers as tools
+from chatproviders._cli import emulate as tools
 from chatproviders.cli import main
 from chatproviders.testing import EmulatorServer, serve
 from tests.loopback import WAIT, Conn, LoopbackServer

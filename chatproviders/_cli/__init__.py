@@ -21,21 +21,15 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Sequence
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from .. import __version__
-from .._provider import Provider
-from .._registry import get_provider
 from ..exceptions import (
     ChatProvidersError,
     InvalidMessagesError,
     ModelNotSupportedError,
-    ProviderNotFoundError,
 )
-from ..providers.openai_compatible import OpenAICompatible
-from . import batch
-from .chat import API_KEY_VARIABLE, run_chat
-from .check import add_check_arguments, run_check
+from . import batch, chat, check, demo, emulate, list_providers
 from .common import (
     EXIT_BROKEN_PIPE,
     EXIT_ERROR,
@@ -45,12 +39,15 @@ from .common import (
     say,
     silence_stdout,
 )
-from .demo import run_demo
-from .list_providers import run_emulate, run_list
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]
 
 Command = Callable[[argparse.Namespace], int]
+
+#: The commands, in the order the help lists them. Each module has its
+#: ``NAME``, a one-line ``HELP``, ``add_arguments(parser)`` and
+#: ``run(args) -> exit status``: a new command is a module and a line here.
+COMMANDS = (demo, chat, batch, list_providers, check, emulate)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -105,110 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     commands.required = True
-
-    demo = _command(commands, "demo", _demo, "stream a reply from every emulator")
-    demo.add_argument(
-        "--delay",
-        type=_seconds,
-        default=0.015,
-        metavar="S",
-        help="the emulators' pause between chunks (default: %(default)s)",
-    )
-
-    chat = _command(commands, "chat", run_chat, "chat with a provider")
-    chat.epilog = (
-        f"OpenAICompatible sends ${API_KEY_VARIABLE} as its API key, when set. "
-        "The four seed providers are offline: point --base-url at an emulator."
-    )
-    chat.add_argument(
-        "-p",
-        "--provider",
-        type=_provider,
-        default=OpenAICompatible,
-        metavar="NAME",
-        help="a name from `chatproviders list`, or openai (the default)",
-    )
-    chat.add_argument("-m", "--model", help="the model (default: the provider's)")
-    chat.add_argument("--base-url", metavar="URL", help="the server's URL")
-    chat.add_argument("--proxy", metavar="URL", help="an http(s) proxy")
-    chat.add_argument(
-        "--timeout", type=_seconds, metavar="S", help="connect and read timeout"
-    )
-    chat.add_argument("--system", metavar="TEXT", help="a system message first")
-    chat.add_argument(
-        "--no-stream",
-        dest="stream",
-        action="store_false",
-        help="print the reply once it is complete",
-    )
-    chat.add_argument(
-        "prompt",
-        nargs="*",
-        metavar="PROMPT",
-        help="the prompt; piped stdin follows it in the same message, after a "
-        "blank line; with neither, an interactive chat on the terminal",
-    )
-
-    text = "send every prompt of a JSONL file"
-    batch.add_arguments(
-        _command(commands, "batch", batch.run, text), _provider, _seconds
-    )
-
-    listing = _command(commands, "list", run_list, "list the providers")
-    listing.add_argument(
-        "-v", "--verbose", action="store_true", help="also the arguments each accepts"
-    )
-    listing.add_argument("--check", action="store_true", help="also probe each one")
-    check = _command(commands, "check", run_check, "measure which providers answer")
-    add_check_arguments(check, _provider, _seconds)
-
-    emulate = _command(commands, "emulate", run_emulate, "serve one emulator")
-    emulate.add_argument(
-        "provider", type=str.lower, help="a provider's name, as `list` shows it"
-    )
-    emulate.add_argument("--port", type=_port, default=0, help="default: a free one")
-    emulate.add_argument("--text", help="the reply's text")
-    emulate.add_argument("--chunk-size", type=int, metavar="N", help="characters")
-    emulate.add_argument(
-        "--delay", type=_seconds, default=0.0, metavar="S", help="between chunks"
-    )
-    emulate.add_argument("--api-key", help="require this Bearer key (openai only)")
+    for command in COMMANDS:
+        text: str = command.HELP
+        sub = commands.add_parser(
+            command.NAME, help=text, description=text[0].upper() + text[1:] + "."
+        )
+        sub.set_defaults(command=command.run, name=command.NAME, command_parser=sub)
+        command.add_arguments(sub)
     return parser
-
-
-def _command(
-    commands: Any, name: str, run: Command, text: str
-) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = commands.add_parser(
-        name, help=text, description=text[0].upper() + text[1:] + "."
-    )
-    parser.set_defaults(command=run, name=name, command_parser=parser)
-    return parser
-
-
-def _demo(args: argparse.Namespace) -> int:
-    return run_demo(sys.stdout, delay=args.delay)
-
-
-def _provider(name: str) -> type[Provider]:
-    try:
-        return get_provider(name)
-    except ProviderNotFoundError as exc:
-        known = ", ".join([*exc.known, "openai"])
-        raise argparse.ArgumentTypeError(f"{name!r} is not one of {known}") from None
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
-    return value
-
-
-def _port(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number")
-    return int(text)

@@ -12,23 +12,23 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Callable
+from typing import Any
 
 from .._batch import inputs as _batch_inputs
 from .._batch import run as _batch
 from ..exceptions import ChatProvidersError
-from .chat import make_client
+from . import arguments
+from .chat import add_client_arguments, client_of
 from .common import EXIT_ERROR, EXIT_OK, UsageError, say
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
+NAME = "batch"
+HELP = "send every prompt of a JSONL file"
 
 
-def add_arguments(
-    parser: argparse.ArgumentParser,
-    provider: Callable[[str], Any],
-    seconds: Callable[[str], float],
-) -> None:
-    """The command's arguments; ``provider`` and ``seconds`` parse those types."""
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments."""
     parser.add_argument("input", metavar="IN.jsonl", help="one JSON object a line")
     parser.add_argument(
         "-o",
@@ -40,29 +40,33 @@ def add_arguments(
     parser.add_argument(
         "-p",
         "--provider",
-        type=provider,
+        type=arguments.provider,
         required=True,
         metavar="NAME",
         help="a name from `chatproviders list`, or openai",
     )
-    parser.add_argument("--base-url", metavar="URL", help="the server's URL")
     parser.add_argument("-m", "--model", help="for lines that name none")
     parser.add_argument(
-        "-j", "--jobs", type=_positive, default=4, metavar="N", help="in flight"
+        "-j",
+        "--jobs",
+        type=arguments.positive,
+        default=4,
+        metavar="N",
+        help="in flight",
     )
     parser.add_argument(
-        "--rate", type=_rate, metavar="R", help="at most R requests start a second"
+        "--rate",
+        type=arguments.rate,
+        metavar="R",
+        help="at most R requests start a second",
     )
-    parser.add_argument("--proxy", metavar="URL", help="an http(s) proxy")
-    parser.add_argument(
-        "--timeout", type=seconds, metavar="S", help="connect and read timeout"
-    )
+    add_client_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     inputs, numbers = _read(args.input)
     defaults = {"model": args.model} if args.model else {}
-    with make_client(args.provider, args) as client:
+    with client_of(args) as client:
         try:
             where = f"{args.input} line {{}}".format
             calls = _batch_inputs.make_calls(
@@ -110,19 +114,3 @@ def _read(path: str) -> tuple[list[Any], list[int]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
     return inputs, numbers
-
-
-def _positive(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
-    return int(text)
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
-    return value

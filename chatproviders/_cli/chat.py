@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
-from typing import Any, Optional, overload
+from typing import Optional, overload
 
 from .._messages import Messages
 from .._provider import Provider
@@ -17,18 +16,72 @@ from ..exceptions import (
     ChatProvidersError,
     InvalidMessagesError,
 )
-from ..providers.openai_compatible import BASE_URLS, OpenAICompatible
+from ..providers.openai_compatible import OpenAICompatible
+from . import arguments
+from .clients import API_KEY_VARIABLE, make_client
 from .common import EXIT_ERROR, EXIT_OK, UsageError, say
 from .deltas import ReasoningPrinter, show_tool_calls
 
-__all__ = ["API_KEY_VARIABLE", "read_piped_stdin", "run_chat"]
+__all__ = ["HELP", "NAME", "add_arguments", "read_piped_stdin", "run"]
 
-#: OpenAICompatible's API key comes from here, never from argv (``ps`` shows argv).
-API_KEY_VARIABLE = "CHATPROVIDERS_API_KEY"
+NAME = "chat"
+HELP = "chat with a provider"
 
 
-def run_chat(args: argparse.Namespace) -> int:
-    with make_client(args.provider, args) as client:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments."""
+    parser.epilog = (
+        f"OpenAICompatible sends ${API_KEY_VARIABLE} as its API key, when set. "
+        "The four seed providers are offline: point --base-url at an emulator."
+    )
+    parser.add_argument(
+        "-p",
+        "--provider",
+        type=arguments.provider,
+        default=OpenAICompatible,
+        metavar="NAME",
+        help="a name from `chatproviders list`, or openai (the default)",
+    )
+    parser.add_argument("-m", "--model", help="the model (default: the provider's)")
+    add_client_arguments(parser)
+    parser.add_argument("--system", metavar="TEXT", help="a system message first")
+    parser.add_argument(
+        "--no-stream",
+        dest="stream",
+        action="store_false",
+        help="print the reply once it is complete",
+    )
+    parser.add_argument(
+        "prompt",
+        nargs="*",
+        metavar="PROMPT",
+        help="the prompt; piped stdin follows it in the same message, after a "
+        "blank line; with neither, an interactive chat on the terminal",
+    )
+
+
+def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where and how to reach the provider: the options every chatting command has."""
+    parser.add_argument("--base-url", metavar="URL", help="the server's URL")
+    parser.add_argument("--proxy", metavar="URL", help="an http(s) proxy")
+    parser.add_argument(
+        "--timeout",
+        type=arguments.seconds,
+        metavar="S",
+        help="connect and read timeout",
+    )
+
+
+def client_of(args: argparse.Namespace) -> Provider:
+    """The client that ``add_client_arguments``' options describe."""
+    return make_client(
+        args.provider, args.base_url, proxy=args.proxy, timeout=args.timeout
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Answer the prompt, or chat on the terminal."""
+    with client_of(args) as client:
         try:
             return _chat(client, args)
         except APIError as exc:
@@ -94,28 +147,6 @@ def _trim(text: str) -> str:
     line's indentation stays: it may be code)."""
     text = text.rstrip()
     return text[text.rfind("\n", 0, len(text) - len(text.lstrip())) + 1 :]
-
-
-def make_client(cls: type[Provider], args: argparse.Namespace) -> Provider:
-    """The client for the command line's options; usage errors for bad ones."""
-    if args.base_url is None:
-        if cls is OpenAICompatible:
-            servers = ", ".join(f"{url} ({name})" for name, url in BASE_URLS.items())
-            raise UsageError(f"OpenAICompatible needs --base-url, e.g. {servers}")
-        if not cls.working:
-            raise UsageError(
-                f"{cls.name()}'s public service is offline: pass --base-url, e.g. "
-                f"the URL that `chatproviders emulate {cls.name().lower()}` prints"
-            )
-    options: dict[str, Any] = {"base_url": args.base_url, "proxy": args.proxy}
-    if args.timeout is not None:
-        options["timeout"] = args.timeout
-    if cls is OpenAICompatible:
-        options["api_key"] = os.environ.get(API_KEY_VARIABLE) or None
-    try:
-        return cls(**options)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
 
 
 @overload

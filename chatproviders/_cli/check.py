@@ -6,38 +6,27 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Callable, Optional, TextIO, Union
+from typing import Optional, TextIO, Union
 
 from .._constants import DEFAULT_CHECK_TIMEOUT
 from .._health.check import CheckResult, check
 from .._options import redact
 from .._provider import Provider
-from ..providers.openai_compatible import OpenAICompatible
-from .chat import API_KEY_VARIABLE
+from . import arguments
+from .clients import make_client
 from .common import EXIT_ERROR, EXIT_OK, UsageError
 
-__all__ = ["add_check_arguments", "format_table", "run_check"]
+__all__ = ["HELP", "NAME", "add_arguments", "format_table", "run"]
 
-ProviderType = Callable[[str], type[Provider]]
+NAME = "check"
+HELP = "measure which providers answer"
 
 #: ANSI colours of the statuses on a terminal; the rest are red.
 COLOURS = {"ok": "32", "timeout": "33", "rate_limited": "33"}
 
 
-def add_check_arguments(
-    parser: argparse.ArgumentParser,
-    provider: ProviderType,
-    seconds: Callable[[str], float],
-) -> None:
-    """The command's arguments; ``provider`` and ``seconds`` parse those values."""
-
-    def name_and_url(text: str) -> tuple[type[Provider], str]:
-        name, equals, url = text.partition("=")
-        if not equals or not url:
-            raise argparse.ArgumentTypeError(f"{text!r} is not NAME=URL")
-        return provider(name), url
-
-    name_and_url.__name__ = "NAME=URL"  # argparse names the type in its errors
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments."""
     parser.epilog = (
         "Without NAMES: every provider that has a default URL. Exit status 0 "
         "when at least one answered, 1 when none did."
@@ -45,7 +34,7 @@ def add_check_arguments(
     parser.add_argument(
         "names",
         nargs="*",
-        type=provider,
+        type=arguments.provider,
         metavar="NAME",
         help="providers to check, by name (see `chatproviders list`)",
     )
@@ -53,13 +42,13 @@ def add_check_arguments(
         "--base-url",
         action="append",
         default=[],
-        type=name_and_url,
+        type=arguments.provider_and_url,
         metavar="NAME=URL",
         help="check NAME at URL instead of its default one (repeatable)",
     )
     parser.add_argument(
         "--timeout",
-        type=seconds,
+        type=arguments.seconds,
         default=DEFAULT_CHECK_TIMEOUT,
         metavar="S",
         help="the bound on each probe, all of it (default: %(default)s)",
@@ -67,7 +56,7 @@ def add_check_arguments(
     parser.add_argument("--json", action="store_true", help="a JSON list of results")
 
 
-def run_check(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Probe, print a table or JSON, and exit 0 when any provider is ok."""
     targets = _targets(args.names, args.base_url)
     try:
@@ -134,12 +123,9 @@ def _targets(
 
 
 def _client(cls: type[Provider], url: str) -> Provider:
-    options: dict[str, Any] = {"base_url": url}
-    if cls is OpenAICompatible:
-        options["api_key"] = os.environ.get(API_KEY_VARIABLE) or None
     try:
-        return cls(**options)
-    except ValueError as exc:
+        return make_client(cls, url)
+    except UsageError as exc:
         raise UsageError(f"--base-url {cls.name()}={redact(url)}: {exc}") from None
 
 

@@ -7,7 +7,9 @@ as user code would; then one more in background mode.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import sys
 import time
 from collections.abc import Iterable
 from typing import Any, TextIO
@@ -16,9 +18,13 @@ from .. import __version__
 from .._messages import Messages
 from .._provider import Provider
 from ..providers import BUILT_IN
+from . import arguments
 from .common import EXIT_OK
 
-__all__ = ["run_demo"]
+__all__ = ["HELP", "NAME", "add_arguments", "run", "run_demo"]
+
+NAME = "demo"
+HELP = "stream a reply from every emulator"
 
 PROMPT: Messages = [{"role": "user", "content": "Say hello, and what you are."}]
 DEMO_KEY = "demo-key"
@@ -34,6 +40,22 @@ REPLIES = {
     "openai": "Hello! Bearer auth, /v1/chat/completions, SSE chunks: what Ollama, "
     "llama.cpp, vLLM and LM Studio speak.",
 }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments."""
+    parser.add_argument(
+        "--delay",
+        type=arguments.seconds,
+        default=0.015,
+        metavar="S",
+        help="the emulators' pause between chunks (default: %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Stream a reply from every emulator to stdout."""
+    return run_demo(sys.stdout, delay=args.delay)
 
 
 def run_demo(out: TextIO, delay: float = 0.015) -> int:

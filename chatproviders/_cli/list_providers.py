@@ -1,19 +1,28 @@
-"""``chatproviders list`` and ``chatproviders emulate``."""
+"""``chatproviders list``: the providers, their flags and endpoints."""
 
 from __future__ import annotations
 
 import argparse
-import time
-from typing import Any
 
 from .._provider import Provider
 from .._registry import list_providers, plugin_errors
-from .common import EXIT_ERROR, EXIT_OK, UsageError, say
+from .common import EXIT_OK, say
 
-__all__ = ["run_emulate", "run_list", "wait_for_interrupt"]
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
+NAME = "list"
+HELP = "list the providers"
 
 
-def run_list(args: argparse.Namespace) -> int:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments."""
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also the arguments each accepts"
+    )
+    parser.add_argument("--check", action="store_true", help="also probe each one")
+
+
+def run(args: argparse.Namespace) -> int:
     """An aligned table of every provider class."""
     rows = [["name", "working", "streaming", "history", "default model", "endpoint"]]
     classes = list_providers()
@@ -43,46 +52,6 @@ def run_list(args: argparse.Namespace) -> int:
         for cls in classes:
             print(cls.params)
     return EXIT_OK
-
-
-def run_emulate(args: argparse.Namespace) -> int:
-    """Serve one emulator in the foreground until Ctrl-C."""
-    from ..testing import serve
-
-    fields: dict[str, Any] = {"delay": args.delay}
-    if args.text is not None:
-        fields["text"] = args.text
-    if args.chunk_size is not None:
-        fields["chunk_size"] = args.chunk_size
-    try:
-        server = serve(args.provider, port=args.port, api_key=args.api_key, **fields)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    except OSError as exc:
-        say(f"chatproviders: error: cannot listen on port {args.port}: {exc}")
-        return EXIT_ERROR
-    model = " -m gpt-4o-mini" if args.provider == "openai" else ""  # a listed one
-    key = "CHATPROVIDERS_API_KEY=... " if args.api_key else ""
-    with server:
-        try:
-            print(f"{server.provider} emulator on {server.url} (Ctrl-C stops it)")
-            print(
-                f"try: {key}chatproviders chat -p {args.provider} "
-                f'--base-url {server.url}{model} "Hello"',
-                flush=True,
-            )
-            wait_for_interrupt()
-        except KeyboardInterrupt:
-            say("stopped")
-    return EXIT_OK
-
-
-def wait_for_interrupt() -> None:
-    """Block until Ctrl-C; tests replace it. (On Windows, before Python 3.14, a
-    lock wait such as ``Event().wait()`` does not wake for Ctrl-C; sleep does.)
-    """
-    while True:
-        time.sleep(3600)
 
 
 def _measure(classes: list[type[Provider]]) -> dict[type[Provider], str]:
