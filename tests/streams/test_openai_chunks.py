@@ -47,7 +47,7 @@ MALFORMED_CHOICES = [
     [None],
     [{"delta": "text", "message": "text"}],
     # An explicit null delta or message counts as absent: llama.cpp's server
-    # sends such nulls (see tests/test_openai_parity.py), so it is no error.
+    # sends such nulls (see tests/providers/test_openai_parity.py), so it is no error.
     {"0": {"delta": {"content": "x"}}},
 ]
 

@@ -37,7 +37,7 @@ from tests.constants import HELLO
 from tests.loopback import WAIT, Conn, LoopbackServer
 
 STREAMS: dict[str, list[Any]] = json.loads(
-    (Path(__file__).parent / "data" / "openai_chat_streams.json").read_text("utf-8")
+    (Path(__file__).parent.parent / "data" / "openai_chat_streams.json").read_text("utf-8")
 )
 #: Where a server strays from OpenAI's stream shape and ours does better.
 BETTER_THAN_THE_SDK = {"llamacpp_repeated_name"}
