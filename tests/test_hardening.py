@@ -385,6 +385,7 @@ def test_html_declared_as_text_is_the_answer(chunk_size: Optional[int]) -> None:
         assert Cromicle(server.url).complete(HI).text == PAGE
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "body",
     [
@@ -832,7 +833,7 @@ def test_a_plugin_that_exits_at_import_is_recorded_and_the_rest_load(
     import subprocess
     import sys
 
-    from tests.test_plugins import install_plugin
+    from tests.plugins import install_plugin
 
     (tmp_path / "exits.py").write_text("raise SystemExit(3)\n")
     (tmp_path / "fine.py").write_text(

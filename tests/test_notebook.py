@@ -184,6 +184,7 @@ text
 """
 
 
+@pytest.mark.slow
 def test_a_real_kernel_sends_one_display_then_updates(
     server: EmulatorServer, kernel_name: str
 ) -> None:
@@ -261,6 +262,7 @@ text""",
 ]
 
 
+@pytest.mark.slow
 def test_a_notebook_runs_in_a_real_kernel(
     server: EmulatorServer, kernel_name: str
 ) -> None:

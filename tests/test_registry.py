@@ -30,6 +30,7 @@ from chatproviders import (
 )
 from chatproviders.testing import serve
 from tests.constants import HI, README
+from tests.plugins import install_plugin
 
 
 def readme_block(first_line: str) -> str:
@@ -62,20 +63,6 @@ def clean_registry() -> Iterator[None]:
         _registry._plugin_errors.clear()
         _registry._plugin_errors.update(saved[2])
         _registry._plugins_loaded = saved[3]
-
-
-def install_plugin(site: Path, name: str, entry_points: dict[str, str]) -> None:
-    """Write the metadata pip would write for a distribution with these entry
-    points into ``site``, a folder on the path."""
-    info = site / f"{name}-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n", encoding="utf-8"
-    )
-    lines = [f"{key} = {value}" for key, value in entry_points.items()]
-    (info / "entry_points.txt").write_text(
-        "[chatproviders.providers]\n" + "\n".join(lines) + "\n", encoding="utf-8"
-    )
 
 
 @pytest.fixture
@@ -130,6 +117,7 @@ def test_readme_plugin_is_found_by_every_lookup(
     assert caught.value.provider == "Echo"
 
 
+@pytest.mark.slow
 def test_readme_plugin_test_passes_with_the_fixture(echo_site: Path) -> None:
     """README's test of the echo provider passes under pytest, using the
     emulator fixture of the installed pytest plugin."""
@@ -140,6 +128,7 @@ def test_readme_plugin_test_passes_with_the_fixture(echo_site: Path) -> None:
     assert "1 passed" in done.stdout
 
 
+@pytest.mark.slow
 def test_readme_plugin_in_the_command_line(echo_site: Path) -> None:
     """`chatproviders list` shows the plugin and `chat -p echo` talks to it."""
     listing = run(["-m", "chatproviders", "list"], echo_site)

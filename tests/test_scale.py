@@ -82,6 +82,7 @@ def test_a_forked_child_opens_its_own_connection(cromicle: EmulatorServer) -> No
     assert len(cromicle.requests) == 3
 
 
+@pytest.mark.slow
 def test_a_batch_runs_on_a_dask_cluster_of_worker_processes(
     cromicle: EmulatorServer, tmp_path: Path
 ) -> None:

@@ -451,6 +451,7 @@ def test_help_and_version_exit_0(
     assert out
 
 
+@pytest.mark.slow
 def test_python_dash_m_demo_runs_as_a_new_user_would() -> None:
     """`python -m chatproviders demo` in a fresh process: exit 0, five providers."""
     env: dict[str, Any] = {**os.environ, "PYTHONIOENCODING": "ascii"}

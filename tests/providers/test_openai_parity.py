@@ -37,7 +37,9 @@ from tests.constants import HELLO
 from tests.loopback import WAIT, Conn, LoopbackServer
 
 STREAMS: dict[str, list[Any]] = json.loads(
-    (Path(__file__).parent.parent / "data" / "openai_chat_streams.json").read_text("utf-8")
+    (Path(__file__).parent.parent / "data" / "openai_chat_streams.json").read_text(
+        "utf-8"
+    )
 )
 #: Where a server strays from OpenAI's stream shape and ours does better.
 BETTER_THAN_THE_SDK = {"llamacpp_repeated_name"}
@@ -176,6 +178,7 @@ def test_there_are_a_dozen_sequences() -> None:
         assert name in STREAMS
 
 
+@pytest.mark.slow
 @needs_sdk
 @pytest.mark.parametrize("name", sorted(set(STREAMS) - BETTER_THAN_THE_SDK))
 def test_streams_read_as_the_openai_sdk_reads_them(name: str) -> None:

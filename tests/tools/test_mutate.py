@@ -29,6 +29,7 @@ def mutate() -> ModuleType:
     return module
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path", ["chatproviders/_wire/retry.py", "chatproviders/_messages.py"]
 )
