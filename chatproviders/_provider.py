@@ -26,6 +26,7 @@ from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, USER_AGENT_PREFIX
 from ._gpt4free.entry_points import Gpt4freeEntryPoints
 from ._messages import Messages, validate_messages
+from ._numbers import check_seconds
 from ._options import Options, Proxy, Timeout, host_of, redact
 from ._streams import chat_stream as _streaming
 from ._streams.chat_stream import ChatStream, read_first_chunk
@@ -203,6 +204,7 @@ class Provider(Gpt4freeEntryPoints, Client):
         """The model a health check asks for: the default one. A provider with
         an open model list may ask its server, within ``timeout`` seconds.
         """
+        check_seconds(timeout, "timeout")
         return self.choose_model(None)
 
     def iter_text(self, chunks: Iterable[bytes]) -> Iterator[Piece]:

@@ -17,7 +17,7 @@ import pytest
 import chatproviders
 import chatproviders.notebook
 import chatproviders.testing
-from chatproviders import Cromicle, FallbackProvider
+from chatproviders import Cromicle, FallbackProvider, OpenAICompatible
 from chatproviders._numbers import check_count, check_rate, check_seconds
 from chatproviders.testing import EmulatorServer, Reply, serve
 from tests.constants import HI
@@ -44,6 +44,14 @@ OPTIONS: dict[tuple[str, str], tuple[str, Call]] = {
     ("Gpt4freeEntryPoints.create_completion", "timeout"): (
         "seconds",
         lambda s, v: Cromicle.create_completion(None, HI, base_url=s.url, timeout=v),
+    ),
+    ("Provider.probe_model", "timeout"): (
+        "seconds",
+        lambda s, v: _client(s).probe_model(v),
+    ),
+    ("OpenAICompatible.probe_model", "timeout"): (
+        "seconds",
+        lambda s, v: OpenAICompatible(s.url, model="m").probe_model(v),
     ),
     ("Client.stream_in_background", "maxsize"): (
         "count",
@@ -146,8 +154,13 @@ NOT_OPTIONS = {
     "HTTPAdapter.send",
     "GuardedAdapter.send",
 }
-#: The same for one parameter: token counts a reply reports.
-NOT_OPTION_PARAMETERS = {("Reply.__init__", "usage")}
+#: The same for one parameter: token counts a reply reports, and what a
+#: client hands on to another (a prepared call, clock readings).
+NOT_OPTION_PARAMETERS = {("Reply.__init__", "usage")} | {
+    (f"{cls}.send_prepared", name)
+    for cls in ("Client", "Provider", "FallbackProvider")
+    for name in ("prepared", "deadline", "started")
+}
 
 #: Values each kind refuses.
 BAD: dict[str, list[Any]] = {

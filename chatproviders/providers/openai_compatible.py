@@ -229,7 +229,7 @@ class OpenAICompatible(Provider):
     def probe_model(self, timeout: float) -> str:
         """The client's model, or else the first one its server lists."""
         try:
-            return self.choose_model(None)
+            return super().probe_model(timeout)
         except ModelNotSupportedError:
             pass
         with self.with_options(max_retries=0, total_timeout=timeout) as lister:
