@@ -17,9 +17,9 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from chatproviders.providers import BUILT_IN
+from chatproviders.providers import BUILT_IN as _BUILT_IN
 from chatproviders.testing import EmulatorServer, Protocol, serve
-from chatproviders.testing._protocols import emulator_name
+from chatproviders.testing._protocols import emulator_name as _emulator_name
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def _server_fixture(provider: str, title: str) -> Any:
 # One fixture per built-in provider, from the registry's list: acytoo_server,
 # codelinkava_server, cromicle_server, gprochat_server and openai_server (no
 # API key; its ``url`` ends in ``/v1``).
-for _cls in BUILT_IN:
+for _cls in _BUILT_IN:
     if _cls.emulator is not None:
-        _name = emulator_name(_cls)
+        _name = _emulator_name(_cls)
         globals()[f"{_name}_server"] = _server_fixture(_name, _cls.name())
