@@ -4,8 +4,9 @@ A provider module subclasses :class:`Provider` and states only what is its
 own: class attributes from its protocol table, :meth:`Provider.payload`
 (the JSON body), and, when the reply is not raw UTF-8 text,
 :meth:`Provider.iter_text`. The rest is shared: options are checked in
-:mod:`._options`, one try is :class:`~._exchange.Exchange`, the retry loop is
-:func:`~._retry.retrying`, and the public calls come from :class:`~._client.Client`.
+:mod:`._options`, one try is :class:`~._wire.exchange.Exchange`, the retry
+loop is :func:`~._wire.retry.retrying`, and the public calls come from
+:class:`~._client.Client`.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def send(
 ) -> requests.Response:
     """Send one request through ``session``, streaming the body; a timeout
     cut short by ``deadline`` (monotonic) that runs out is the total timeout,
-    and so is a ``guard`` that expired (see :mod:`._guard`).
+    and so is a ``guard`` that expired (see :mod:`.deadline`).
     """
     timeout, deadline_binds = _within(timeout, deadline)
     try:

@@ -15,7 +15,7 @@ S              ``true`` from :meth:`~Provider.stream`, with
 response       ``data: {json}`` events, text in ``choices[0].delta.content``,
                up to ``data: [DONE]``; or one ``chat.completion`` object,
                text in ``choices[0].message.content``; tool calls, usage,
-               reasoning and the finish reason beside (see ``_chat_chunks``)
+               reasoning and the finish reason beside (``_streams/openai_chunks``)
 models         ``GET {base_url}/models``: ``{"data": [{"id": ...}, ...]}``
 errors         ``{"error": {"message", "type", "code"}}``; the status picks
                the class, ``error.message`` is the message
