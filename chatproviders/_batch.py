@@ -16,15 +16,17 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional, Protocol, Union
 
-from ._batch_inputs import Call, Input, make_calls
+from ._batch_inputs import Call, Input, describe_client, make_calls
 from ._checkpoint import Checkpoint, PathLike
-from ._constants import DEFAULT_MAX_RETRIES
+from ._client import Client
+from ._constants import DEFAULT_MAX_RETRIES, MAX_RETRY_AFTER
 from ._progress import Progress
+from ._results import Usage
 from ._retry import backoff_delay, is_retryable
 from ._streaming import ChatResponse
 from .exceptions import (
@@ -32,6 +34,7 @@ from .exceptions import (
     APIError,
     APIStatusError,
     ChatProvidersError,
+    CheckpointError,
 )
 
 __all__ = ["BatchItem", "BatchResult", "batch"]
@@ -44,6 +47,12 @@ sleep: Callable[[float], None] = time.sleep
 
 #: Statuses that pause the whole batch: the server asked everyone to wait.
 PAUSE_STATUSES = frozenset({429, 503})
+
+#: Seconds the pacing keeps in hand: with ``rate=R``, starts are spaced
+#: ``(1 + RATE_MARGIN) / R`` apart, so that the network's and the scheduler's
+#: delays (a new connection takes tens of ms more than a pooled one) never
+#: bunch more than R arrivals into one second at the server.
+RATE_MARGIN = 0.1
 
 
 class Executor(Protocol):
@@ -65,7 +74,7 @@ class BatchItem:
     reply: Optional[ChatResponse] = field(default=None, repr=False)
     error: Optional[ChatProvidersError] = None
     provider: Optional[str] = None
-    usage: Any = field(default=None, repr=False)
+    usage: Optional[Usage] = field(default=None, repr=False)
     tries: int = 0
 
     @property
@@ -73,7 +82,9 @@ class BatchItem:
         """True when the item has its reply."""
         return self.error is None
 
-    def record(self, input_sha: str) -> dict[str, Any]:
+    def record(
+        self, input_sha: str, client: Optional[Mapping[str, Any]] = None
+    ) -> dict[str, Any]:
         """The item as a checkpoint line (see :mod:`chatproviders._checkpoint`)."""
         error = None if self.error is None else f"{type(self.error).__name__}: "
         record: dict[str, Any] = {
@@ -85,9 +96,24 @@ class BatchItem:
             "model": self.reply.model if self.reply is not None else None,
         }
         if self.usage is not None:
-            record["usage"] = self.usage
+            record["usage"] = asdict(self.usage)
+        if client is not None:
+            record["client"] = client
         record["input_sha"] = input_sha
         return record
+
+    @classmethod
+    def from_record(cls, call: Call, record: Mapping[str, Any]) -> BatchItem:
+        """The item a checkpoint line holds (its ``reply`` is None)."""
+        usage = record.get("usage")
+        return cls(
+            call.index,
+            call.id,
+            call.input,
+            text=record.get("text"),
+            provider=record.get("provider"),
+            usage=Usage(**usage) if isinstance(usage, Mapping) else None,
+        )
 
 
 class BatchResult(list[BatchItem]):
@@ -105,6 +131,20 @@ class BatchResult(list[BatchItem]):
     def texts(self) -> list[Optional[str]]:
         """Each item's text, None where it failed: a column for a DataFrame."""
         return [item.text for item in self]
+
+    @property
+    def usage(self) -> Optional[Usage]:
+        """The token counts summed over the items that have them; None when
+        none has (the server reported no usage).
+        """
+        usages = [item.usage for item in self if item.usage is not None]
+        if not usages:
+            return None
+        return Usage(
+            sum(u.prompt_tokens for u in usages),
+            sum(u.completion_tokens for u in usages),
+            sum(u.total_tokens for u in usages),
+        )
 
     def __repr__(self) -> str:
         return (
@@ -133,18 +173,38 @@ def batch(
     Every input is checked before anything is sent; a bad one raises naming
     its index. A failed item never stops the batch: it has ``error`` set.
 
-    At most ``concurrency`` requests are in flight, and with ``rate`` at most
-    ``rate`` start in any one second (below 1: one every ``1/rate`` s). A 429
-    or 503 pauses the whole batch for its ``Retry-After`` (or the backoff),
-    then the item is tried again, up to the client's ``max_retries``.
+    At most ``concurrency`` requests are in flight (a thread is started only
+    when a request needs one), and with ``rate`` the server never sees more
+    than ``rate`` of them arrive in any one second: starts are spaced evenly,
+    ``(1 + RATE_MARGIN) / rate`` s apart (``rate`` below 1: ``1/rate + 0.1``
+    s), the margin absorbing the network's uneven delays.
+
+    A 429 or 503 always pauses the whole batch, not only its item, for its
+    ``Retry-After`` (or the backoff), even when the item has no try left;
+    then the item is tried again, up to the client's ``max_retries``. A
+    ``Retry-After`` longer than the client allows (``MAX_RETRY_AFTER``, 60 s;
+    a daily quota, say) stops the batch instead of waiting: nothing more is
+    sent, the requests in flight finish, and every item not done fails with
+    that error (``tries`` 0 for those never sent), so that running the same
+    batch with the same checkpoint once the wait is over sends exactly them.
 
     ``checkpoint``: a JSONL file with one line per finished item, written as
     it finishes; run the same batch again and the items that succeeded are
-    read back, not sent. ``progress``: None shows a tqdm bar (when tqdm is
-    installed) if the run lasts over 2 s, True always, False never; a
-    callable is called with each finished item instead. ``executor``: any
-    ``concurrent.futures.Executor``-like object to run the calls on (the
-    client must then pickle); pacing and the checkpoint stay here.
+    read back, not sent. When the batch ends the file is rewritten, one line
+    per item in input order. A file written for other inputs or another
+    client (another class, base URL, model or parameters) raises ValueError
+    naming what changed. The file is locked while the batch runs: another
+    process on it gets :class:`~chatproviders.CheckpointError` at once, as
+    does a path that is no regular file (a FIFO, a device, a folder). A
+    failed write (a full disk) raises CheckpointError naming the file, with
+    ``partial``, and nothing more is sent.
+
+    ``progress``: None shows a tqdm bar (when tqdm is installed) if the run
+    lasts over 2 s and stderr is a terminal (or in a Jupyter notebook), True
+    always, False never; a callable is called with each finished item
+    instead. ``executor``: any ``concurrent.futures.Executor``-like object to
+    run the calls on (the client must then pickle); pacing and the checkpoint
+    stay here.
 
     Ctrl-C stops sending and raises KeyboardInterrupt; its ``partial``
     attribute is a :class:`BatchResult` of the items finished so far.
@@ -174,28 +234,42 @@ def run(
     """Send ``calls`` (from :func:`make_calls`); see :func:`batch`."""
     _check_options(concurrency, rate, progress, executor)
     fingerprints = [call.fingerprint for call in calls]
-    book = None if checkpoint is None else Checkpoint(checkpoint, fingerprints)
     done: dict[int, BatchItem] = {}
-    if book is not None:
-        for index, record in book.read().items():
-            call = calls[index]
-            done[index] = BatchItem(
-                index,
-                call.id,
-                call.input,
-                text=record.get("text"),
-                provider=record.get("provider"),
-                usage=record.get("usage"),
-            )
+    records: dict[int, Mapping[str, Any]] = {}
+    book = None
+    if checkpoint is not None:
+        client_described = describe_client(client)
+        book = Checkpoint(checkpoint, fingerprints, client_described)
         book.open()
-    shown = Progress(progress, len(calls), len(done))
+        try:
+            records.update(book.read())
+        except BaseException:
+            book.close()
+            raise
+        for index, record in records.items():
+            done[index] = BatchItem.from_record(calls[index], record)
+
+    def finished() -> BatchResult:
+        return BatchResult(done[i] for i in sorted(done))
 
     def finish(item: BatchItem) -> None:
         done[item.index] = item
         if book is not None:
-            book.write(item.record(fingerprints[item.index]))
+            record = item.record(fingerprints[item.index], client_described)
+            try:
+                book.write(record)
+            except CheckpointError as exc:
+                exc.partial = finished()
+                raise
+            records[item.index] = record
         shown(item)
 
+    try:
+        shown = Progress(progress, len(calls), len(done))
+    except BaseException:
+        if book is not None:
+            book.close()
+        raise
     fast = (
         client.with_options(max_retries=0)
         if hasattr(client, "with_options")
@@ -206,12 +280,14 @@ def run(
         executor = own = _Workers(concurrency)
     interrupted = False
     try:
-        _Loop(executor, fast, finish, concurrency, rate, _max_tries(client)).run(
-            [call for call in calls if call.index not in done]
-        )
+        _Loop(
+            executor, fast, finish, concurrency, rate, _max_tries(client), own
+        ).run([call for call in calls if call.index not in done])
+        if book is not None:
+            book.rewrite(records[call.index] for call in calls)
     except KeyboardInterrupt as exc:
         interrupted = True
-        exc.partial = BatchResult(done[i] for i in sorted(done))  # type: ignore[attr-defined]
+        exc.partial = finished()  # type: ignore[attr-defined]
         raise
     except BaseException:
         interrupted = True
@@ -225,40 +301,62 @@ def run(
     return BatchResult(done[call.index] for call in calls)
 
 
-def send(client: Any, call: Call) -> ChatResponse:
-    """One call, on a worker (a thread here, or a process of an executor)."""
+def send(
+    client: Any, call: Call, cancel: Optional[threading.Event] = None
+) -> ChatResponse:
+    """One call, on a worker (a thread here, or a process of an executor).
+
+    Once ``cancel`` is set (the batch stopped), nothing is sent: not this
+    call if it has not started, nor a FallbackProvider's next member.
+    """
+    if cancel is not None and isinstance(client, Client):
+        if cancel.is_set():
+            raise ChatProvidersError("the batch stopped before this item was sent")
+        prepared = client.prepare(call.messages, call.model, call.params)
+        return client._open(prepared, cancel=cancel).until_done()
     reply: ChatResponse = client.complete(call.messages, call.model, **call.params)
     return reply
 
 
 class _Workers:
-    """The batch's own threads, daemon ones: after Ctrl-C, a request still in
-    flight does not hold up the interpreter's exit until its read times out,
-    as ThreadPoolExecutor's threads, joined at exit, would.
+    """The batch's own threads, started only as requests need them (one
+    input, one thread, whatever ``concurrency``), and daemon ones: after
+    Ctrl-C, a request still in flight does not hold up the interpreter's exit
+    until its read times out, as ThreadPoolExecutor's threads, joined at
+    exit, would.
     """
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, most: int) -> None:
+        self._most = most
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(
-                target=self._work, name=f"chatproviders-batch-{i}", daemon=True
-            )
-            for i in range(count)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0  # threads waiting for a job, not yet promised one
+        self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
         self._jobs.put((future, fn, args))
+        with self._lock:
+            if self._idle:
+                self._idle -= 1  # that thread takes this job
+            elif len(self._threads) < self._most:
+                thread = threading.Thread(
+                    target=self._work,
+                    name=f"chatproviders-batch-{len(self._threads)}",
+                    daemon=True,
+                )
+                self._threads.append(thread)
+                thread.start()
         return future
 
     def shutdown(self, wait: bool) -> None:
         """Let every thread end once it is idle; with ``wait``, join them."""
-        for _ in self._threads:
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
             self._jobs.put(None)
         if wait:
-            for thread in self._threads:
+            for thread in threads:
                 thread.join()
 
     def _work(self) -> None:
@@ -267,39 +365,37 @@ class _Workers:
             if job is None:
                 return
             future, fn, args = job
-            if not future.set_running_or_notify_cancel():
-                continue  # cancelled while it waited
-            try:
-                result = fn(*args)
-            except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+            if future.set_running_or_notify_cancel():  # else cancelled meanwhile
+                try:
+                    result = fn(*args)
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
             del future, fn, args, job  # nothing kept while idle
+            with self._lock:
+                self._idle += 1
 
 
 class _Pacer:
-    """When the next request may start: the rate window and the batch's pause."""
+    """When the next request may start: even spacing, and the batch's pause."""
 
     def __init__(self, rate: Optional[float]) -> None:
-        self.capacity = 0 if rate is None else max(1, int(rate))
-        self.window = 1.0 if rate is None or rate >= 1 else 1.0 / rate
-        self.starts: deque[float] = deque()
+        if rate is None:
+            self.interval = 0.0
+        elif rate >= 1:  # at most int(rate) in any 1 + RATE_MARGIN seconds
+            self.interval = (1.0 + RATE_MARGIN) / int(rate)
+        else:
+            self.interval = 1.0 / rate + RATE_MARGIN
+        self.last = -math.inf
         self.paused_until = -math.inf
 
     def wait(self, now: float) -> float:
         """Seconds until a request may start (0: now)."""
-        wait = self.paused_until - now
-        if self.capacity:
-            while self.starts and self.starts[0] <= now - self.window:
-                self.starts.popleft()
-            if len(self.starts) >= self.capacity:
-                wait = max(wait, self.starts[0] + self.window - now)
-        return max(wait, 0.0)
+        return max(self.paused_until - now, self.last + self.interval - now, 0.0)
 
     def started(self, now: float) -> None:
-        if self.capacity:
-            self.starts.append(now)
+        self.last = now
 
     def pause(self, now: float, seconds: float) -> None:
         self.paused_until = max(self.paused_until, now + seconds)
@@ -316,6 +412,7 @@ class _Loop:
         concurrency: int,
         rate: Optional[float],
         max_tries: int,
+        own: Optional[_Workers] = None,
     ) -> None:
         self.pool = pool
         self.client = client
@@ -326,11 +423,18 @@ class _Loop:
         self.retries: list[tuple[float, int, int, Call]] = []  # a heap
         self.running: dict[Any, tuple[Call, int]] = {}
         self.finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Our own threads see the batch stop; another executor's workers
+        # (processes, maybe) cannot share an Event.
+        self.cancel = threading.Event() if own is not None else None
+        self.stopped: Optional[ChatProvidersError] = None
 
     def run(self, calls: Sequence[Call]) -> None:
         fresh = deque(calls)
         try:
             while fresh or self.retries or self.running:
+                if self.stopped is not None and not self.running:
+                    self._fail_the_rest(fresh, self.stopped)
+                    return
                 wait = self._start(fresh)
                 if self.running:
                     try:
@@ -343,13 +447,19 @@ class _Loop:
                 elif wait is not None:
                     sleep(wait)
         except BaseException:
+            if self.cancel is not None:
+                self.cancel.set()
             for future in self.running:
                 future.cancel()
             raise
 
     def _start(self, fresh: deque[Call]) -> Optional[float]:
         """Start what may start now; seconds until the next may, or None."""
-        while len(self.running) < self.concurrency and (fresh or self.retries):
+        while (
+            self.stopped is None
+            and len(self.running) < self.concurrency
+            and (fresh or self.retries)
+        ):
             now = monotonic()
             wait = self.pacer.wait(now)
             due = bool(self.retries) and self.retries[0][0] <= now
@@ -362,7 +472,10 @@ class _Loop:
             else:
                 call, tries = fresh.popleft(), 0
             self.pacer.started(now)
-            future = self.pool.submit(send, self.client, call)
+            if self.cancel is None:
+                future = self.pool.submit(send, self.client, call)
+            else:
+                future = self.pool.submit(send, self.client, call, self.cancel)
             self.running[future] = (call, tries + 1)
             future.add_done_callback(self.finished.put)
         return None
@@ -372,19 +485,49 @@ class _Loop:
         try:
             reply = future.result()
         except ChatProvidersError as error:
+            now = monotonic()
+            if _asks_everyone_to_wait(error):
+                wait = _pause_for(error, tries)
+                if wait > MAX_RETRY_AFTER:
+                    self._stop(error, wait)
+                    self.finish(_item(call, tries, error=error))
+                    return
+                self.pacer.pause(now, wait)
+                logger.info("batch: every request waits %.2f s after: %s", wait, error)
+                if tries < self.max_tries:
+                    heapq.heappush(self.retries, (now, call.index, tries, call))
+                else:
+                    self.finish(_item(call, tries, error=error))
+                return
             delay = _retry_delay(error, tries) if tries < self.max_tries else None
             if delay is None:
                 self.finish(_item(call, tries, error=error))
                 return
-            now = monotonic()
-            not_before = now + delay
-            if _asks_everyone_to_wait(error):
-                self.pacer.pause(now, delay)
-                logger.info("batch: every request waits %.2f s after: %s", delay, error)
-                not_before = now
-            heapq.heappush(self.retries, (not_before, call.index, tries, call))
+            heapq.heappush(self.retries, (now + delay, call.index, tries, call))
             return
         self.finish(_item(call, tries, reply=reply))
+
+    def _stop(self, error: ChatProvidersError, wait: float) -> None:
+        """Send nothing more: the server asked for a longer wait than allowed."""
+        if self.stopped is None:
+            logger.warning(
+                "batch: stopped: the server asks every request to wait %.0f s, "
+                "over the %.0f s a client waits; the items not done fail: %s",
+                wait,
+                MAX_RETRY_AFTER,
+                error,
+            )
+            self.stopped = error
+            if self.cancel is not None:
+                self.cancel.set()
+
+    def _fail_the_rest(self, fresh: deque[Call], error: ChatProvidersError) -> None:
+        waiting = [(tries, call) for _, _, tries, call in self.retries]
+        waiting += [(0, call) for call in fresh]
+        self.retries.clear()
+        fresh.clear()
+        for tries, call in sorted(waiting, key=lambda pair: pair[1].index):
+            self.finish(_item(call, tries, error=error))
 
 
 def _item(
@@ -423,6 +566,15 @@ def _retry_delay(error: ChatProvidersError, tries: int) -> Optional[float]:
     ):
         return None
     return max(backoff_delay(tries, getattr(e, "retry_after", None)) for e in errors)
+
+
+def _pause_for(error: ChatProvidersError, tries: int) -> float:
+    """How long the batch waits after a 429 or 503: the longest Retry-After
+    (of every provider, for a FallbackProvider), else the backoff.
+    """
+    return max(
+        backoff_delay(tries, getattr(e, "retry_after", None)) for e in _errors(error)
+    )
 
 
 def _asks_everyone_to_wait(error: ChatProvidersError) -> bool:

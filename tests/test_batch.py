@@ -239,7 +239,8 @@ def test_the_server_never_sees_more_requests_in_flight_than_concurrency() -> Non
 
 
 def test_the_server_sees_at_most_rate_starts_in_any_second(clock: FakeClock) -> None:
-    """rate=2: the server sees 2 starts in each second of the batch's clock, no more."""
+    """rate=2: starts spaced evenly, 1.1/2 s apart on the batch's clock: never
+    more than 2 in a second, however late the network delivers the first."""
     stamps: list[float] = []
 
     def answer(conn: Conn, prompt: str) -> None:
@@ -250,13 +251,13 @@ def test_the_server_sees_at_most_rate_starts_in_any_second(clock: FakeClock) -> 
         client = Cromicle(base_url=server.url)
         result = batch(client, [f"p{i}" for i in range(7)], concurrency=4, rate=2)
     assert all(item.ok for item in result)
-    assert sorted(stamps) == [0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0]
+    assert sorted(stamps) == pytest.approx([0.55 * i for i in range(7)])
     for start in stamps:
         assert sum(start <= t < start + 1 for t in stamps) <= 2
 
 
 def test_a_rate_below_one_spaces_the_starts(clock: FakeClock) -> None:
-    """rate=0.5 is one start every two seconds."""
+    """rate=0.5 is one start every two seconds, and the margin."""
     stamps: list[float] = []
 
     def answer(conn: Conn, prompt: str) -> None:
@@ -265,7 +266,7 @@ def test_a_rate_below_one_spaces_the_starts(clock: FakeClock) -> None:
 
     with prompt_server(answer) as server:
         batch(Cromicle(base_url=server.url), ["a", "b", "c"], rate=0.5)
-    assert stamps == [0.0, 2.0, 4.0]
+    assert stamps == pytest.approx([0.0, 2.1, 4.2])
 
 
 @pytest.fixture
@@ -618,7 +619,7 @@ def test_the_cli_writes_a_record_a_line_and_resumes(
     assert run_cli(*argv, "--rate", "50") == 0
     assert "3 of 3 succeeded, 0 failed" in capsys.readouterr().err
     assert prompts(cromicle) == ["a", "b", "c", "a"]
-    assert [r["index"] for r in lines(out)] == [0, 1, 2, 0]
+    assert [r["index"] for r in lines(out)] == [0, 1, 2]  # rewritten in order
 
 
 @pytest.mark.parametrize(

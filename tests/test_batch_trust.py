@@ -1,0 +1,596 @@
+"""batch() gives no silent wrong result: checkpoints that fit only their own
+client, any str round-tripping, usage kept as numbers, the rate as the server
+sees it, one process per checkpoint, disk trouble, long Retry-After waits."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import chatproviders
+from chatproviders import (
+    Acytoo,
+    BatchItem,
+    Cromicle,
+    FallbackProvider,
+    OpenAICompatible,
+    RateLimitError,
+    Usage,
+    _batch,
+    batch,
+)
+from chatproviders.exceptions import ChatProvidersError, CheckpointError
+from chatproviders.testing import EmulatorServer, serve
+from tests.loopback import WAIT, Conn, LoopbackServer
+
+GREETING = "Hello from the Cromicle emulator — ready."
+
+
+class FakeClock:
+    """The batch's clock: time moves only when the batch sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The batch's pacing runs on a clock the test controls."""
+    fake = FakeClock()
+    monkeypatch.setattr(_batch, "monotonic", fake.monotonic)
+    monkeypatch.setattr(_batch, "sleep", fake.sleep)
+    return fake
+
+
+@pytest.fixture
+def cromicle() -> Iterator[EmulatorServer]:
+    with serve("cromicle") as server:
+        yield server
+
+
+@pytest.fixture
+def openai() -> Iterator[EmulatorServer]:
+    with serve("openai", models=["llama3.2", "qwen3"]) as server:
+        yield server
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+
+
+def reply(conn: Conn, text: str, status: int = 200, *headers: str) -> None:
+    body = text.encode("utf-8")
+    head = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        *(tuple(h.split(": ")) for h in headers),
+    ]
+    conn.send_head(status, head, "length", len(body))  # type: ignore[arg-type]
+    conn.sock.sendall(body)
+
+
+def prompt_server(answer: Any) -> LoopbackServer:
+    """A keep-alive Cromicle server: ``answer(conn, prompt)`` for each request."""
+
+    def handler(conn: Conn) -> None:
+        while True:
+            try:
+                request = conn.read_request()
+            except OSError:
+                return
+            if request is None:
+                return
+            answer(conn, json.loads(request.body)["message"])
+
+    return LoopbackServer(handler)
+
+
+# -- 1. the fingerprint covers the client ---------------------------------------
+
+
+def test_a_checkpoint_of_another_model_is_refused_naming_it(
+    openai: EmulatorServer, tmp_path: Path
+) -> None:
+    """llama3.2's checkpoint, rerun with model="qwen3": ValueError naming both."""
+    path = tmp_path / "run.jsonl"
+    openai.queue_reply(status=400)  # item 0 fails: a rerun would send it
+    first = batch(
+        OpenAICompatible(openai.url, model="llama3.2"),
+        ["a", "b"],
+        concurrency=1,
+        checkpoint=path,
+    )
+    assert [item.ok for item in first] == [False, True]
+    with pytest.raises(ValueError, match="model was 'llama3.2', now 'qwen3'"):
+        batch(OpenAICompatible(openai.url, model="qwen3"), ["a", "b"], checkpoint=path)
+    assert len(openai.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "changed"),
+    [
+        (
+            lambda a, b: Cromicle(base_url=a),
+            lambda a, b: Acytoo(base_url=a),
+            "provider was 'chatproviders.Cromicle', now 'chatproviders.Acytoo'",
+        ),
+        (
+            lambda a, b: Cromicle(base_url=a),
+            lambda a, b: Cromicle(base_url=b),
+            "base_url was",
+        ),
+        (
+            lambda a, b: FallbackProvider([Cromicle(base_url=a)]),
+            lambda a, b: FallbackProvider(
+                [Cromicle(base_url=a), Cromicle(base_url=b)]
+            ),
+            "members were",
+        ),
+        (
+            lambda a, b: FallbackProvider([Cromicle(base_url=a)]),
+            lambda a, b: Cromicle(base_url=a),
+            "provider was 'chatproviders.FallbackProvider'",
+        ),
+    ],
+)
+def test_a_checkpoint_of_another_client_is_refused_naming_what_changed(
+    cromicle: EmulatorServer, tmp_path: Path, before: Any, after: Any, changed: str
+) -> None:
+    """Another provider class, base URL or fallback member: refused, named."""
+    path = tmp_path / "run.jsonl"
+    other = "http://127.0.0.1:9/"
+    cromicle.queue_reply(status=400)
+    batch(before(cromicle.url, other), ["a", "b"], concurrency=1, checkpoint=path)
+    sent = len(cromicle.requests)
+    with pytest.raises(ValueError, match=changed):
+        batch(after(cromicle.url, other), ["a", "b"], checkpoint=path)
+    assert len(cromicle.requests) == sent
+
+
+def test_credentials_are_not_in_the_checkpoint_and_do_not_matter(
+    openai: EmulatorServer, tmp_path: Path
+) -> None:
+    """The base URL's user:password and the API key stay out; a new key resumes."""
+    path = tmp_path / "run.jsonl"
+    url = openai.url.replace("http://", "http://user:s3cret@")
+    openai.queue_reply(status=400)
+    batch(
+        OpenAICompatible(url, "sk-one", model="llama3.2"),
+        ["a", "b"],
+        concurrency=1,
+        checkpoint=path,
+    )
+    assert "s3cret" not in path.read_text("utf-8")
+    assert "sk-one" not in path.read_text("utf-8")
+    result = batch(
+        OpenAICompatible(url.replace("s3cret", "other"), "sk-two", model="llama3.2"),
+        ["a", "b"],
+        checkpoint=path,
+    )
+    assert [item.ok for item in result] == [True, True]
+    assert len(openai.requests) == 3  # only the failed item again
+
+
+# -- 2. any str round-trips -----------------------------------------------------
+
+
+def test_a_lone_surrogate_round_trips_through_the_checkpoint(tmp_path: Path) -> None:
+    """A reply and an id holding lone surrogates are written and read back."""
+    path = tmp_path / "run.jsonl"
+    text = "half \ud83d of a pair"
+    event = {"choices": [{"index": 0, "delta": {"content": text}}]}
+    body = f"data: {json.dumps(event)}\n\ndata: [DONE]\n\n".encode("ascii")
+    sent: list[bytes] = []
+
+    def handler(conn: Conn) -> None:
+        while (request := conn.read_request()) is not None:
+            sent.append(request.body)
+            conn.respond(200, body, "text/event-stream")
+
+    inputs = [{"prompt": "a", "id": "file-\udcff.txt"}, "b"]
+    with LoopbackServer(handler) as server:
+        client = OpenAICompatible(server.url, model="m")
+        first = batch(client, inputs, checkpoint=path)
+        assert first.texts == [text, text]
+        second = batch(client, inputs, checkpoint=path)
+    assert len(sent) == 2  # nothing paid twice
+    assert second.texts == [text, text]
+    assert [item.reply for item in second] == [None, None]
+    assert lines(path)[0]["id"] == "file-\udcff.txt"
+
+
+# -- 3. usage as numbers ----------------------------------------------------------
+
+
+def test_usage_is_kept_as_numbers_and_summed(
+    openai: EmulatorServer, tmp_path: Path
+) -> None:
+    """usage is a JSON object in the checkpoint, a Usage read back, summed."""
+    path = tmp_path / "run.jsonl"
+    client = OpenAICompatible(openai.url, model="llama3.2")
+    first = batch(client, ["a", "b c"], checkpoint=path)
+    usages = [item.usage for item in first]
+    assert all(isinstance(usage, Usage) for usage in usages)
+    assert [record["usage"] for record in lines(path)] == [
+        {
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.completion_tokens,
+            "total_tokens": u.total_tokens,
+        }
+        for u in usages
+    ]
+    second = batch(client, ["a", "b c"], checkpoint=path)
+    assert [item.usage for item in second] == usages
+    assert second[0].usage.total_tokens == usages[0].total_tokens
+    assert second.usage == Usage(
+        sum(u.prompt_tokens for u in usages),
+        sum(u.completion_tokens for u in usages),
+        sum(u.total_tokens for u in usages),
+    )
+
+
+def test_a_batch_without_usage_sums_to_none(cromicle: EmulatorServer) -> None:
+    """No item reported usage: BatchResult.usage is None, not zeros."""
+    assert batch(Cromicle(base_url=cromicle.url), ["a"]).usage is None
+
+
+# -- 4. the rate, as the server sees it -----------------------------------------
+
+
+def test_starts_are_spaced_one_over_rate_apart(clock: FakeClock) -> None:
+    """rate=4: starts 0.25 s apart on the batch's clock, never a burst."""
+    stamps: list[float] = []
+
+    def answer(conn: Conn, prompt: str) -> None:
+        stamps.append(clock.now)
+        reply(conn, prompt)
+
+    with prompt_server(answer) as server:
+        batch(Cromicle(base_url=server.url), [f"p{i}" for i in range(6)], rate=4)
+    gaps = [b - a for a, b in zip(sorted(stamps), sorted(stamps)[1:])]
+    assert min(gaps) >= 0.25 - 1e-9
+    for start in stamps:  # never 5 starts within a second
+        assert sum(start <= t < start + 1 for t in stamps) <= 4
+
+
+@pytest.fixture
+def busy_cpu() -> Iterator[None]:
+    """Both cores busy with other processes while the test runs."""
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait(WAIT)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("rate", "concurrency", "count"),
+    [(10, 4, 26), (50, 16, 110), (3, 8, 8), (25, 1, 55)],
+)
+def test_the_server_never_sees_more_than_rate_arrivals_in_a_second(
+    busy_cpu: None, rate: int, concurrency: int, count: int
+) -> None:
+    """Arrival times taken at the server: no one-second window holds over R."""
+    arrivals: list[float] = []
+
+    def answer(conn: Conn, prompt: str) -> None:
+        arrivals.append(time.monotonic())
+        reply(conn, prompt)
+
+    with prompt_server(answer) as server:
+        result = batch(
+            Cromicle(base_url=server.url),
+            [f"p{i}" for i in range(count)],
+            concurrency=concurrency,
+            rate=rate,
+        )
+    assert all(item.ok for item in result)
+    arrivals.sort()
+    most = max(sum(t <= u < t + 1 for u in arrivals) for t in arrivals)
+    assert most <= rate
+    assert arrivals[-1] - arrivals[0] < count / rate * 1.5  # no crawl either
+
+
+# -- 5. one process per checkpoint ----------------------------------------------
+
+HELD_RUN = """
+import sys
+import chatproviders
+client = chatproviders.Cromicle(base_url=sys.argv[1])
+try:
+    chatproviders.batch(
+        client, ["a", "b", "c"], concurrency=1, checkpoint=sys.argv[2]
+    )
+except chatproviders.CheckpointError as exc:
+    print(type(exc).__name__, exc.path, "|", exc)
+    sys.exit(3)
+"""
+
+
+def test_a_second_process_on_one_checkpoint_errs_at_once_and_sends_nothing(
+    cromicle: EmulatorServer, tmp_path: Path
+) -> None:
+    """Two real processes, one checkpoint: the second errs at once, sends nothing."""
+    path = tmp_path / "run.jsonl"
+    cromicle.set_reply(stall_after=0)  # the first process's request hangs
+    first = subprocess.Popen([sys.executable, "-c", HELD_RUN, cromicle.url, str(path)])
+    try:
+        cromicle.wait_for_requests(1, timeout=30)
+        second = subprocess.run(
+            [sys.executable, "-c", HELD_RUN, cromicle.url, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        first.kill()
+        first.wait(WAIT)
+    assert second.returncode == 3, second.stderr
+    assert second.stdout.startswith(f"CheckpointError {path} |")
+    assert "in use by another process" in second.stdout
+    assert len(cromicle.requests) == 1
+
+
+# -- 6. disk trouble --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/dev/zero", "/dev/full", "fifo", "folder"],
+)
+def test_a_checkpoint_that_is_no_regular_file_is_refused_at_once(
+    cromicle: EmulatorServer, tmp_path: Path, path: str
+) -> None:
+    """A device, a FIFO or a folder as checkpoint: refused before reading it."""
+    if path == "fifo":
+        path = str(tmp_path / "fifo")
+        os.mkfifo(path)
+    elif path == "folder":
+        path = str(tmp_path)
+    with pytest.raises(CheckpointError, match="is not a regular file") as caught:
+        batch(Cromicle(base_url=cromicle.url), ["a"], checkpoint=path)
+    assert caught.value.path == path
+    assert isinstance(caught.value, ValueError)  # as 0.2 raised for a bad path
+    assert cromicle.requests == []
+
+
+FULL_RUN = """
+import json, os, resource, signal, sys, threading
+import chatproviders
+mode, first_url, second_url, path = sys.argv[1:5]
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit: EFBIG
+
+def fill_the_disk(item):
+    if mode == "fsize":  # the file may not grow any more
+        size = os.path.getsize(path)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.RLIM_INFINITY))
+    else:  # the checkpoint's descriptor now writes to /dev/full: ENOSPC
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target == os.path.realpath(path):
+                full = os.open("/dev/full", os.O_WRONLY)
+                os.dup2(full, int(fd))
+                os.close(full)
+
+done = []
+def progress(item):
+    done.append(item)
+    if len(done) == 1:
+        fill_the_disk(item)
+
+client = chatproviders.FallbackProvider(
+    [chatproviders.Cromicle(base_url=first_url),
+     chatproviders.Cromicle(base_url=second_url)]
+)
+inputs = [f"item {i}" for i in range(20)]
+try:
+    chatproviders.batch(
+        client, inputs, concurrency=4, checkpoint=path, progress=progress
+    )
+except chatproviders.ChatProvidersError as exc:
+    print(json.dumps({
+        "class": type(exc).__name__, "message": str(exc),
+        "path": getattr(exc, "path", None),
+        "partial": [item.index for item in getattr(exc, "partial", [])],
+    }), flush=True)
+else:
+    print(json.dumps({"class": None}), flush=True)
+sys.stdin.readline()  # the test released the held requests
+for thread in threading.enumerate():
+    if thread.name.startswith("chatproviders-batch"):
+        thread.join()
+print("joined", flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["fsize", "devfull"])
+def test_a_full_disk_raises_naming_the_file_and_nothing_more_is_sent(
+    tmp_path: Path, mode: str
+) -> None:
+    """A real write error: CheckpointError naming the file, with .partial; the
+    requests in flight, answered 500 afterwards, go to no other member."""
+    path = tmp_path / "run.jsonl"
+    arrived = {"first": 0, "second": 0}
+    changed = threading.Condition()
+    release = threading.Event()
+
+    def first(conn: Conn, prompt: str) -> None:
+        with changed:
+            arrived["first"] += 1
+            number = arrived["first"]
+            changed.notify_all()
+        if number <= 2:
+            reply(conn, f"re {prompt}")
+        else:  # in flight when the disk fills: answered after the error
+            assert release.wait(WAIT * 4)
+            reply(conn, "down", 500)
+
+    def second(conn: Conn, prompt: str) -> None:
+        with changed:
+            arrived["second"] += 1
+        reply(conn, f"second {prompt}")
+
+    with prompt_server(first) as one, prompt_server(second) as two:
+        process = subprocess.Popen(
+            [sys.executable, "-c", FULL_RUN, mode, one.url, two.url, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None and process.stdin is not None
+            outcome = json.loads(process.stdout.readline())
+            release.set()
+            process.stdin.write("go\n")
+            process.stdin.flush()
+            assert process.stdout.readline() == "joined\n"
+            process.wait(WAIT)
+        finally:
+            release.set()
+            process.kill()
+            process.wait(WAIT)
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    pipe.close()
+    assert outcome["class"] == "CheckpointError"
+    assert outcome["path"] == str(path)
+    assert str(path) in outcome["message"]
+    assert len(outcome["partial"]) == 2  # the line written, the one refused
+    assert arrived["second"] == 0
+    assert arrived["first"] <= 5  # the 4 started at once, and at most one more
+    assert len(lines(path)) == 1
+
+
+# -- 7. a 429 or 503 always pauses the batch --------------------------------------
+
+
+@pytest.fixture
+def pauses(caplog: pytest.LogCaptureFixture) -> Iterator[threading.Event]:
+    """Set when the batch logs that every request waits, or that it stops."""
+    paused = threading.Event()
+
+    class Signal(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("batch: "):
+                paused.set()
+
+    caplog.set_level(logging.INFO, logger="chatproviders")
+    handler = Signal()
+    logging.getLogger("chatproviders").addHandler(handler)
+    yield paused
+    logging.getLogger("chatproviders").removeHandler(handler)
+
+
+def test_a_retry_after_longer_than_the_client_allows_stops_the_batch(
+    clock: FakeClock, pauses: threading.Event
+) -> None:
+    """Retry-After: 120 (over 60 s): nothing more is sent; what is not done
+    fails with that error (tries 0 for the unsent), a rerun resumes them."""
+    seen: list[str] = []
+
+    def answer(conn: Conn, prompt: str) -> None:
+        seen.append(prompt)
+        if prompt == "p0":
+            reply(conn, "quota", 429, "Retry-After: 120")
+        else:
+            assert pauses.wait(WAIT)  # p1, in flight when the 429 came
+            reply(conn, f"re {prompt}")
+
+    with prompt_server(answer) as server:
+        result = batch(
+            Cromicle(base_url=server.url), [f"p{i}" for i in range(5)], concurrency=2
+        )
+    assert sorted(seen) == ["p0", "p1"]
+    assert result.texts == [None, "re p1", None, None, None]
+    assert all(isinstance(result[i].error, RateLimitError) for i in (0, 2, 3, 4))
+    assert result[0].error.retry_after == 120.0  # type: ignore[union-attr]
+    assert [item.tries for item in result] == [1, 1, 0, 0, 0]
+    assert clock.now == 0.0  # no one waited two minutes
+
+
+def test_a_429_pauses_the_batch_even_when_its_item_has_no_try_left(
+    clock: FakeClock, pauses: threading.Event
+) -> None:
+    """max_retries=0: the 429's item fails, and the others still wait 5 s."""
+    stamps: list[tuple[str, float]] = []
+
+    def answer(conn: Conn, prompt: str) -> None:
+        stamps.append((prompt, clock.now))
+        if prompt == "p0":
+            reply(conn, "slow down", 429, "Retry-After: 5")
+        else:
+            reply(conn, f"re {prompt}")
+
+    with prompt_server(answer) as server:
+        client = Cromicle(base_url=server.url, max_retries=0)
+        result = batch(client, ["p0", "p1", "p2"], concurrency=1)
+    assert isinstance(result[0].error, RateLimitError)
+    assert result.texts[1:] == ["re p1", "re p2"]
+    assert stamps == [("p0", 0.0), ("p1", 5.0), ("p2", 5.0)]
+
+
+# -- 8. workers as needed ---------------------------------------------------------
+
+
+def batch_threads() -> int:
+    return sum(t.name.startswith("chatproviders-batch") for t in threading.enumerate())
+
+
+def test_workers_are_started_as_they_are_needed(cromicle: EmulatorServer) -> None:
+    """concurrency=5000 with one input starts one thread, not 5000."""
+    counted: list[int] = []
+
+    def count(item: BatchItem) -> None:
+        counted.append(batch_threads())
+
+    batch(Cromicle(base_url=cromicle.url), ["a"], concurrency=5000, progress=count)
+    assert counted == [1]
+
+
+def test_no_more_workers_than_requests_in_flight() -> None:
+    """concurrency=3, ten inputs answered one at a time: at most 3 threads."""
+    most = 0
+
+    def answer(conn: Conn, prompt: str) -> None:
+        nonlocal most
+        most = max(most, batch_threads())
+        reply(conn, prompt)
+
+    with prompt_server(answer) as server:
+        result = batch(
+            Cromicle(base_url=server.url), [f"p{i}" for i in range(10)], concurrency=3
+        )
+    assert all(item.ok for item in result)
+    assert 1 <= most <= 3
+
+
+def test_a_checkpoint_error_is_a_chatproviders_error() -> None:
+    """CheckpointError sits in the tree: a ChatProvidersError, and a ValueError."""
+    assert issubclass(CheckpointError, ChatProvidersError)
+    assert issubclass(CheckpointError, ValueError)
+    assert chatproviders.CheckpointError is CheckpointError
