@@ -9,6 +9,7 @@ retries are the batch's, so that a 429 pauses every worker, not one.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import math
@@ -47,12 +48,6 @@ sleep: Callable[[float], None] = time.sleep
 
 #: Statuses that pause the whole batch: the server asked everyone to wait.
 PAUSE_STATUSES = frozenset({429, 503})
-
-#: Seconds the pacing keeps in hand: with ``rate=R``, starts are spaced
-#: ``(1 + RATE_MARGIN) / R`` apart, so that the network's and the scheduler's
-#: delays (a new connection takes tens of ms more than a pooled one) never
-#: bunch more than R arrivals into one second at the server.
-RATE_MARGIN = 0.1
 
 
 class Executor(Protocol):
@@ -174,10 +169,14 @@ def batch(
     its index. A failed item never stops the batch: it has ``error`` set.
 
     At most ``concurrency`` requests are in flight (a thread is started only
-    when a request needs one), and with ``rate`` the server never sees more
-    than ``rate`` of them arrive in any one second: starts are spaced evenly,
-    ``(1 + RATE_MARGIN) / rate`` s apart (``rate`` below 1: ``1/rate + 0.1``
-    s), the margin absorbing the network's uneven delays.
+    when a request needs one). With ``rate``, the server never sees more than
+    ``rate`` requests arrive in any one second (``rate`` below 1: one in any
+    ``1/rate`` s), however unevenly the network delivers them: starts are
+    spaced ``1/rate`` s apart, and a request starts only once all but
+    ``rate - 1`` of those before it are known to have reached the server
+    over a second ago (their reply's first chunk, or their error, came back).
+    So a server slow to answer holds the rate below ``rate``; with an
+    ``executor``, a request counts as arrived only once it has finished.
 
     A 429 or 503 always pauses the whole batch, not only its item, for its
     ``Retry-After`` (or the backoff), even when the item has no try left;
@@ -302,18 +301,26 @@ def run(
 
 
 def send(
-    client: Any, call: Call, cancel: Optional[threading.Event] = None
+    client: Any,
+    call: Call,
+    cancel: Optional[threading.Event] = None,
+    acked: Optional[Callable[[], None]] = None,
 ) -> ChatResponse:
     """One call, on a worker (a thread here, or a process of an executor).
 
     Once ``cancel`` is set (the batch stopped), nothing is sent: not this
     call if it has not started, nor a FallbackProvider's next member.
+    ``acked`` is called once the reply's first chunk is in: the server has
+    the request.
     """
     if cancel is not None and isinstance(client, Client):
         if cancel.is_set():
             raise ChatProvidersError("the batch stopped before this item was sent")
         prepared = client.prepare(call.messages, call.model, call.params)
-        return client._open(prepared, cancel=cancel).until_done()
+        stream = client._open(prepared, cancel=cancel)
+        if acked is not None:
+            acked()
+        return stream.until_done()
     reply: ChatResponse = client.complete(call.messages, call.model, **call.params)
     return reply
 
@@ -377,25 +384,59 @@ class _Workers:
                 self._idle += 1
 
 
+class _Start:
+    """One request the pacer let start: when, and when it is known to have
+    reached the server (its first chunk or its error came back), or None.
+    """
+
+    __slots__ = ("ack", "at")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.ack: Optional[float] = None
+
+
 class _Pacer:
-    """When the next request may start: even spacing, and the batch's pause."""
+    """When the next request may start: the rate, and the batch's pause.
+
+    The rate holds at the server by construction: a request that starts at
+    ``now`` arrives at ``now`` or later, and one acknowledged at ``ack``
+    arrived at ``ack`` or earlier; so once fewer than ``capacity`` of the
+    requests before it may still arrive within ``window`` of ``now``, no
+    window of the server's holds more than ``capacity`` arrivals.
+    """
 
     def __init__(self, rate: Optional[float]) -> None:
-        if rate is None:
-            self.interval = 0.0
-        elif rate >= 1:  # at most int(rate) in any 1 + RATE_MARGIN seconds
-            self.interval = (1.0 + RATE_MARGIN) / int(rate)
-        else:
-            self.interval = 1.0 / rate + RATE_MARGIN
+        self.capacity = 0 if rate is None else max(1, int(rate))
+        self.window = 1.0 if rate is None or rate >= 1 else 1.0 / rate
+        self.interval = 0.0 if rate is None else 1.0 / rate
         self.last = -math.inf
+        self.recent: list[_Start] = []  # may still arrive within a window
         self.paused_until = -math.inf
 
     def wait(self, now: float) -> float:
-        """Seconds until a request may start (0: now)."""
-        return max(self.paused_until - now, self.last + self.interval - now, 0.0)
+        """Seconds until a request may start (0: now; inf: once one more of
+        those started is acknowledged).
+        """
+        wait = max(self.paused_until - now, self.last + self.interval - now, 0.0)
+        if not self.capacity:
+            return wait
+        horizon = now - self.window
+        self.recent = [s for s in self.recent if s.ack is None or s.ack > horizon]
+        excess = len(self.recent) - self.capacity + 1
+        if excess > 0:
+            acks = sorted(s.ack for s in self.recent if s.ack is not None)
+            if len(acks) < excess:
+                return math.inf
+            wait = max(wait, acks[excess - 1] + self.window - now)
+        return wait
 
-    def started(self, now: float) -> None:
+    def started(self, now: float) -> _Start:
         self.last = now
+        start = _Start(now)
+        if self.capacity:
+            self.recent.append(start)
+        return start
 
     def pause(self, now: float, seconds: float) -> None:
         self.paused_until = max(self.paused_until, now + seconds)
@@ -422,6 +463,7 @@ class _Loop:
         self.max_tries = max_tries
         self.retries: list[tuple[float, int, int, Call]] = []  # a heap
         self.running: dict[Any, tuple[Call, int]] = {}
+        # Futures as they finish, and None when a request was acknowledged.
         self.finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Our own threads see the batch stop; another executor's workers
         # (processes, maybe) cannot share an Event.
@@ -438,13 +480,14 @@ class _Loop:
                 wait = self._start(fresh)
                 if self.running:
                     try:
-                        future = self.finished.get(timeout=wait)
+                        timeout = None if wait == math.inf else wait
+                        future = self.finished.get(timeout=timeout)
                     except queue.Empty:
                         continue
                     self._collect(future)
                     while not self.finished.empty():
                         self._collect(self.finished.get())
-                elif wait is not None:
+                elif wait is not None and wait < math.inf:
                     sleep(wait)
         except BaseException:
             if self.cancel is not None:
@@ -471,16 +514,30 @@ class _Loop:
                 _, _, tries, call = heapq.heappop(self.retries)
             else:
                 call, tries = fresh.popleft(), 0
-            self.pacer.started(now)
+            start = self.pacer.started(now)
             if self.cancel is None:
                 future = self.pool.submit(send, self.client, call)
             else:
-                future = self.pool.submit(send, self.client, call, self.cancel)
+                acked = functools.partial(self._acked, start)
+                future = self.pool.submit(send, self.client, call, self.cancel, acked)
             self.running[future] = (call, tries + 1)
-            future.add_done_callback(self.finished.put)
+            future.add_done_callback(functools.partial(self._done, start))
         return None
 
-    def _collect(self, future: Future[ChatResponse]) -> None:
+    def _acked(self, start: _Start) -> None:
+        """On the worker: the request's first chunk is in."""
+        if start.ack is None:
+            start.ack = monotonic()
+            self.finished.put(None)  # the pacer may let another start
+
+    def _done(self, start: _Start, future: Future[ChatResponse]) -> None:
+        if start.ack is None:
+            start.ack = monotonic()
+        self.finished.put(future)
+
+    def _collect(self, future: Optional[Future[ChatResponse]]) -> None:
+        if future is None:  # an acknowledgement: only the pacer cares
+            return
         call, tries = self.running.pop(future)
         try:
             reply = future.result()

@@ -309,8 +309,7 @@ def test_the_server_never_sees_more_than_rate_arrivals_in_a_second(
     assert all(item.ok for item in result)
     arrivals.sort()
     most = max(sum(t <= u < t + 1 for u in arrivals) for t in arrivals)
-    assert most <= rate
-    assert arrivals[-1] - arrivals[0] < count / rate * 1.5  # no crawl either
+    assert most <= rate  # how fast it goes: test_starts_are_spaced_... pins it
 
 
 # -- 5. one process per checkpoint ----------------------------------------------
@@ -412,7 +411,7 @@ try:
     chatproviders.batch(
         client, inputs, concurrency=4, checkpoint=path, progress=progress
     )
-except chatproviders.ChatProvidersError as exc:
+except Exception as exc:
     print(json.dumps({
         "class": type(exc).__name__, "message": str(exc),
         "path": getattr(exc, "path", None),
@@ -594,3 +593,263 @@ def test_a_checkpoint_error_is_a_chatproviders_error() -> None:
     assert issubclass(CheckpointError, ChatProvidersError)
     assert issubclass(CheckpointError, ValueError)
     assert chatproviders.CheckpointError is CheckpointError
+
+
+def test_a_start_waits_for_the_requests_not_known_to_have_arrived() -> None:
+    """rate=2: a third start waits until one of the two before it is known to
+    have reached the server over a second ago; none known: until one is."""
+    pacer = _batch._Pacer(2)
+    first = pacer.started(0.0)
+    assert pacer.wait(0.0) == 0.5  # the spacing
+    second = pacer.started(0.5)
+    second.ack = 0.6
+    assert pacer.wait(1.0) == pytest.approx(0.6)  # the first may arrive late
+    first.ack = 0.2
+    assert pacer.wait(1.0) == pytest.approx(0.2)
+    assert pacer.wait(1.2) == 0.0
+    third = pacer.started(1.2)
+    assert third.ack is None and pacer.wait(1.7) == 0.0  # the second expired
+    pacer.started(1.7)
+    assert pacer.wait(5.0) == float("inf")  # both may still arrive any time
+
+
+# -- 14, 15. the command line, as a new user tries it ------------------------------
+
+
+class TTY:
+    """A stderr that says it is a terminal, and keeps what was written."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def no_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bar, when it shows, shows at once (not after 2 s)."""
+    from chatproviders import _progress
+
+    monkeypatch.setattr(_progress, "PROGRESS_DELAY", 0.0)
+
+
+def test_no_bar_unasked_into_a_log_file(
+    cromicle: EmulatorServer, capsys: pytest.CaptureFixture[str], no_delay: None
+) -> None:
+    """progress=None with stderr no terminal (``2> log``): nothing drawn."""
+    batch(Cromicle(base_url=cromicle.url), ["a", "b"])
+    assert capsys.readouterr().err == ""
+
+
+def test_a_bar_unasked_on_a_terminal_or_in_a_notebook(
+    cromicle: EmulatorServer, monkeypatch: pytest.MonkeyPatch, no_delay: None
+) -> None:
+    """progress=None draws on a terminal's stderr, and in a Jupyter kernel."""
+    from chatproviders import _progress
+
+    tty = TTY()
+    monkeypatch.setattr(sys, "stderr", tty)
+    batch(Cromicle(base_url=cromicle.url), ["a", "b"])
+    assert "2/2" in tty.text
+    monkeypatch.setattr(tty, "isatty", lambda: False)
+    assert not _progress.watched()
+    kernel = type("Shell", (), {"kernel": object()})()
+    fake = type(sys)("IPython")
+    fake.get_ipython = lambda: kernel  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    assert _progress.watched()
+    fake.get_ipython = lambda: type("Shell", (), {})()  # type: ignore[attr-defined]
+    assert not _progress.watched()  # terminal IPython: no kernel
+
+
+def cli_files(tmp_path: Path, content: str, name: str = "in.jsonl") -> tuple[Path, Path]:
+    source, out = tmp_path / name, tmp_path / "out.jsonl"
+    source.write_text(content, "utf-8")
+    return source, out
+
+
+def test_the_cli_no_progress_draws_no_bar_on_a_terminal(
+    cromicle: EmulatorServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_delay: None,
+) -> None:
+    """On a terminal the CLI draws its bar; --no-progress: only the summary."""
+    from chatproviders.cli import main
+
+    source, out = cli_files(tmp_path, '{"prompt": "a"}\n')
+    argv = ["batch", str(source), "-p", "cromicle", "--base-url", cromicle.url]
+    tty = TTY()
+    monkeypatch.setattr(sys, "stderr", tty)
+    assert main([*argv, "-o", str(out)]) == 0
+    assert "1/1" in tty.text
+    tty.text = ""
+    assert main([*argv, "-o", str(tmp_path / "two.jsonl"), "--no-progress"]) == 0
+    assert tty.text.count("\n") == 1
+    assert tty.text.startswith("chatproviders batch: 1 of 1 succeeded")
+
+
+def test_ctrl_c_on_the_cli_says_how_many_are_done_in_one_line(
+    cromicle: EmulatorServer, tmp_path: Path
+) -> None:
+    """SIGINT to a real process: exit 130 and one line, N of M done, how to resume."""
+    source, out = cli_files(
+        tmp_path, "".join(f'{{"prompt": "p{i}"}}\n' for i in range(3))
+    )
+    cromicle.queue_reply()
+    cromicle.set_reply(stall_after=0)  # the 2nd request hangs
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chatproviders", "batch", str(source), "-o", str(out)]
+        + ["-p", "cromicle", "--base-url", cromicle.url, "-j", "1"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        cromicle.wait_for_requests(2, timeout=30)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=WAIT)
+    finally:
+        process.kill()
+        process.wait(WAIT)
+    assert process.returncode == 130
+    assert err == (
+        "chatproviders batch: 1 of 3 done; run the same command again to resume\n"
+    )
+
+
+def test_the_cli_asks_for_a_model_as_chat_does(
+    openai: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-p openai without -m: the server's models listed, exit 2, no chat sent."""
+    from chatproviders.cli import main
+
+    source, out = cli_files(tmp_path, '{"prompt": "a"}\n')
+    argv = ["batch", str(source), "-o", str(out), "-p", "openai"]
+    assert main([*argv, "--base-url", openai.url]) == 2
+    assert capsys.readouterr().err == (
+        "chatproviders batch: error: pass -m MODEL; the server has: llama3.2, qwen3\n"
+    )
+    assert [r.path for r in openai.requests] == ["/v1/models"]
+    assert not out.exists()
+    with serve("openai", models=["only"]) as one:
+        assert main([*argv, "--base-url", one.url]) == 0
+        assert one.requests[-1].json["model"] == "only"
+
+
+def test_the_cli_names_the_line_of_a_byte_that_is_not_utf8(
+    cromicle: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Latin-1 byte on line 3: the message names line 3, nothing is sent."""
+    from chatproviders.cli import main
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"prompt": "a"}\n{"prompt": "b"}\n{"prompt": "caf\xe9"}\n')
+    status = main(
+        ["batch", str(source), "-o", str(tmp_path / "o.jsonl"), "-p", "cromicle"]
+        + ["--base-url", cromicle.url]
+    )
+    assert status == 2
+    err = capsys.readouterr().err
+    assert f"{source} line 3 is not UTF-8 text" in err
+    assert "position" not in err
+    assert cromicle.requests == []
+
+
+def test_the_cli_reads_stdin_and_writes_stdout_in_input_order(
+    tmp_path: Path,
+) -> None:
+    """``batch - -o -`` in a pipe: records on stdout in input order, summary on
+    stderr, no file written."""
+    released = threading.Event()
+
+    def answer(conn: Conn, prompt: str) -> None:
+        if prompt == "p0":  # finishes last
+            assert released.wait(WAIT)
+        reply(conn, f"re {prompt}")
+        if prompt == "p2":
+            released.set()
+
+    rows = "".join(json.dumps({"prompt": f"p{i}", "id": i}) + "\n" for i in range(3))
+    with prompt_server(answer) as server:
+        done = subprocess.run(
+            [sys.executable, "-m", "chatproviders", "batch", "-", "-o", "-"]
+            + ["-p", "cromicle", "--base-url", server.url, "-j", "3"],
+            input=rows,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=tmp_path,
+        )
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["id"], r["text"]) for r in records] == [(i, f"re p{i}") for i in range(3)]
+    assert done.stderr == (
+        "chatproviders batch: 3 of 3 succeeded, 0 failed; records on stdout\n"
+    )
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_txt_file_is_one_prompt_a_line(
+    cromicle: EmulatorServer, tmp_path: Path
+) -> None:
+    """prompts.txt: each non-blank line is one prompt, sent as it is."""
+    from chatproviders.cli import main
+
+    source, out = cli_files(tmp_path, "first line\n\n{not json}\r\n", "prompts.txt")
+    argv = ["batch", str(source), "-o", str(out), "-p", "cromicle"]
+    assert main([*argv, "--base-url", cromicle.url, "-j", "1"]) == 0
+    assert [r.json["message"] for r in cromicle.requests] == ["first line", "{not json}"]
+    assert [r["index"] for r in lines(out)] == [0, 1]
+
+
+def test_the_output_file_ends_in_input_order(tmp_path: Path) -> None:
+    """Items finishing out of order: the file ends in input order, rewritten
+    whole (no file left beside it)."""
+    from chatproviders.cli import main
+
+    released = threading.Event()
+
+    def answer(conn: Conn, prompt: str) -> None:
+        if prompt == "p0":  # finishes last
+            assert released.wait(WAIT)
+        reply(conn, f"re {prompt}")
+        if prompt == "p3":
+            released.set()
+
+    source, out = cli_files(
+        tmp_path, "".join(f'{{"prompt": "p{i}"}}\n' for i in range(4))
+    )
+    with prompt_server(answer) as server:
+        argv = ["batch", str(source), "-o", str(out), "-p", "cromicle", "-j", "4"]
+        assert main([*argv, "--base-url", server.url]) == 0
+    assert [r["index"] for r in lines(out)] == [0, 1, 2, 3]
+    assert sorted(os.listdir(tmp_path)) == ["in.jsonl", "out.jsonl"]
+
+
+def test_the_summary_line_has_the_token_totals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI's summary sums the usage the server reported."""
+    from chatproviders.cli import main
+
+    source, out = cli_files(tmp_path, '{"prompt": "a b"}\n{"prompt": "c"}\n')
+    with serve("openai", models=["m"]) as server:
+        argv = ["batch", str(source), "-o", str(out), "-p", "openai"]
+        assert main([*argv, "--base-url", server.url]) == 0
+    records = lines(out)
+    total = sum(r["usage"]["total_tokens"] for r in records)
+    prompt = sum(r["usage"]["prompt_tokens"] for r in records)
+    assert total > 0
+    assert capsys.readouterr().err == (
+        "chatproviders batch: 2 of 2 succeeded, 0 failed; "
+        f"{total} tokens ({prompt} prompt, {total - prompt} completion); "
+        f"records in {out}\n"
+    )
