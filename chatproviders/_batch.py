@@ -279,9 +279,9 @@ def run(
         executor = own = _Workers(concurrency)
     interrupted = False
     try:
-        _Loop(
-            executor, fast, finish, concurrency, rate, _max_tries(client), own
-        ).run([call for call in calls if call.index not in done])
+        _Loop(executor, fast, finish, concurrency, rate, _max_tries(client), own).run(
+            [call for call in calls if call.index not in done]
+        )
         if book is not None:
             book.rewrite(records[call.index] for call in calls)
     except KeyboardInterrupt as exc:

@@ -151,7 +151,11 @@ def describe_client(client: Any) -> dict[str, Any]:
     """
     cls = type(client)
     ours = cls.__module__.partition(".")[0] == "chatproviders"  # not where it lives
-    name = f"chatproviders.{cls.__qualname__}" if ours else f"{cls.__module__}.{cls.__qualname__}"
+    name = (
+        f"chatproviders.{cls.__qualname__}"
+        if ours
+        else f"{cls.__module__}.{cls.__qualname__}"
+    )
     arguments = dict(getattr(client, "_arguments", {}))
     described: dict[str, Any] = {"provider": name}
     members = getattr(client, "providers", None)
@@ -181,7 +185,9 @@ def _without_credentials(url: Any) -> Any:
     query = urllib.parse.urlencode(
         [
             (key, value)
-            for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+            for key, value in urllib.parse.parse_qsl(
+                parts.query, keep_blank_values=True
+            )
             if not _SECRET.search(key)
         ]
     )

@@ -30,6 +30,7 @@ lone surrogate (``"\\ud83d"``) included: it is written as its JSON escape.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -128,11 +129,15 @@ class Checkpoint:
             record = json.loads(line)
         except ValueError:
             record = None
-        if not isinstance(record, Mapping) or not {
-            "index",
-            "input_sha",
-            "error",
-        } <= record.keys():
+        if (
+            not isinstance(record, Mapping)
+            or not {
+                "index",
+                "input_sha",
+                "error",
+            }
+            <= record.keys()
+        ):
             raise ValueError(
                 f"{where} is not a batch record: is this file a batch checkpoint?"
             )
@@ -201,7 +206,7 @@ class Checkpoint:
 
 def _read_all(fd: int) -> bytes:
     os.lseek(fd, 0, os.SEEK_SET)
-    pieces = []
+    pieces: list[bytes] = []
     while True:
         piece = os.read(fd, 1 << 20)
         if not piece:
@@ -231,10 +236,8 @@ def _lock(fd: int, book: Checkpoint) -> None:
 
 
 def _remove(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.remove(path)
-    except OSError:
-        pass
 
 
 def _changes(written: Any, now: Mapping[str, Any]) -> str:

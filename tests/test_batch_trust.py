@@ -117,7 +117,7 @@ def test_a_checkpoint_of_another_model_is_refused_naming_it(
         checkpoint=path,
     )
     assert [item.ok for item in first] == [False, True]
-    with pytest.raises(ValueError, match="model was 'llama3.2', now 'qwen3'"):
+    with pytest.raises(ValueError, match=r"model was 'llama3\.2', now 'qwen3'"):
         batch(OpenAICompatible(openai.url, model="qwen3"), ["a", "b"], checkpoint=path)
     assert len(openai.requests) == 2
 
@@ -137,9 +137,7 @@ def test_a_checkpoint_of_another_model_is_refused_naming_it(
         ),
         (
             lambda a, b: FallbackProvider([Cromicle(base_url=a)]),
-            lambda a, b: FallbackProvider(
-                [Cromicle(base_url=a), Cromicle(base_url=b)]
-            ),
+            lambda a, b: FallbackProvider([Cromicle(base_url=a), Cromicle(base_url=b)]),
             "members were",
         ),
         (
@@ -670,7 +668,9 @@ def test_a_bar_unasked_on_a_terminal_or_in_a_notebook(
     assert not _progress.watched()  # terminal IPython: no kernel
 
 
-def cli_files(tmp_path: Path, content: str, name: str = "in.jsonl") -> tuple[Path, Path]:
+def cli_files(
+    tmp_path: Path, content: str, name: str = "in.jsonl"
+) -> tuple[Path, Path]:
     source, out = tmp_path / name, tmp_path / "out.jsonl"
     source.write_text(content, "utf-8")
     return source, out
@@ -707,8 +707,21 @@ def test_ctrl_c_on_the_cli_says_how_many_are_done_in_one_line(
     cromicle.queue_reply()
     cromicle.set_reply(stall_after=0)  # the 2nd request hangs
     process = subprocess.Popen(
-        [sys.executable, "-m", "chatproviders", "batch", str(source), "-o", str(out)]
-        + ["-p", "cromicle", "--base-url", cromicle.url, "-j", "1"],
+        [
+            sys.executable,
+            "-m",
+            "chatproviders",
+            "batch",
+            str(source),
+            "-o",
+            str(out),
+            "-p",
+            "cromicle",
+            "--base-url",
+            cromicle.url,
+            "-j",
+            "1",
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -753,8 +766,16 @@ def test_the_cli_names_the_line_of_a_byte_that_is_not_utf8(
     source = tmp_path / "in.jsonl"
     source.write_bytes(b'{"prompt": "a"}\n{"prompt": "b"}\n{"prompt": "caf\xe9"}\n')
     status = main(
-        ["batch", str(source), "-o", str(tmp_path / "o.jsonl"), "-p", "cromicle"]
-        + ["--base-url", cromicle.url]
+        [
+            "batch",
+            str(source),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "-p",
+            "cromicle",
+            "--base-url",
+            cromicle.url,
+        ]
     )
     assert status == 2
     err = capsys.readouterr().err
@@ -780,8 +801,21 @@ def test_the_cli_reads_stdin_and_writes_stdout_in_input_order(
     rows = "".join(json.dumps({"prompt": f"p{i}", "id": i}) + "\n" for i in range(3))
     with prompt_server(answer) as server:
         done = subprocess.run(
-            [sys.executable, "-m", "chatproviders", "batch", "-", "-o", "-"]
-            + ["-p", "cromicle", "--base-url", server.url, "-j", "3"],
+            [
+                sys.executable,
+                "-m",
+                "chatproviders",
+                "batch",
+                "-",
+                "-o",
+                "-",
+                "-p",
+                "cromicle",
+                "--base-url",
+                server.url,
+                "-j",
+                "3",
+            ],
             input=rows,
             capture_output=True,
             text=True,
@@ -790,7 +824,9 @@ def test_the_cli_reads_stdin_and_writes_stdout_in_input_order(
         )
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [(r["id"], r["text"]) for r in records] == [(i, f"re p{i}") for i in range(3)]
+    assert [(r["id"], r["text"]) for r in records] == [
+        (i, f"re p{i}") for i in range(3)
+    ]
     assert done.stderr == (
         "chatproviders batch: 3 of 3 succeeded, 0 failed; records on stdout\n"
     )
@@ -806,7 +842,10 @@ def test_a_txt_file_is_one_prompt_a_line(
     source, out = cli_files(tmp_path, "first line\n\n{not json}\r\n", "prompts.txt")
     argv = ["batch", str(source), "-o", str(out), "-p", "cromicle"]
     assert main([*argv, "--base-url", cromicle.url, "-j", "1"]) == 0
-    assert [r.json["message"] for r in cromicle.requests] == ["first line", "{not json}"]
+    assert [r.json["message"] for r in cromicle.requests] == [
+        "first line",
+        "{not json}",
+    ]
     assert [r["index"] for r in lines(out)] == [0, 1]
 
 

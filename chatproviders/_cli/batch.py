@@ -93,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
     to_stdout = args.output == STDIO
     defaults = {"model": args.model} if args.model else {}
     with make_client(args.provider, args) as client:
-        if not args.model and isinstance(client, OpenAICompatible):
-            if any(not _names_a_model(item) for item in inputs):
-                defaults["model"] = choose_model(client, None)  # as chat does
+        unnamed = any(not _names_a_model(item) for item in inputs)
+        if not args.model and isinstance(client, OpenAICompatible) and unnamed:
+            defaults["model"] = choose_model(client, None)  # as chat does
         try:
             where = f"{args.input} line {{}}".format
             calls = _batch_inputs.make_calls(
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=None if args.progress else False,
             )
         except KeyboardInterrupt as exc:
-            partial: _batch.BatchResult = getattr(exc, "partial", _batch.BatchResult())
+            partial = _batch.BatchResult(getattr(exc, "partial", ()))
             if to_stdout:
                 _write_records(partial, calls, client)
                 how = "-o - keeps no checkpoint: pass -o FILE to resume"
@@ -140,10 +140,10 @@ def run(args: argparse.Namespace) -> int:
         else f"{usage.total_tokens} tokens ({usage.prompt_tokens} prompt, "
         f"{usage.completion_tokens} completion); "
     )
-    where = "on stdout" if to_stdout else f"in {args.output}"
+    records = "on stdout" if to_stdout else f"in {args.output}"
     say(
         f"chatproviders batch: {len(result) - failed} of {len(result)} succeeded, "
-        f"{failed} failed; {tokens}records {where}"
+        f"{failed} failed; {tokens}records {records}"
     )
     return EXIT_ERROR if failed else EXIT_OK
 
@@ -228,4 +228,3 @@ def _rate(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
     return value
-
