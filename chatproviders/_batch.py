@@ -238,7 +238,8 @@ def run(
     book = None
     if checkpoint is not None:
         client_described = describe_client(client)
-        book = Checkpoint(checkpoint, fingerprints, client_described)
+        models = [call.model for call in calls]
+        book = Checkpoint(checkpoint, fingerprints, client_described, models)
         book.open()
         try:
             records.update(book.read())

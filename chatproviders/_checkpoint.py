@@ -62,9 +62,14 @@ class Checkpoint:
         path: PathLike,
         fingerprints: Sequence[str],
         client: Optional[Mapping[str, Any]] = None,
+        models: Optional[Sequence[Optional[str]]] = None,
     ) -> None:
+        """``models``: the model each item asks for, named when a line of
+        another input list came from another one.
+        """
         self.path = os.fspath(path)
         self._fingerprints = fingerprints
+        self._models = models
         self._client = None if client is None else dict(client)
         self._fd = -1
 
@@ -148,7 +153,8 @@ class Checkpoint:
             or self._fingerprints[index] != record["input_sha"]
         ):
             raise ValueError(
-                f"{where} is item {index} of a different input list; use another "
+                f"{where} is item {index} of a different input list"
+                f"{self._model_hint(index, record.get('model'))}; use another "
                 "checkpoint file, or delete this one to start again"
             )
         if self._client is not None and record.get("client") != self._client:
@@ -158,6 +164,17 @@ class Checkpoint:
                 "checkpoint file, or delete this one to start again"
             )
         return dict(record)
+
+    def _model_hint(self, index: Any, written: Any) -> str:
+        """Where the model changed (-m on the command line, say): the hint."""
+        if not isinstance(index, int) or self._models is None:
+            return ""
+        if not 0 <= index < len(self._models):
+            return ""
+        asked = self._models[index]
+        if not written or not asked or written == asked:
+            return ""
+        return f" (its reply came from model {written!r}; this run asks for {asked!r})"
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Append ``record`` as one line, in one write; CheckpointError if the

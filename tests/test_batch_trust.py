@@ -185,6 +185,18 @@ def test_credentials_are_not_in_the_checkpoint_and_do_not_matter(
     assert len(openai.requests) == 3  # only the failed item again
 
 
+def test_a_checkpoint_of_another_per_call_model_names_it(
+    openai: EmulatorServer, tmp_path: Path
+) -> None:
+    """batch(model=...) changed between runs: refused, the two models named."""
+    path = tmp_path / "run.jsonl"
+    client = OpenAICompatible(openai.url)
+    batch(client, ["a"], model="llama3.2", checkpoint=path)
+    with pytest.raises(ValueError, match=r"came from model 'llama3\.2'.* for 'qwen3'"):
+        batch(client, ["a"], model="qwen3", checkpoint=path)
+    assert len(openai.requests) == 1
+
+
 # -- 2. any str round-trips -----------------------------------------------------
 
 
