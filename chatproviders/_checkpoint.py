@@ -48,7 +48,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 def encode(record: Mapping[str, Any]) -> bytes:
     """``record`` as one JSON line in UTF-8. A lone surrogate, which UTF-8
     cannot hold, can only stand inside a JSON string there, so it becomes its
-    own ``\\uXXXX`` escape, which reads back as the same ``str``.
+    own ``\\uXXXX`` escape, which reads back as the same ``str``. (A high
+    surrogate right before a low one reads back as the one character the pair
+    encodes, as in any JSON; no decoder makes such a ``str``.)
     """
     line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
     return line.encode("utf-8", "backslashreplace")
