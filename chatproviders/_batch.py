@@ -284,7 +284,11 @@ def run(
             [call for call in calls if call.index not in done]
         )
         if book is not None:
-            book.rewrite(records[call.index] for call in calls)
+            try:
+                book.rewrite(records[call.index] for call in calls)
+            except CheckpointError as exc:
+                exc.partial = finished()
+                raise
     except KeyboardInterrupt as exc:
         interrupted = True
         exc.partial = finished()  # type: ignore[attr-defined]

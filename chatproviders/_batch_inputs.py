@@ -139,7 +139,6 @@ _NOT_THE_ANSWER = frozenset(
         "total_timeout",
     }
 )
-_SECRET = re.compile(r"key|token|secret|sig|pass|auth|cred", re.IGNORECASE)
 
 
 def describe_client(client: Any) -> dict[str, Any]:
@@ -168,27 +167,39 @@ def describe_client(client: Any) -> dict[str, Any]:
         described["model"] = model if isinstance(model, str) else None
     params = {
         key: value
-        for key, value in arguments.items()
+        for key, value in {**_defaults(cls), **arguments}.items()
         if key not in _NOT_THE_ANSWER | {"base_url", "model", "providers"}
     }
     described["params"] = params
-    normal: dict[str, Any] = json.loads(json.dumps(described, default=repr))
+    normal: dict[str, Any] = json.loads(json.dumps(described, default=_stable_repr))
     return normal
 
 
+def _defaults(cls: type) -> dict[str, Any]:
+    """The constructor's keyword defaults: left out or passed, the same client."""
+    import inspect  # here: it is slow to import, and batch() needs it late
+
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: p.default
+        for p in parameters
+        if p.default is not p.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr(value)`` without a memory address, which changes every run."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
 def _without_credentials(url: Any) -> Any:
-    """``url`` without user:password, nor query values named like a secret."""
+    """``url`` without its user:password (a base URL has no query)."""
     if not isinstance(url, str):
         return url
     parts = urllib.parse.urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2]
-    query = urllib.parse.urlencode(
-        [
-            (key, value)
-            for key, value in urllib.parse.parse_qsl(
-                parts.query, keep_blank_values=True
-            )
-            if not _SECRET.search(key)
-        ]
-    )
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

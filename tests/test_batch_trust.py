@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,6 +160,33 @@ def test_a_checkpoint_of_another_client_is_refused_naming_what_changed(
     with pytest.raises(ValueError, match=changed):
         batch(after(cromicle.url, other), ["a", "b"], checkpoint=path)
     assert len(cromicle.requests) == sent
+
+
+class Styled(OpenAICompatible):
+    """A plugin-like client taking a parameter of its own in its constructor."""
+
+    def __init__(self, base_url: str, *, style: str = "plain", **options: Any):
+        super().__init__(base_url, **options)
+        self.style = style
+
+
+def test_a_checkpoint_of_other_client_parameters_is_refused_naming_them(
+    openai: EmulatorServer, tmp_path: Path
+) -> None:
+    """A constructor parameter that changes answers changed: refused, named."""
+    path = tmp_path / "run.jsonl"
+    openai.queue_reply(status=400)
+    batch(Styled(openai.url, model="qwen3"), ["a", "b"], checkpoint=path)
+    explicit = Styled(openai.url, model="qwen3", style="plain")  # the default
+    assert batch(explicit, ["a", "b"], checkpoint=path).texts[0] is not None
+    changed = "params was {'style': 'plain'}, now {'style': 'pirate'}"
+    with pytest.raises(ValueError, match=re.escape(changed)):
+        batch(
+            Styled(openai.url, model="qwen3", style="pirate"),
+            ["a", "b"],
+            checkpoint=path,
+        )
+    assert len(openai.requests) == 3  # b, then a again: nothing after
 
 
 def test_credentials_are_not_in_the_checkpoint_and_do_not_matter(
