@@ -196,7 +196,8 @@ def batch(
     process on it gets :class:`~chatproviders.CheckpointError` at once, as
     does a path that is no regular file (a FIFO, a device, a folder). A
     failed write (a full disk) raises CheckpointError naming the file, with
-    ``partial``, and nothing more is sent.
+    ``partial``, and nothing more is sent (with an ``executor``, the calls
+    already running there finish as they would).
 
     ``progress``: None shows a tqdm bar (when tqdm is installed) if the run
     lasts over 2 s and stderr is a terminal (or in a Jupyter notebook), True
