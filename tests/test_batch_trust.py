@@ -594,16 +594,22 @@ def test_a_429_pauses_the_batch_even_when_its_item_has_no_try_left(
 # -- 8. workers as needed ---------------------------------------------------------
 
 
-def batch_threads() -> int:
-    return sum(t.name.startswith("chatproviders-batch") for t in threading.enumerate())
+def batch_threads(before: set[threading.Thread]) -> int:
+    """The batch's threads alive now that were not before (an earlier test's
+    may still be ending)."""
+    return sum(
+        t.name.startswith("chatproviders-batch") and t not in before
+        for t in threading.enumerate()
+    )
 
 
 def test_workers_are_started_as_they_are_needed(cromicle: EmulatorServer) -> None:
     """concurrency=5000 with one input starts one thread, not 5000."""
+    before = set(threading.enumerate())
     counted: list[int] = []
 
     def count(item: BatchItem) -> None:
-        counted.append(batch_threads())
+        counted.append(batch_threads(before))
 
     batch(Cromicle(base_url=cromicle.url), ["a"], concurrency=5000, progress=count)
     assert counted == [1]
@@ -611,11 +617,12 @@ def test_workers_are_started_as_they_are_needed(cromicle: EmulatorServer) -> Non
 
 def test_no_more_workers_than_requests_in_flight() -> None:
     """concurrency=3, ten inputs answered one at a time: at most 3 threads."""
+    before = set(threading.enumerate())
     most = 0
 
     def answer(conn: Conn, prompt: str) -> None:
         nonlocal most
-        most = max(most, batch_threads())
+        most = max(most, batch_threads(before))
         reply(conn, prompt)
 
     with prompt_server(answer) as server:
