@@ -60,6 +60,9 @@ class Executor(Protocol):
 class BatchItem:
     """One input's outcome. ``text`` is None when it failed; then ``error``
     says why. Items read back from a checkpoint have ``reply=None``.
+    ``usage`` is the :class:`~chatproviders.Usage` the server reported (None
+    when it reported none); ``tries`` is how many requests the item took, 0
+    for one never sent because the batch stopped.
     """
 
     index: int
@@ -181,8 +184,8 @@ def batch(
     A 429 or 503 always pauses the whole batch, not only its item, for its
     ``Retry-After`` (or the backoff), even when the item has no try left;
     then the item is tried again, up to the client's ``max_retries``. A
-    ``Retry-After`` longer than the client allows (``MAX_RETRY_AFTER``, 60 s;
-    a daily quota, say) stops the batch instead of waiting: nothing more is
+    ``Retry-After`` longer than a client waits (60 s; a daily quota, say)
+    stops the batch instead of waiting: nothing more is
     sent, the requests in flight finish, and every item not done fails with
     that error (``tries`` 0 for those never sent), so that running the same
     batch with the same checkpoint once the wait is over sends exactly them.
