@@ -544,30 +544,37 @@ def pauses(caplog: pytest.LogCaptureFixture) -> Iterator[threading.Event]:
 
 
 def test_a_retry_after_longer_than_the_client_allows_stops_the_batch(
-    clock: FakeClock, pauses: threading.Event
+    clock: FakeClock, pauses: threading.Event, tmp_path: Path
 ) -> None:
     """Retry-After: 120 (over 60 s): nothing more is sent; what is not done
-    fails with that error (tries 0 for the unsent), a rerun resumes them."""
+    fails with that error (tries 0 for the unsent), and a rerun sends them."""
+    path = tmp_path / "run.jsonl"
     seen: list[str] = []
+    quota = threading.Event()
 
     def answer(conn: Conn, prompt: str) -> None:
         seen.append(prompt)
-        if prompt == "p0":
+        if prompt == "p0" and not quota.is_set():
+            quota.set()
             reply(conn, "quota", 429, "Retry-After: 120")
-        else:
-            assert pauses.wait(WAIT)  # p1, in flight when the 429 came
+        else:  # p1 is in flight when the 429 comes
+            assert pauses.wait(WAIT)
             reply(conn, f"re {prompt}")
 
+    inputs = [f"p{i}" for i in range(5)]
     with prompt_server(answer) as server:
-        result = batch(
-            Cromicle(base_url=server.url), [f"p{i}" for i in range(5)], concurrency=2
-        )
-    assert sorted(seen) == ["p0", "p1"]
-    assert result.texts == [None, "re p1", None, None, None]
-    assert all(isinstance(result[i].error, RateLimitError) for i in (0, 2, 3, 4))
-    assert result[0].error.retry_after == 120.0  # type: ignore[union-attr]
-    assert [item.tries for item in result] == [1, 1, 0, 0, 0]
-    assert clock.now == 0.0  # no one waited two minutes
+        client = Cromicle(base_url=server.url)
+        result = batch(client, inputs, concurrency=2, checkpoint=path)
+        assert sorted(seen) == ["p0", "p1"]
+        assert result.texts == [None, "re p1", None, None, None]
+        errors = [result[i].error for i in (0, 2, 3, 4)]
+        assert all(isinstance(error, RateLimitError) for error in errors)
+        assert result[0].error.retry_after == 120.0  # type: ignore[union-attr]
+        assert [item.tries for item in result] == [1, 1, 0, 0, 0]
+        assert clock.now == 0.0  # no one waited two minutes
+        again = batch(client, inputs, concurrency=2, checkpoint=path)
+    assert sorted(seen[2:]) == ["p0", "p2", "p3", "p4"]
+    assert again.texts == [f"re p{i}" for i in range(5)]
 
 
 def test_a_429_pauses_the_batch_even_when_its_item_has_no_try_left(
