@@ -209,6 +209,8 @@ class Checkpoint:
                 file.flush()
                 os.fsync(file.fileno())
             os.chmod(temporary, 0o644)
+            if os.name == "nt":  # a file open there cannot be replaced
+                self.close()
             os.replace(temporary, self.path)
         except OSError as exc:
             _remove(temporary)
