@@ -8,6 +8,7 @@
     ├── ModelNotSupportedError        (also a ValueError; raised before any I/O)
     ├── ProviderNotFoundError         (also a LookupError)
     ├── ProviderNotWorkingError
+    ├── CheckpointError               (also a ValueError; a batch's checkpoint file)
     └── APIError                      (something went wrong talking to a provider)
         ├── APIConnectionError        (no usable connection, or it broke)
         │   ├── APITimeoutError       (connect, read or total deadline passed)
@@ -44,6 +45,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ChatProvidersError",
+    "CheckpointError",
     "IncompleteStreamError",
     "InternalServerError",
     "InvalidMessagesError",
@@ -114,6 +116,20 @@ class ProviderNotWorkingError(ChatProvidersError):
 
     Pass ``ignore_working=True``, or use the client class directly.
     """
+
+
+class CheckpointError(ChatProvidersError, ValueError):
+    """A batch's checkpoint cannot be used: it is not a regular file, another
+    process holds it, or it cannot be read or written (a full disk).
+
+    ``path`` names the file. Raised mid-batch (a write failed), nothing more
+    is sent and ``partial`` is the :class:`~chatproviders.BatchResult` of the
+    items finished so far; raised before anything is sent, ``partial`` is
+    None. Also a ValueError, as 0.2 raised for a checkpoint it could not open.
+    """
+
+    path: Optional[str] = None
+    partial: Any = None
 
 
 class APIError(ChatProvidersError):

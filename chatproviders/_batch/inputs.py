@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
@@ -17,7 +19,7 @@ from .._client import Client
 from .._messages import Messages, validate_messages
 from ..exceptions import ChatProvidersError, InvalidMessagesError
 
-__all__ = ["Call", "Input", "make_calls"]
+__all__ = ["Call", "Input", "describe_client", "make_calls"]
 
 Input = Union[str, Sequence[Mapping[str, Any]], Mapping[str, Any]]
 
@@ -118,3 +120,86 @@ def _check(client: Any, call: Call) -> None:
         client.prepare(call.messages, call.model, call.params)
     else:
         validate_messages(call.messages)
+
+
+#: Constructor arguments that never change an answer, or hold a secret: left
+#: out of :func:`describe_client`.
+_NOT_THE_ANSWER = frozenset(
+    {
+        "api_key",
+        "cooldown",
+        "headers",
+        "health_interval",
+        "include_usage",
+        "max_retries",
+        "proxy",
+        "session",
+        "shuffle",
+        "timeout",
+        "total_timeout",
+    }
+)
+
+
+def describe_client(client: Any) -> dict[str, Any]:
+    """What of ``client`` changes an answer, as JSON values: its class, base
+    URL (credentials stripped), model, other constructor arguments, and a
+    :class:`~chatproviders.FallbackProvider`'s members, each described so.
+    A batch's checkpoint keeps it, so that a rerun with another client is
+    refused rather than mixed in.
+    """
+    cls = type(client)
+    ours = cls.__module__.partition(".")[0] == "chatproviders"  # not where it lives
+    name = (
+        f"chatproviders.{cls.__qualname__}"
+        if ours
+        else f"{cls.__module__}.{cls.__qualname__}"
+    )
+    arguments = dict(getattr(client, "_arguments", {}))
+    described: dict[str, Any] = {"provider": name}
+    members = getattr(client, "providers", None)
+    if isinstance(members, (list, tuple)):
+        described["members"] = [describe_client(member) for member in members]
+    else:
+        url = getattr(client, "base_url", None) or getattr(cls, "url", None)
+        described["base_url"] = _without_credentials(url)
+        model = getattr(client, "model", None)
+        described["model"] = model if isinstance(model, str) else None
+    params = {
+        key: value
+        for key, value in {**_defaults(cls), **arguments}.items()
+        if key not in _NOT_THE_ANSWER | {"base_url", "model", "providers"}
+    }
+    described["params"] = params
+    normal: dict[str, Any] = json.loads(json.dumps(described, default=_stable_repr))
+    return normal
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    """The constructor's keyword defaults: left out or passed, the same client."""
+    import inspect  # here: it is slow to import, and batch() needs it late
+
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: p.default
+        for p in parameters
+        if p.default is not p.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr(value)`` without a memory address, which changes every run."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
+def _without_credentials(url: Any) -> Any:
+    """``url`` without its user:password (a base URL has no query)."""
+    if not isinstance(url, str):
+        return url
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

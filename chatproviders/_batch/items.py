@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from .._streams.chat_stream import ChatResponse
+from .._streams.events import Usage
 from ..exceptions import ChatProvidersError
+from .inputs import Call
 
 __all__ = ["BatchItem", "BatchResult"]
 
@@ -15,6 +18,9 @@ __all__ = ["BatchItem", "BatchResult"]
 class BatchItem:
     """One input's outcome. ``text`` is None when it failed; then ``error``
     says why. Items read back from a checkpoint have ``reply=None``.
+    ``usage`` is the :class:`~chatproviders.Usage` the server reported (None
+    when it reported none); ``tries`` is how many requests the item took, 0
+    for one never sent because the batch stopped.
     """
 
     index: int
@@ -24,7 +30,7 @@ class BatchItem:
     reply: Optional[ChatResponse] = field(default=None, repr=False)
     error: Optional[ChatProvidersError] = None
     provider: Optional[str] = None
-    usage: Any = field(default=None, repr=False)
+    usage: Optional[Usage] = field(default=None, repr=False)
     tries: int = 0
 
     @property
@@ -32,7 +38,9 @@ class BatchItem:
         """True when the item has its reply."""
         return self.error is None
 
-    def record(self, input_sha: str) -> dict[str, Any]:
+    def record(
+        self, input_sha: str, client: Optional[Mapping[str, Any]] = None
+    ) -> dict[str, Any]:
         """The item as a checkpoint line (see :mod:`.checkpoint`)."""
         error = None if self.error is None else f"{type(self.error).__name__}: "
         record: dict[str, Any] = {
@@ -44,9 +52,24 @@ class BatchItem:
             "model": self.reply.model if self.reply is not None else None,
         }
         if self.usage is not None:
-            record["usage"] = self.usage
+            record["usage"] = asdict(self.usage)
+        if client is not None:
+            record["client"] = client
         record["input_sha"] = input_sha
         return record
+
+    @classmethod
+    def from_record(cls, call: Call, record: Mapping[str, Any]) -> BatchItem:
+        """The item a checkpoint line holds (its ``reply`` is None)."""
+        usage = record.get("usage")
+        return cls(
+            call.index,
+            call.id,
+            call.input,
+            text=record.get("text"),
+            provider=record.get("provider"),
+            usage=Usage(**usage) if isinstance(usage, Mapping) else None,
+        )
 
 
 class BatchResult(list[BatchItem]):
@@ -64,6 +87,20 @@ class BatchResult(list[BatchItem]):
     def texts(self) -> list[Optional[str]]:
         """Each item's text, None where it failed: a column for a DataFrame."""
         return [item.text for item in self]
+
+    @property
+    def usage(self) -> Optional[Usage]:
+        """The token counts summed over the items that have them; None when
+        none has (the server reported no usage).
+        """
+        usages = [item.usage for item in self if item.usage is not None]
+        if not usages:
+            return None
+        return Usage(
+            sum(u.prompt_tokens for u in usages),
+            sum(u.completion_tokens for u in usages),
+            sum(u.total_tokens for u in usages),
+        )
 
     def __repr__(self) -> str:
         return (

@@ -1,14 +1,20 @@
-"""A batch's progress: tqdm's bar (its ``auto`` flavour), or a callback."""
+"""A batch's progress: tqdm's bar (its ``auto`` flavour), or a callback.
+
+Unasked (``progress=None``), the bar is drawn only where a person watches:
+stderr is a terminal, or the code runs in a Jupyter kernel. Never into a
+``2> log`` file or a CI log.
+"""
 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .items import BatchItem
 
-__all__ = ["PROGRESS_DELAY", "Progress"]
+__all__ = ["PROGRESS_DELAY", "Progress", "watched"]
 
 #: How long a bar waits before showing itself when ``progress`` is None.
 PROGRESS_DELAY = 2.0
@@ -21,7 +27,7 @@ class Progress:
         self.callback = progress if callable(progress) else None
         self.failed = 0
         self.bar: Any = None
-        if progress is None or progress is True:
+        if progress is True or (progress is None and watched()):
             try:
                 tqdm = importlib.import_module("tqdm.auto").tqdm
             except ImportError:
@@ -59,3 +65,18 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def watched() -> bool:
+    """True when stderr is a terminal, or in a Jupyter kernel (where tqdm's
+    ``auto`` flavour draws a widget); IPython is never imported here.
+    """
+    try:
+        if sys.stderr is not None and sys.stderr.isatty():
+            return True
+    except (AttributeError, ValueError):  # replaced, or closed
+        pass
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    return getattr(shell, "kernel", None) is not None
