@@ -22,6 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Union
 
+from .._client import Client
 from .._constants import DEFAULT_MAX_RETRIES, MAX_RETRY_AFTER
 from .._numbers import check_count, check_rate
 from .._streams.chat_stream import ChatResponse
@@ -248,7 +249,7 @@ def send(
         if cancel.is_set():
             raise ChatProvidersError("the batch stopped before this item was sent")
         prepared = client.prepare(call.messages, call.model, call.params)
-        stream = client._open(prepared, cancel=cancel)
+        stream = client.send_prepared(prepared, cancel=cancel)
         if acked is not None:
             acked()
         return stream.until_done()
