@@ -1,0 +1,102 @@
+"""Link the private paths of public names to their documented entries.
+
+Autodoc writes a type hint as the class's ``__module__`` path, such as
+``chatproviders._streaming.ChatStream``, while the reference documents it where
+users import it from, ``chatproviders.ChatStream``. A reference that does not
+resolve, such as one to a private module's path, is resolved to the public
+module whose ``__all__`` names it; any other stays an error under ``-n``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
+
+#: The public modules, most specific last: a name is looked up in each.
+PUBLIC = (
+    "chatproviders",
+    "chatproviders.exceptions",
+    "chatproviders.decoders",
+    "chatproviders.testing",
+)
+
+
+def _public_targets(target: str) -> list[str]:
+    """``chatproviders._x.Name.attr`` -> the public paths that may hold it.
+
+    The longest importable module prefix of ``target`` is cut off, and the
+    rest looked up in the ``__all__`` of each public module but that one.
+    """
+    parts = target.split(".")
+    if parts[0] != "chatproviders":  # a bare name, as in :class:`Reply`
+        return [f"{public}.{target}" for public in PUBLIC if _exports(public, parts[0])]
+    for cut in range(len(parts) - 1, 0, -1):
+        module = ".".join(parts[:cut])
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+        break
+    else:
+        return []
+    rest = parts[cut:]
+    found = []
+    for public in PUBLIC:
+        if public == module:
+            continue
+        if _exports(public, rest[0]):
+            found.append(".".join([public, *rest]))
+    return found
+
+
+def _exports(module: str, name: str) -> bool:
+    return name in getattr(importlib.import_module(module), "__all__", ())
+
+
+def _is_public(cls: type) -> bool:
+    return any(
+        _exports(module, cls.__name__)
+        and getattr(importlib.import_module(module), cls.__name__) is cls
+        for module in PUBLIC
+    )
+
+
+def drop_private_bases(
+    app: Sphinx, name: str, obj: object, options: Any, bases: list[Any]
+) -> None:
+    """Show only the bases a reader can look up: ours when public, and others'."""
+    bases[:] = [
+        base
+        for base in bases
+        if not (
+            isinstance(base, type)
+            and base.__module__.startswith("chatproviders")
+            and not _is_public(base)
+        )
+    ]
+
+
+def resolve_private(
+    app: Sphinx, env: BuildEnvironment, node: Any, contnode: nodes.Element
+) -> nodes.Element | None:
+    if node.get("refdomain") != "py":
+        return None
+    domain = env.get_domain("py")
+    for target in _public_targets(node["reftarget"]):
+        node["reftarget"] = target
+        found = domain.resolve_xref(
+            env, node["refdoc"], app.builder, node["reftype"], target, node, contnode
+        )
+        if found is not None:
+            return found
+    return None
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("missing-reference", resolve_private)
+    app.connect("autodoc-process-bases", drop_private_bases)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
