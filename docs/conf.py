@@ -32,7 +32,7 @@ extensions = [
     "public_names",
 ]
 
-exclude_patterns = ["_build", "conftest.py"]
+exclude_patterns = ["_build"]
 # Pages that other branches add; listed here so that a build before they are
 # merged does not fail on their missing toctree entries.
 suppress_warnings: list[str] = []
@@ -52,20 +52,33 @@ nitpicky = True
 # Other projects' names: without network there is no inventory to link them
 # to, so they stay unlinked text. Our own names must all resolve.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(requests|urllib3|http|socket|ssl|asyncio|concurrent|collections"
-     r"|typing|typing_extensions|types|os|io|threading|queue|pathlib|datetime"
-     r"|json|enum|argparse|contextlib|logging|abc|dataclasses|weakref|IPython"
-     r"|dask|tqdm|pytest|_pytest|builtins)(\..*)?"),
-    (r"py:.*", r"(Any|Optional|Union|Callable|Iterator|Iterable|AsyncIterator"
-     r"|Sequence|Mapping|MutableMapping|Generator|AsyncGenerator|Literal"
-     r"|NoReturn|Self|TypeVar|ClassVar|Awaitable|Coroutine|Collection|T|P)"),
-    (r"py:.*", r"(int|str|bytes|bytearray|float|bool|None|NoneType|dict|list"
-     r"|tuple|set|frozenset|type|object|memoryview|Exception|BaseException"
-     r"|ValueError|TypeError|LookupError|KeyError|RuntimeError|OSError"
-     r"|TimeoutError|KeyboardInterrupt|StopIteration|ConnectionError"
-     r"|NotImplemented|Ellipsis|callable|iterable)"),
+    (
+        r"py:.*",
+        r"(requests|urllib3|http|socket|ssl|asyncio|concurrent|collections"
+        r"|typing|typing_extensions|types|os|io|threading|queue|pathlib|datetime"
+        r"|json|enum|argparse|contextlib|logging|abc|dataclasses|weakref|IPython"
+        r"|dask|tqdm|pytest|_pytest|builtins)(\..*)?",
+    ),
+    (
+        r"py:.*",
+        r"(Any|Optional|Union|Callable|Iterator|Iterable|AsyncIterator"
+        r"|Sequence|Mapping|MutableMapping|Generator|AsyncGenerator|Literal"
+        r"|NoReturn|Self|TypeVar|ClassVar|Awaitable|Coroutine|Collection|T|P)",
+    ),
+    (
+        r"py:.*",
+        r"(int|str|bytes|bytearray|float|bool|None|NoneType|dict|list"
+        r"|tuple|set|frozenset|type|object|memoryview|Exception|BaseException"
+        r"|ValueError|TypeError|LookupError|KeyError|RuntimeError|OSError"
+        r"|TimeoutError|KeyboardInterrupt|StopIteration|ConnectionError"
+        r"|NotImplemented|Ellipsis|callable|iterable)",
+    ),
     # Private names in signatures (type aliases, internal state classes):
     # documented in the prose of what uses them, not as entries of their own.
     (r"py:.*", r"chatproviders(\.\w+)*\._\w+(\.\w+)*"),
-    (r"py:.*", r"(Proxy|Timeout|Retry|Source|Locate|Messages|Framing|Headers|Input|PathLike|Executor)"),
+    (
+        r"py:.*",
+        r"(Proxy|Timeout|Retry|Source|Locate|Messages|Framing|Headers|Input"
+        r"|PathLike|Executor)",
+    ),
 ]

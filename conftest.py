@@ -1,4 +1,5 @@
-"""Every Python example of the site runs in pytest, in page order (Sybil).
+"""Every Python example of the site (``docs/``) and of README.rst runs in
+pytest, in page order, by Sybil.
 
 The rules, for whoever writes a page:
 
@@ -101,13 +102,16 @@ def teardown(namespace: dict[str, Any]) -> None:
                 del _registry._aliases[alias]
 
 
-pytest_collect_file = Sybil(
+#: The pages whose examples run: the site's, and the README.
+PAGES = Sybil(
     parsers=[CodeBlockParser("python", run_python), SkipParser()],
-    patterns=["*.rst"],
-    excludes=["_build/*"],
+    patterns=["docs/*.rst", "docs/*/*.rst", "docs/*/*/*.rst"],
+    filenames=["README.rst"],
+    excludes=["docs/_build/*", "docs/_build/*/*"],
     setup=setup,
     teardown=teardown,
-).pytest()
+)
+pytest_collect_file = PAGES.pytest()
 
 
 @pytest.hookimpl(trylast=True)
