@@ -45,6 +45,7 @@ html_title = f"chatproviders {release}"
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
+autodoc_typehints_description_target = "documented"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autoclass_content = "both"
 
