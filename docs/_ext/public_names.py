@@ -10,7 +10,8 @@ module whose ``__all__`` names it; any other stays an error under ``-n``.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import inspect
+from typing import Any, Optional
 
 from docutils import nodes
 from sphinx.application import Sphinx
@@ -96,7 +97,32 @@ def resolve_private(
     return None
 
 
+def constructor_signature(
+    app: Sphinx,
+    what: str,
+    name: str,
+    obj: object,
+    options: Any,
+    signature: Optional[str],
+    return_annotation: Optional[str],
+) -> Optional[tuple[str, Optional[str]]]:
+    """A class whose ``__new__`` takes ``(*args, **kwargs)`` (the clients', to
+    track their instances) is shown with its ``__init__``'s parameters, as
+    ``inspect.signature`` shows it, rather than ``(*args, **kwargs)``."""
+    if what not in ("class", "exception") or signature != "(*args, **kwargs)":
+        return None
+    try:
+        found = inspect.signature(obj)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    params = found.parameters.values()
+    bare = [param.replace(annotation=param.empty) for param in params]
+    plain = found.replace(parameters=bare, return_annotation=inspect.Signature.empty)
+    return str(plain), return_annotation
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("missing-reference", resolve_private)
     app.connect("autodoc-process-bases", drop_private_bases)
+    app.connect("autodoc-process-signature", constructor_signature)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
