@@ -111,7 +111,7 @@ def format_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
 
     One message: its content, unchanged. Several: one ``"Role: content"`` line
     each, then ``"Assistant:"`` on a line of its own. The list is not modified.
-    Only a plain conversation can be flattened (see :func:`check_plain`).
+    Only a plain conversation can be flattened (see ``check_plain``).
 
     >>> format_prompt([{"role": "system", "content": "Be brief"},
     ...                {"role": "user", "content": "Hi"}])

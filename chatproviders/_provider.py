@@ -85,7 +85,8 @@ class Provider(Gpt4freeEntryPoints, Client):
     ``class Base(Provider, abstract=True)``.
     """
 
-    #: The provider's site; with ``path`` it makes the endpoint (see :meth:`endpoint`).
+    #: The provider's site; with ``path`` it makes the endpoint
+    #: (see :meth:`Provider.endpoint`).
     url: ClassVar[str]
     #: The endpoint's path, kept when ``base_url`` replaces the rest.
     path: ClassVar[str]

@@ -1,282 +1,200 @@
-"""Every Python example in README.rst runs as written, against the emulators.
+"""README.rst and the pages of docs/: short, rendered, and examples that run.
 
-The rules, for whoever writes a section of the README:
-
-1. A Python example is a ``.. code-block:: python`` block, and each is a test
-   of its own, named by its first line in README.rst. A literal ``::`` block
-   is for shell commands and other text: one that compiles as Python and
-   imports, calls, assigns, defines or opens a ``with`` fails
-   ``test_python_is_never_a_literal_block`` (make it a code-block).
-2. Each block runs alone, in a fresh namespace that holds only the names of
-   :data:`CONTEXT`, as if an earlier example had made them (``messages``,
-   ``server``, ``client``, ``url``...). Everything else, chatproviders'
-   classes included, the block imports itself, so that it can be copied.
-3. Before it runs, these addresses in its text become emulators' URLs:
-   ``http://127.0.0.1:8000`` (Cromicle) and ``http://localhost:11434/v1``
-   (the OpenAI-compatible emulator, serving ``llama3.2`` and
-   ``gpt-4o-mini``). The seed providers' class attributes point at their
-   emulators too, so a block that names no server reaches none outside
-   127.0.0.1.
-4. Top-level ``await``, ``async with`` and ``async for`` run in an event loop.
-5. A block whose first line is a comment naming a Python file, such as
-   ``# echo_provider.py``, is that file too: every such block is written to
-   a folder on ``sys.path`` before each block runs, so that another block
-   can import it (``from echo_provider import Echo``).
-6. A block that cannot run here follows a reST comment (invisible on the
-   page) ``.. readme-test: skip: REASON``; pytest reports it skipped, with
-   REASON.
-7. chatproviders objects and ``requests`` sessions a block leaves open are
-   closed after it, and the modules of rule 5 are forgotten.
+The examples themselves run as tests of their own, collected by Sybil (see
+conftest.py at the top of the checkout); these tests check the rules around
+them, and that a broken example does fail.
 """
 
 from __future__ import annotations
 
 import ast
-import asyncio
-import inspect
+import importlib.util
+import os
 import re
+import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
 
 import pytest
-import requests
 
-import chatproviders
-from chatproviders.testing import EmulatorServer, serve
 from tests.constants import README, ROOT
 
-#: The names every block finds, and what they are.
-CONTEXT = {
-    "messages": "one user message",
-    "server": "a Cromicle emulator",
-    "client": "a Cromicle client of that emulator",
-    "url": "an Acytoo emulator's URL",
-    "url1": "a Cromicle emulator's URL",
-    "url2": "an Acytoo emulator's URL",
-    "url3": "a GPROChat emulator's URL",
-    "my_session": "a requests.Session",
-}
-CROMICLE_ADDRESS = "http://127.0.0.1:8000"
-OPENAI_ADDRESS = "http://localhost:11434/v1"
-SKIP = re.compile(r"^\.\. readme-test: skip: (?P<reason>.+)$")
-MODULE = re.compile(r"# (?P<name>[A-Za-z_]\w*)\.py$")
-PYTHON = (".. code-block:: python", ".. code:: python", ".. sourcecode:: python")
+DOCS = ROOT / "docs"
+PAGES = sorted(
+    path for path in DOCS.rglob("*.rst") if "_build" not in path.relative_to(DOCS).parts
+)
+#: A directive that opens a Python block, visible or not.
+PYTHON = re.compile(
+    r"^(?P<indent> *)\.\. (code-block:: python|invisible-code-block: python)\s*$"
+)
+#: A literal block: a paragraph ending in "::", or a "code-block" of another language.
+LITERAL = re.compile(r"^(?P<indent> *)(?!\.\. )\S.*::\s*$")
 
 
-@dataclass
-class Block:
-    """One literal or Python block of a reST text."""
-
-    line: int  # of its first line of code, counted from 1
-    python: bool  # a code-block:: python, not a literal :: block
-    code: str  # dedented
-    skip: Optional[str]  # the reason of a readme-test: skip comment
-
-
-def extract(text: str) -> list[Block]:
-    """The ``::`` and ``.. code-block:: python`` blocks of ``text``, in order."""
+def blocks(text: str, opener: re.Pattern[str]) -> list[tuple[int, str, str]]:
+    """``(line, directive, code)`` of each block ``opener`` starts, dedented."""
     lines = text.splitlines()
-    blocks = []
-    index = 0
-    while index < len(lines):
-        stripped = lines[index].strip()
-        python = stripped in PYTHON
-        if not python and not (stripped.endswith("::") and stripped[:3] != ".. "):
-            index += 1
+    found = []
+    for index, line in enumerate(lines):
+        match = opener.match(line)
+        if not match:
             continue
-        indent = _indent(lines[index])
+        indent = len(match.group("indent"))
         end = index + 1
         while end < len(lines) and (
-            not lines[end].strip() or _indent(lines[end]) > indent
+            not lines[end].strip()
+            or len(lines[end]) - len(lines[end].lstrip()) > indent
         ):
             end += 1
-        body = lines[index + 1 : end]
-        if python:  # the directive's options (:linenos: ...) are no code
-            while body and body[0].strip().startswith(":"):
-                body.pop(0)
-        code = textwrap.dedent("\n".join(body))
-        first = index + 1 + len(lines[index + 1 : end]) - len(body)
-        first += len(code) - len(code.lstrip("\n")) + 1 if code.strip() else 1
-        blocks.append(Block(first, python, code.strip("\n"), _skip(lines, index)))
-        index = end
-    return blocks
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
-def _skip(lines: list[str], index: int) -> Optional[str]:
-    """The reason of a skip comment above line ``index``, blank lines between."""
-    index -= 1
-    while index >= 0 and not lines[index].strip():
-        index -= 1
-    match = SKIP.match(lines[index].strip()) if index >= 0 else None
-    return match.group("reason") if match else None
-
-
-BLOCKS = extract(README.read_text(encoding="utf-8"))
-EXAMPLES = [block for block in BLOCKS if block.python]
-
-
-@pytest.fixture
-def modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The blocks that name a file, written to a folder on sys.path; the
-    modules imported from them are forgotten afterwards."""
-    names = []
-    for block in EXAMPLES:
-        match = MODULE.match(block.code.partition("\n")[0])
-        if match:
-            names.append(match.group("name"))
-            (tmp_path / f"{names[-1]}.py").write_text(block.code, encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    saved = {name: sys.modules[name] for name in names if name in sys.modules}
-    yield
-    for name in names:
-        sys.modules.pop(name, None)
-    sys.modules.update(saved)
-
-
-@pytest.fixture
-def context(modules: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """The emulators, the names of CONTEXT, and the seed classes pointed at them."""
-    servers = {
-        name: serve(
-            name, models=["llama3.2", "gpt-4o-mini"] if name == "openai" else None
+        body = [
+            text for text in lines[index + 1 : end] if not text.strip().startswith(":")
+        ]
+        found.append(
+            (index + 1, line.strip(), textwrap.dedent("\n".join(body)).strip())
         )
-        for name in ("cromicle", "acytoo", "gprochat", "codelinkava", "openai")
-    }
-    try:
-        for name, cls in [("cromicle", chatproviders.Cromicle),
-                          ("acytoo", chatproviders.Acytoo)]:  # fmt: skip
-            monkeypatch.setattr(cls, "url", servers[name].url)
-        for name, cls in [("gprochat", chatproviders.GPROChat),
-                          ("codelinkava", chatproviders.CodeLinkAva)]:  # fmt: skip
-            monkeypatch.setattr(cls, "api_endpoint", servers[name].url + cls.path)
-        session = requests.Session()
-        with chatproviders.Cromicle(base_url=servers["cromicle"].url) as client:
-            yield {
-                "messages": [{"role": "user", "content": "Hello, how are you?"}],
-                "server": servers["cromicle"],
-                "client": client,
-                "url": servers["acytoo"].url,
-                "url1": servers["cromicle"].url,
-                "url2": servers["acytoo"].url,
-                "url3": servers["gprochat"].url,
-                "my_session": session,
-                "addresses": {
-                    CROMICLE_ADDRESS: servers["cromicle"].url,
-                    OPENAI_ADDRESS: servers["openai"].url,
-                },
-            }
-        session.close()
-    finally:
-        for server in servers.values():
-            server.stop()
+    return found
 
 
-def run_block(block: Block, namespace: dict[str, Any]) -> None:
-    """Run ``block`` in ``namespace``; tracebacks name README.rst's lines."""
-    tree = ast.parse(block.code, str(README), "exec")
-    ast.increment_lineno(tree, block.line - 1)
-    code = compile(tree, str(README), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    result = eval(code, namespace)  # a coroutine when the block awaits
-    if inspect.iscoroutine(result):
-        asyncio.run(result)
+def test_readme_is_the_front_door_not_the_manual() -> None:
+    """README.rst stays short (at most about 200 lines) and links to the site."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 200
+    assert "https://chatproviders.readthedocs.io/" in text
 
 
-def close_what_is_left(namespace: dict[str, Any]) -> None:
-    """Close the chatproviders objects and sessions a block left in its names."""
-    for value in namespace.values():
-        module = type(value).__module__ or ""
-        closes = module.startswith("chatproviders") or isinstance(
-            value, requests.Session
-        )
-        if closes and not isinstance(value, EmulatorServer) and hasattr(value, "close"):
-            value.close()
+def test_ci_runs_the_readmes_test_command() -> None:
+    """.ci/run runs exactly the command README.rst gives for the tests."""
+    commands = [
+        code
+        for _, _, code in blocks(README.read_text(encoding="utf-8"), LITERAL)
+        if "pytest" in code
+    ]
+    assert len(commands) == 1
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert commands[0] in ci
 
 
 @pytest.mark.parametrize(
-    "block", EXAMPLES, ids=[f"README.rst:{block.line}" for block in EXAMPLES]
+    "page", [README, *PAGES], ids=lambda p: str(p.relative_to(ROOT))
 )
-def test_a_readme_example_runs(
-    block: Block, context: dict[str, Any], capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The Python block runs without an error against the emulators."""
-    if block.skip:
-        pytest.skip(block.skip)
-    code = block.code
-    for address, url in context.pop("addresses").items():
-        code = code.replace(address, url)
-    namespace = {"__name__": "readme", **context}
-    try:
-        run_block(Block(block.line, True, code, None), namespace)
-    finally:
-        close_what_is_left(namespace)
-
-
-def test_python_is_never_a_literal_block() -> None:
+def test_python_is_never_a_literal_block(page: Path) -> None:
     """A literal :: block that is Python (imports, calls, assigns, defines, a
     with) should be a code-block, or its example would never run."""
     python_nodes = (ast.Import, ast.ImportFrom, ast.Call, ast.Assign,
                     ast.FunctionDef, ast.With)  # fmt: skip
     found = []
-    for block in BLOCKS:
-        if block.python:
-            continue
+    for line, _, code in blocks(page.read_text(encoding="utf-8"), LITERAL):
         try:
-            tree = ast.parse(block.code)
+            tree = ast.parse(code)
         except SyntaxError:
             continue
         if any(isinstance(node, python_nodes) for node in ast.walk(tree)):
-            found.append(f"README.rst:{block.line}")
+            found.append(f"{page.name}:{line}")
     assert found == []
 
 
-def test_the_readmes_examples_are_found() -> None:
-    """The extraction sees the README's examples (a broken rule finds none)."""
-    assert len(EXAMPLES) >= 10
-    assert any("display_stream" in block.code for block in EXAMPLES)
-
-
-def test_extraction_rules() -> None:
-    """code-block and :: blocks at any indentation, options dropped, the first
-    code line's number, a skip comment's reason; directives are no blocks."""
-    text = """\
-Intro::
-
-    $ shell
-
-.. readme-test: skip: needs a GPU
-
-.. code-block:: python
-   :linenos:
-
-   import os
-       os.sep
-
-- item::
-
-      x = 1
-
-.. list-table::
-
-   * - a
-"""
-    assert extract(text) == [
-        Block(3, False, "$ shell", None),
-        Block(10, True, "import os\n    os.sep", "needs a GPU"),
-        Block(15, False, "x = 1", None),
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_skipped_example_says_why_on_the_page(page: Path) -> None:
+    """Every ``.. skip: next`` follows a visible ``.. note::`` (within the few
+    lines above it), so a reader knows the example was not run, and why."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    unexplained = [
+        f"{page.name}:{index + 1}"
+        for index, line in enumerate(lines)
+        if line.strip() == ".. skip: next"
+        and not any(
+            above.strip() == ".. note::" for above in lines[max(0, index - 12) : index]
+        )
     ]
+    assert unexplained == []
 
 
-def test_ci_runs_the_readmes_test_command() -> None:
-    """.ci/run runs exactly the command README.rst gives for the tests."""
-    commands = [b.code for b in BLOCKS if not b.python and "pytest" in b.code]
-    assert len(commands) == 1
-    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-    assert commands[0] in ci
+def test_every_page_with_examples_is_collected() -> None:
+    """The runner's patterns reach every page that has Python blocks, at any
+    depth of docs/, and the README (a pattern that missed one would leave its
+    examples unrun without a word)."""
+    spec = importlib.util.spec_from_file_location("docs_runner", ROOT / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    with_examples = [
+        page
+        for page in [README, *PAGES]
+        if blocks(page.read_text(encoding="utf-8"), PYTHON)
+    ]
+    assert len(with_examples) >= 15
+    assert [page for page in with_examples if not runner.PAGES.should_parse(page)] == []
+
+
+def tutorial_script() -> str:
+    """The tutorial's visible Python blocks, in order, as one script."""
+    text = (DOCS / "tutorial.rst").read_text(encoding="utf-8")
+    return "\n\n".join(
+        code
+        for _, directive, code in blocks(text, PYTHON)
+        if "invisible" not in directive
+    )
+
+
+def test_the_tutorial_pasted_into_one_script_runs(tmp_path: Path) -> None:
+    """A new user who pastes the tutorial's blocks in order into one file and
+    runs it gets no error, and sees the replies the tutorial shows."""
+    script = tmp_path / "tutorial.py"
+    script.write_text(tutorial_script(), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-W", "error::ResourceWarning", str(script)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "Hello! I am an emulator. Cromicle gpt-3.5-turbo" in done.stdout
+    assert "slow down for 30.0 seconds" in done.stdout
+
+
+def run_pages(folder: Path) -> subprocess.CompletedProcess[str]:
+    """pytest, with this project's example runner, on the pages in ``folder``."""
+    (folder / "conftest.py").write_text(
+        (ROOT / "conftest.py").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "docs"],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_a_misspelt_attribute_in_the_tutorial_fails_pytest(tmp_path: Path) -> None:
+    """The tutorial as it is passes under the runner; with ``reply.text``
+    misspelt in its first call, pytest fails, naming the attribute and the page."""
+    tutorial = (DOCS / "tutorial.rst").read_text(encoding="utf-8")
+    assert tutorial.count("print(reply.text, reply.provider") == 1
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "tutorial.rst"
+
+    page.write_text(tutorial, encoding="utf-8")
+    passed = run_pages(tmp_path)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+
+    page.write_text(
+        tutorial.replace(
+            "print(reply.text, reply.provider", "print(reply.txt, reply.provider"
+        ),
+        encoding="utf-8",
+    )
+    failed = run_pages(tmp_path)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "AttributeError" in failed.stdout
+    assert "'txt'" in failed.stdout
+    assert "FAILED docs/tutorial.rst::line:" in failed.stdout

@@ -1,4 +1,4 @@
-"""The registry and plugins: README's "Writing a provider" example, run as written,
+"""The registry and plugins: the docs' "Write a provider" example, run as written,
 installed as a real plugin (an entry point that importlib.metadata finds)."""
 
 from __future__ import annotations
@@ -29,18 +29,20 @@ from chatproviders import (
     register_provider,
 )
 from chatproviders.testing import serve
-from tests.constants import HI, README
+from tests.constants import HI, ROOT
 from tests.plugins import install_plugin
 
+PAGE = ROOT / "docs" / "howto" / "provider.rst"
 
-def readme_block(first_line: str) -> str:
-    """The README code block whose first line is ``first_line``."""
-    text = README.read_text(encoding="utf-8")
+
+def page_block(first_line: str) -> str:
+    """The page's code block whose first line is ``first_line``."""
+    text = PAGE.read_text(encoding="utf-8")
     for match in re.finditer(r"\.\. code-block:: \w+\n\n((?:    .*\n|\n)+)", text):
         block = textwrap.dedent(match.group(1))
         if block.startswith(first_line + "\n"):
             return block
-    raise AssertionError(f"README has no code block starting {first_line!r}")
+    raise AssertionError(f"the page has no code block starting {first_line!r}")
 
 
 @pytest.fixture
@@ -67,11 +69,11 @@ def clean_registry() -> Iterator[None]:
 
 @pytest.fixture
 def echo_site(tmp_path: Path) -> Path:
-    """README's echo provider, its test and its entry point, in a folder."""
-    (tmp_path / "echo_provider.py").write_text(readme_block("# echo_provider.py"))
-    (tmp_path / "test_echo.py").write_text(readme_block("# test_echo.py"))
+    """the page's echo provider, its test and its entry point, in a folder."""
+    (tmp_path / "echo_provider.py").write_text(page_block("# echo_provider.py"))
+    (tmp_path / "test_echo.py").write_text(page_block("# test_echo.py"))
     config = configparser.ConfigParser()
-    config.read_string(readme_block("# setup.cfg"))
+    config.read_string(page_block("# setup.cfg"))
     declared = config["options.entry_points"]["chatproviders.providers"]
     entry_points = dict(
         (part.strip() for part in line.split("=", 1))  # type: ignore[misc]
@@ -95,10 +97,10 @@ def run(args: list[str], site: Path, **kwargs: Any) -> subprocess.CompletedProce
     )
 
 
-def test_readme_plugin_is_found_by_every_lookup(
+def test_docs_plugin_is_found_by_every_lookup(
     echo_site: Path, clean_registry: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The README's plugin, installed by entry point, is found by get_provider,
+    """The page's plugin, installed by entry point, is found by get_provider,
     list_providers, serve() and the facade, and streams from its emulator."""
     monkeypatch.syspath_prepend(str(echo_site))
     echo = get_provider("ECHO")
@@ -118,8 +120,8 @@ def test_readme_plugin_is_found_by_every_lookup(
 
 
 @pytest.mark.slow
-def test_readme_plugin_test_passes_with_the_fixture(echo_site: Path) -> None:
-    """README's test of the echo provider passes under pytest, using the
+def test_docs_plugin_test_passes_with_the_fixture(echo_site: Path) -> None:
+    """The page's test of the echo provider passes under pytest, using the
     emulator fixture of the installed pytest plugin."""
     done = run(
         ["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_echo.py"], echo_site
@@ -129,11 +131,11 @@ def test_readme_plugin_test_passes_with_the_fixture(echo_site: Path) -> None:
 
 
 @pytest.mark.slow
-def test_readme_plugin_in_the_command_line(echo_site: Path) -> None:
+def test_docs_plugin_in_the_command_line(echo_site: Path) -> None:
     """`chatproviders list` shows the plugin and `chat -p echo` talks to it."""
     listing = run(["-m", "chatproviders", "list"], echo_site)
     assert listing.returncode == 0, listing.stderr
-    assert re.search(r"^Echo +no ", listing.stdout, re.MULTILINE)
+    assert re.search(r"^Echo +yes ", listing.stdout, re.MULTILINE)
     assert "Cromicle" in listing.stdout  # the others still list
     code = (
         "import sys; from chatproviders.testing import serve\n"
@@ -146,7 +148,7 @@ def test_readme_plugin_in_the_command_line(echo_site: Path) -> None:
     assert chat.stdout.strip() == "Hello, plugin"
 
 
-def test_readme_plugin_is_checked_like_any_provider(echo_site: Path) -> None:
+def test_docs_plugin_is_checked_like_any_provider(echo_site: Path) -> None:
     """`chatproviders check echo --base-url echo=URL` probes the plugin."""
     code = (
         "import sys; from chatproviders.testing import serve\n"

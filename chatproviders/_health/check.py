@@ -102,7 +102,8 @@ class CheckResult:
     provider: str
     #: The endpoint probed, without any ``user:password@``; ``""`` if none.
     url: str
-    #: One of :data:`STATUSES`.
+    #: One of "ok", "down", "timeout", "auth", "rate_limited", "blocked",
+    #: "bad_reply" or "error", best first.
     status: str
     #: Seconds to the first chunk of text; None if none came.
     ttft: Optional[float]

@@ -17,44 +17,47 @@ class Reply:
     """How the emulator answers a chat request (immutable: make a new one to change).
 
     Text and delivery:
-        text: the reply text; ``None`` means the provider's greeting.
-        chunks: explicit pieces of text, one write each; the text is their join.
-        chunk_size: cut the text into pieces of this many characters (default: one).
-        delay: seconds the server waits before every write after the first.
-        framing: ``"chunked"`` (Transfer-Encoding: chunked, one HTTP chunk per
-            write), ``"length"`` (Content-Length, the body written piece by piece)
-            or ``"close"`` (no length, ``Connection: close``, the body ends when
-            the connection does).
+
+    - ``text``: the reply text; ``None`` means the provider's greeting.
+    - ``chunks``: explicit pieces of text, one write each; the text is their join.
+    - ``chunk_size``: cut the text into pieces of this many characters (default: one).
+    - ``delay``: seconds the server waits before every write after the first.
+    - ``framing``: ``"chunked"`` (Transfer-Encoding: chunked, one HTTP chunk per
+      write), ``"length"`` (Content-Length, the body written piece by piece)
+      or ``"close"`` (no length, ``Connection: close``, the body ends when
+      the connection does).
 
     Faults:
-        status, body: when ``status != 200`` or ``body`` is set, answer with them
-            instead of the protocol's reply. ``body=None`` with a status >= 400
-            gives the provider's own error shape. The Content-Type is guessed from
-            the body (``<``: HTML, ``{``: JSON, else text) unless ``headers`` set it.
-        headers: extra response headers, added to every reply, fault or not.
-        stall_after: send this many body bytes, then nothing until the client
-            closes the connection or the server stops.
-        reset_after: send this many body bytes, then reset the connection (RST).
-        split_utf8: split the first multi-byte UTF-8 character across two writes.
-        split_crlf: SSE replies end lines with CRLF and split each event's first
-            CRLF across two writes; ignored by replies that are not SSE.
+
+    - ``status``, ``body``: when ``status != 200`` or ``body`` is set, answer with them
+      instead of the protocol's reply. ``body=None`` with a status >= 400
+      gives the provider's own error shape. The Content-Type is guessed from
+      the body (``<``: HTML, ``{``: JSON, else text) unless ``headers`` set it.
+    - ``headers``: extra response headers, added to every reply, fault or not.
+    - ``stall_after``: send this many body bytes, then nothing until the client
+      closes the connection or the server stops.
+    - ``reset_after``: send this many body bytes, then reset the connection (RST).
+    - ``split_utf8``: split the first multi-byte UTF-8 character across two writes.
+    - ``split_crlf``: SSE replies end lines with CRLF and split each event's first
+      CRLF across two writes; ignored by replies that are not SSE.
 
     OpenAI-style replies (openai, and codelinkava's events), ignored by the
     raw-text protocols:
-        tool_calls: calls the model asks for, each ``{"name": ..., "arguments":
-            ...}`` (a JSON string, or a value that is encoded), with an
-            optional ``"id"`` (default ``call_0``, ``call_1``...). The text then
-            defaults to none.
-        tool_call_fragments: stream each call's arguments in this many pieces,
-            after a first fragment with its id and name.
-        interleave: stream the fragments of parallel calls in turn.
-        reasoning: reasoning text, streamed before the answer (cut like the
-            text) in ``reasoning_field``: ``"reasoning_content"`` (DeepSeek,
-            vLLM) or ``"reasoning"`` (Ollama, OpenRouter).
-        usage: the token counts to report, ``{"prompt_tokens": ...,
-            "completion_tokens": ...}``; default: words counted. A stream
-            reports them only when the request asks (``stream_options``).
-        finish_reason: default ``"tool_calls"`` with tool calls, else ``"stop"``.
+
+    - ``tool_calls``: calls the model asks for, each ``{"name": ..., "arguments":
+      ...}`` (a JSON string, or a value that is encoded), with an
+      optional ``"id"`` (default ``call_0``, ``call_1``...). The text then
+      defaults to none.
+    - ``tool_call_fragments``: stream each call's arguments in this many pieces,
+      after a first fragment with its id and name.
+    - ``interleave``: stream the fragments of parallel calls in turn.
+    - ``reasoning``: reasoning text, streamed before the answer (cut like the
+      text) in ``reasoning_field``: ``"reasoning_content"`` (DeepSeek,
+      vLLM) or ``"reasoning"`` (Ollama, OpenRouter).
+    - ``usage``: the token counts to report, ``{"prompt_tokens": ...,
+      "completion_tokens": ...}``; default: words counted. A stream
+      reports them only when the request asks (``stream_options``).
+    - ``finish_reason``: default ``"tool_calls"`` with tool calls, else ``"stop"``.
     """
 
     text: str | None = None
