@@ -41,7 +41,7 @@ class BatchItem:
     def record(
         self, input_sha: str, client: Optional[Mapping[str, Any]] = None
     ) -> dict[str, Any]:
-        """The item as a checkpoint line (see :mod:`.checkpoint`)."""
+        """The item as a checkpoint line."""
         error = None if self.error is None else f"{type(self.error).__name__}: "
         record: dict[str, Any] = {
             "index": self.index,
