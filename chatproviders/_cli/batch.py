@@ -217,4 +217,3 @@ def _parse(path: str, number: int, line: str) -> Any:
             f'"prompt" or "messages", got {type(item).__name__}'
         )
     return item
-
