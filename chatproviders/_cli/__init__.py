@@ -8,6 +8,7 @@
     chatproviders list                   the providers and their endpoints
     chatproviders check [NAME...]        which providers answer now, measured
     chatproviders emulate NAME           serve one emulator until Ctrl-C
+    chatproviders serve ROUTE...         an OpenAI-compatible gateway (waitress)
 
 Exit status: 0 done; 1 a provider failed, or stdout refused a write (one line
 on stderr); 2 a usage error (a bare ``chatproviders`` prints the help); 130
@@ -33,7 +34,7 @@ from ..exceptions import (
     ProviderNotFoundError,
 )
 from ..providers.openai_compatible import OpenAICompatible
-from . import batch
+from . import batch, serve
 from .chat import API_KEY_VARIABLE, run_chat
 from .check import add_check_arguments, run_check
 from .common import (
@@ -173,6 +174,8 @@ def _parser() -> argparse.ArgumentParser:
         "--delay", type=_seconds, default=0.0, metavar="S", help="between chunks"
     )
     emulate.add_argument("--api-key", help="require this Bearer key (openai only)")
+    text = "serve routes as an OpenAI-compatible API"
+    serve.add_arguments(_command(commands, "serve", serve.run, text), _port, _seconds)
     return parser
 
 
