@@ -234,8 +234,9 @@ def _started(command: list[str], url_from: str) -> Iterator[Process]:
                 process.kill()
                 process.wait(WAIT)
         reader.join(WAIT)
-        if process.stdout is not None:
-            process.stdout.close()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def _wait_workers(url: str, stderr: list[str]) -> None:
