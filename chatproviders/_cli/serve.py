@@ -88,6 +88,12 @@ def run(args: argparse.Namespace) -> int:
         print(url, flush=True)
         say(f"chatproviders serve: routes {', '.join(app.routes.routes)} on {url}")
 
+    def stopping(open_requests: int) -> None:
+        say(
+            "chatproviders serve: stopped listening; waiting up to "
+            f"{args.grace:g}s for {open_requests} open request(s)"
+        )
+
     try:
         serve(
             app,
@@ -96,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             grace=args.grace,
             on_listening=listening,
+            on_stopping=stopping,
         )
     except OSError as exc:
         app.close()

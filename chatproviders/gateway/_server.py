@@ -38,11 +38,13 @@ def run(
     grace: float = DEFAULT_GRACE,
     on_listening: Optional[Callable[[str], None]] = None,
     stop: Optional[threading.Event] = None,
+    on_stopping: Optional[Callable[[int], None]] = None,
 ) -> None:
     """Serve ``app`` until SIGTERM or SIGINT (or ``stop`` is set), then drain.
 
     ``on_listening`` gets the URL (``http://HOST:PORT``, the real port when
-    ``port`` is 0) once the socket listens.
+    ``port`` is 0) once the socket listens; ``on_stopping`` the number of
+    requests still open once it no longer does.
     """
     try:
         import waitress
@@ -81,6 +83,8 @@ def run(
 
     server.trigger.pull_trigger(stop_accepting)
     closed.wait(5.0)
+    if on_stopping is not None:
+        on_stopping(app.active)
     app.wait_idle(grace)
     _wait_flushed(server, deadline=time.monotonic() + 2.0)
     app.close()
