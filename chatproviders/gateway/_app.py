@@ -43,6 +43,7 @@ class Reply:
     def json(
         cls, status: int, value: Any, headers: Iterable[tuple[str, str]] = ()
     ) -> Reply:
+        """``value`` as a JSON body with its Content-Type and Content-Length."""
         data = json.dumps(value, ensure_ascii=False).encode("utf-8")
         return cls(
             status,
@@ -56,6 +57,7 @@ class Reply:
 
     @classmethod
     def error(cls, error: GatewayError) -> Reply:
+        """``error`` in OpenAI's shape, with its status and headers."""
         return cls.json(error.status, error.to_dict(), error.headers)
 
 
@@ -86,6 +88,8 @@ Handler = Callable[["Gateway", Call], Reply]
 
 @dataclass(frozen=True)
 class Endpoint:
+    """A handler, and whether it needs the caller's key."""
+
     handler: Handler
     #: False for the probes a load balancer sends (``/health``, ``/ready``).
     needs_key: bool = True

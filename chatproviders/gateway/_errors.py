@@ -60,6 +60,7 @@ class GatewayError(Exception):
 
     @property
     def status_line(self) -> str:
+        """``"404 Not Found"``: the status as WSGI's ``start_response`` takes it."""
         try:
             return f"{self.status} {HTTPStatus(self.status).phrase}"
         except ValueError:
@@ -77,10 +78,12 @@ class GatewayError(Exception):
         }
 
     def body(self) -> bytes:
+        """The body's bytes: :meth:`to_dict` as UTF-8 JSON."""
         return error_body(self.to_dict())
 
 
 def error_body(value: object) -> bytes:
+    """``value`` as UTF-8 JSON."""
     return json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 

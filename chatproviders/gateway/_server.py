@@ -59,6 +59,10 @@ def run(
         threads=threads,
         channel_request_lookahead=1,  # read on, to see a client hang up
         connection_limit=max(100, threads * 4),
+        # waitress reads a whole body before the app sees it: bounded near
+        # max_body (the app answers 413 in OpenAI's shape up to this much,
+        # waitress a plain 413 beyond)
+        max_request_body_size=app.config.max_body + 1024 * 1024,
         ident="chatproviders",
         clear_untrusted_proxy_headers=True,
     )
