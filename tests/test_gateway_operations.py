@@ -320,3 +320,28 @@ def test_keys_are_never_in_a_repr() -> None:
         }
     )
     assert "sk-" not in repr(config) and "sk-" not in repr(config.keys)
+
+
+def test_models_lists_each_route_and_an_openai_servers_models() -> None:
+    """/v1/models: every route, and ROUTE/MODEL for what an OpenAI-compatible
+    server lists (asked live), for the config's [models], or the provider's.
+    """
+    with serve("openai", models=["m1", "m2"]) as upstream:
+        config = {
+            "routes": ["openai", "cromicle", "fast=cromicle"],
+            "base_urls": {"openai": upstream.url},
+            "models": {"fast": ["gpt-3.5-turbo"]},
+        }
+        with gateway(config) as running:
+            reply = raw_exchange(running.url, post("/v1/models", b"", None, [], "GET"))
+    assert reply.status == 200
+    assert [model["id"] for model in reply.json()["data"]] == [
+        "openai",
+        "openai/m1",
+        "openai/m2",
+        "cromicle",
+        "cromicle/gpt-3.5-turbo",
+        "fast",
+        "fast/gpt-3.5-turbo",
+    ]
+    assert reply.json()["object"] == "list"

@@ -102,12 +102,25 @@ class Routes:
         return route, inner or None
 
     def model_ids(self) -> list[str]:
-        """Every route's name, and ``ROUTE/MODEL`` for the models it lists."""
+        """Every route's name, and ``ROUTE/MODEL`` for the models it lists:
+        those of the config's ``[models]``, else the provider's own list, else
+        (an OpenAI-compatible server) the server's ``GET /models``, asked now.
+        """
         ids: list[str] = []
         for route in self.routes.values():
             ids.append(route.name)
-            ids.extend(f"{route.name}/{model}" for model in route.models)
+            models = route.models or self._served_models(route)
+            ids.extend(f"{route.name}/{model}" for model in models)
         return ids
+
+    def _served_models(self, route: Route) -> list[str]:
+        list_models = getattr(route.client, "list_models", None)
+        if list_models is None:
+            return []
+        try:
+            return list(list_models())
+        except ChatProvidersError:  # a server down lists nothing, not a 500
+            return []
 
     def readiness(self, timeout: float = 5.0) -> dict[str, Any]:
         """Each route's status from live checks, at most one run per
