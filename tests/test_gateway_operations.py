@@ -345,3 +345,39 @@ def test_models_lists_each_route_and_an_openai_servers_models() -> None:
         "fast/gpt-3.5-turbo",
     ]
     assert reply.json()["object"] == "list"
+
+
+def test_limits_in_an_unreachable_redis_are_503_not_unlimited() -> None:
+    """With Redis down, a limited key is refused with 503 (and Retry-After),
+    not served without limits and not a 500.
+    """
+    keys = [{"name": "gus", "key": "sk-gus-0123456789", "requests_per_minute": 5}]
+    with serve("cromicle") as upstream:
+        config = {
+            "routes": ["cromicle"],
+            "base_urls": {"cromicle": upstream.url},
+            "keys": keys,
+            "limits_storage": "redis://127.0.0.1:9",
+        }
+        with gateway(config) as running:
+            header = ["Authorization: Bearer sk-gus-0123456789"]
+            reply = raw_exchange(
+                running.url, post("/v1/chat/completions", chat_body(), headers=header)
+            )
+    assert reply.status == 503, reply.raw
+    assert reply.json()["error"]["code"] == "limits_unavailable"
+    assert reply.headers["retry-after"] == "1"
+    assert upstream.requests == []
+
+
+def test_an_unknown_limits_storage_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--limits-storage with a scheme limits does not know: one line, status 2."""
+    keys = tmp_path / "keys.toml"
+    keys.write_text(
+        '[[keys]]\nname = "h"\nkey = "sk-h-0123456789"\nrequests_per_minute = 1\n'
+    )
+    arguments = ["serve", "cromicle", "--keys", str(keys), "--limits-storage", "foo://"]
+    assert main(arguments) == 2
+    assert "limits_storage 'foo://'" in capsys.readouterr().err

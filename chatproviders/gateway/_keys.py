@@ -12,15 +12,18 @@ estimate), so the call that crosses the limit finishes and the next waits.
 from __future__ import annotations
 
 import hmac
+import logging
 import math
 import time
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from ._config import KeySpec
+from ._config import ConfigError, KeySpec
 from ._errors import GatewayError, retry_after_header
 
 __all__ = ["KeyRing"]
+
+logger = logging.getLogger("chatproviders.gateway")
 
 
 class KeyRing:
@@ -40,9 +43,11 @@ class KeyRing:
                     "key limits need the limits package: "
                     "pip install 'chatproviders[serve]'"
                 ) from exc
-            self._limiter = FixedWindowRateLimiter(
-                storages.storage_from_string(storage)
-            )
+            try:
+                backend = storages.storage_from_string(storage)
+            except Exception as exc:  # limits' ConfigurationError, a missing redis
+                raise ConfigError(f"limits_storage {storage!r}: {exc}") from None
+            self._limiter = FixedWindowRateLimiter(backend)
             for spec in self.keys:
                 for kind in ("requests", "tokens"):
                     amount = getattr(spec, f"{kind}_per_minute")
@@ -93,9 +98,26 @@ class KeyRing:
             )
 
     def admit(self, key: Optional[KeySpec]) -> None:
-        """Count one request of ``key``; 429 with Retry-After when over a limit."""
+        """Count one request of ``key``; 429 with Retry-After when over a limit,
+        503 when the limits' storage cannot be reached (limits hold, or nothing).
+        """
         if key is None or self._limiter is None:
             return
+        try:
+            self._admit(key)
+        except GatewayError:
+            raise
+        except Exception as exc:  # Redis down: refuse rather than run unlimited
+            logger.warning("the limits storage failed: %r", exc)
+            raise GatewayError(
+                503,
+                "the gateway cannot count this key's limits now; try again",
+                type="server_error",
+                code="limits_unavailable",
+                headers=retry_after_header(1),
+            ) from None
+
+    def _admit(self, key: KeySpec) -> None:
         tokens = self._items.get((key.name, "tokens"))
         if tokens is not None and not self._limiter.test(tokens, key.name):
             raise self._refusal(tokens, key, "tokens per minute")
@@ -108,7 +130,10 @@ class KeyRing:
         item = None if key is None else self._items.get((key.name, "tokens"))
         if item is None or tokens <= 0 or key is None:
             return
-        self._limiter.hit(item, key.name, cost=tokens)  # counted even past the limit
+        try:
+            self._limiter.hit(item, key.name, cost=tokens)  # even past the limit
+        except Exception as exc:  # the reply is out already: not the client's fault
+            logger.warning("the limits storage failed: %r", exc)
 
     def _refusal(self, item: Any, key: KeySpec, what: str) -> GatewayError:
         stats = self._limiter.get_window_stats(item, key.name)
