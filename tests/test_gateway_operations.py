@@ -381,3 +381,26 @@ def test_an_unknown_limits_storage_is_a_usage_error(
     arguments = ["serve", "cromicle", "--keys", str(keys), "--limits-storage", "foo://"]
     assert main(arguments) == 2
     assert "limits_storage 'foo://'" in capsys.readouterr().err
+
+
+def test_response_format_and_other_parameters_reach_the_upstream_verbatim() -> None:
+    """OpenAI parameters the route's provider takes (response_format, seed,
+    tools...) are passed on as sent; the gateway's own (stream_options) are not.
+    """
+    schema = {
+        "type": "json_schema",
+        "json_schema": {"name": "city", "schema": {"type": "object"}, "strict": True},
+    }
+    with serve("openai", text='{"city": "Paris"}') as upstream:
+        config = {"routes": ["openai"], "base_urls": {"openai": upstream.url}}
+        with gateway(config) as running:
+            body = chat_body(
+                "openai/gpt-4o-mini", response_format=schema, seed=7, user="u1"
+            )
+            reply = raw_exchange(running.url, post("/v1/chat/completions", body))
+    assert reply.status == 200
+    assert reply.json()["choices"][0]["message"]["content"] == '{"city": "Paris"}'
+    sent = upstream.requests[0].json
+    assert sent["response_format"] == schema
+    assert (sent["seed"], sent["user"], sent["model"]) == (7, "u1", "gpt-4o-mini")
+    assert sent["messages"] == [{"role": "user", "content": "hello"}]
