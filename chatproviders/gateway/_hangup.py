@@ -15,6 +15,7 @@ write.
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 from typing import Any, Callable, Optional
@@ -54,6 +55,7 @@ class HangupWatcher:
     def __init__(self, interval: float = POLL_INTERVAL) -> None:
         self.interval = interval
         self._watched: dict[int, tuple[Probe, Callable[[], None]]] = {}
+        self._tokens = itertools.count()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._thread: Optional[threading.Thread] = None
@@ -62,7 +64,7 @@ class HangupWatcher:
     def watch(self, probe: Probe, on_hangup: Callable[[], None]) -> int:
         """Call ``on_hangup`` (once) when ``probe()`` says the client left."""
         with self._lock:
-            token = id(on_hangup)
+            token = next(self._tokens)
             self._watched[token] = (probe, on_hangup)
             if self._thread is None and not self._stopped:
                 self._thread = threading.Thread(
