@@ -404,3 +404,29 @@ def test_response_format_and_other_parameters_reach_the_upstream_verbatim() -> N
     assert sent["response_format"] == schema
     assert (sent["seed"], sent["user"], sent["model"]) == (7, "u1", "gpt-4o-mini")
     assert sent["messages"] == [{"role": "user", "content": "hello"}]
+
+
+def test_a_config_file_finds_its_keys_file_beside_it(tmp_path: Path) -> None:
+    """keys = "keys.toml" is read relative to the config file, not the cwd;
+    a model outside a route's [models] is a 404.
+    """
+    from chatproviders.gateway import make_app
+
+    (tmp_path / "keys.toml").write_text(
+        '[[keys]]\nname = "ivy"\nkey = "sk-ivy-0123456789"\nmodels = ["openai"]\n'
+    )
+    (tmp_path / "gateway.toml").write_text(
+        'routes = ["openai"]\nkeys = "keys.toml"\n'
+        '[base_urls]\nopenai = "http://127.0.0.1:9/v1"\n'
+        '[models]\nopenai = ["m1"]\n'
+    )
+    app = make_app(str(tmp_path / "gateway.toml"), access_log=None)
+    try:
+        assert [key.name for key in app.config.keys] == ["ivy"]
+        assert app.config.keys[0].models == frozenset({"openai"})
+        with pytest.raises(Exception, match="route 'openai' serves m1") as caught:
+            app.routes.resolve("openai/m2")
+        assert getattr(caught.value, "status", None) == 404
+        assert app.routes.resolve("openai/m1")[1] == "m1"
+    finally:
+        app.close()
