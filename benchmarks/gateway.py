@@ -48,6 +48,8 @@ import _report
 import concurrency
 
 WAIT = 120.0
+#: LiteLLM's proxy refuses to start without a master key; every client sends it.
+MASTER_KEY = "sk-bench-0123456789abcdef"
 
 
 # -- the client (a process of its own) ----------------------------------------
@@ -65,7 +67,7 @@ def client(base_url: str, model: str, streams: int) -> dict[str, Any]:
         http = openai.DefaultAsyncHttpxClient(limits=concurrency._limits(streams))
         api = openai.AsyncOpenAI(
             base_url=base_url,
-            api_key="bench",
+            api_key=MASTER_KEY,
             max_retries=0,
             timeout=WAIT,
             http_client=http,
@@ -209,6 +211,8 @@ def proxy(
             f"      model: openai/{concurrency.MODEL}\n"
             f"      api_base: {upstream_url}\n"
             "      api_key: bench\n"
+            "general_settings:\n"
+            f"  master_key: {MASTER_KEY}\n"
         )
         command = [litellm, "--config", str(config), "--port", str(port)]
         command += ["--num_workers", "1"]
@@ -347,6 +351,10 @@ def memory(warm: int = 2000, count: int = 10_000) -> None:
     print(f"growth over {count} requests: {growth:.1f} MiB  {verdict}")
 
 
+def _loads() -> str:
+    return " ".join(f"{load:.1f}" for load in os.getloadavg())
+
+
 def machine() -> str:
     return (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -371,6 +379,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps(client(url, model, int(streams))))
         return 0
     print(f"machine: {machine()}")
+    print("load average (1, 5, 15 min) at the start:", _loads())
     if args.section in (None, "latency"):
         ns = args.n or ([20] if args.quick else [100, 500])
         runs = 1 if args.quick else args.runs
@@ -382,6 +391,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     print(f"  {path} N={n}...", file=sys.stderr, flush=True)
                     results.append(measure(path, n, args.litellm))
         report(results, runs)
+        print("load average at the end:", _loads())
     if args.section in (None, "memory"):
         memory(count=1000 if args.quick else 10_000)
     return 0
