@@ -8,6 +8,7 @@
     chatproviders list                   the providers and their endpoints
     chatproviders check [NAME...]        which providers answer now, measured
     chatproviders emulate NAME           serve one emulator until Ctrl-C
+    chatproviders serve ROUTE...         an OpenAI-compatible gateway (waitress)
 
 Exit status: 0 done; 1 a provider failed, or stdout refused a write (one line
 on stderr); 2 a usage error (a bare ``chatproviders`` prints the help); 130
@@ -29,7 +30,7 @@ from ..exceptions import (
     InvalidMessagesError,
     ModelNotSupportedError,
 )
-from . import batch, chat, check, demo, emulate, list_providers
+from . import batch, chat, check, demo, emulate, list_providers, serve
 from .common import (
     EXIT_BROKEN_PIPE,
     EXIT_ERROR,
@@ -47,7 +48,7 @@ Command = Callable[[argparse.Namespace], int]
 #: The commands, in the order the help lists them. Each module has its
 #: ``NAME``, a one-line ``HELP``, ``add_arguments(parser)`` and
 #: ``run(args) -> exit status``: a new command is a module and a line here.
-COMMANDS = (demo, chat, batch, list_providers, check, emulate)
+COMMANDS = (demo, chat, batch, list_providers, check, emulate, serve)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
