@@ -28,6 +28,7 @@ from ._results import (
     Function,
     ModelReported,
     ReasoningDelta,
+    RefusalDelta,
     StreamEvent,
     TextDelta,
     ToolCall,
@@ -54,6 +55,7 @@ from .exceptions import (
     ProviderNotWorkingError,
     RateLimitError,
     ResponseFormatError,
+    StructuredOutputError,
     UnsupportedParameterError,
 )
 from .providers import Acytoo, CodeLinkAva, Cromicle, GPROChat, OpenAICompatible
@@ -63,6 +65,7 @@ from .providers import Acytoo, CodeLinkAva, Cromicle, GPROChat, OpenAICompatible
 if TYPE_CHECKING:
     from ._batch import BatchItem, BatchResult, batch
     from ._health import CheckResult, check
+    from ._structured import ParsedResponse, pydantic_function_tool
 
 #: Imported on first use, not at ``import chatproviders``: most programs never
 #: run a batch or a health check, and their modules weigh on every start-up.
@@ -72,6 +75,8 @@ _LAZY = {
     "batch": "._batch",
     "CheckResult": "._health",
     "check": "._health",
+    "ParsedResponse": "._structured",
+    "pydantic_function_tool": "._structured",
 }
 
 
@@ -120,13 +125,16 @@ __all__ = [
     "ModelNotSupportedError",
     "ModelReported",
     "OpenAICompatible",
+    "ParsedResponse",
     "Provider",
     "ProviderNotFoundError",
     "ProviderNotWorkingError",
     "RateLimitError",
     "ReasoningDelta",
+    "RefusalDelta",
     "ResponseFormatError",
     "StreamEvent",
+    "StructuredOutputError",
     "TextDelta",
     "ToolCall",
     "ToolCallDelta",
@@ -139,6 +147,7 @@ __all__ = [
     "format_prompt",
     "get_provider",
     "list_providers",
+    "pydantic_function_tool",
     "register_provider",
     "working_providers",
 ]

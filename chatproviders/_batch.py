@@ -55,7 +55,9 @@ class Executor(Protocol):
 @dataclass(frozen=True)
 class BatchItem:
     """One input's outcome. ``text`` is None when it failed; then ``error``
-    says why. Items read back from a checkpoint have ``reply=None``.
+    says why. Items read back from a checkpoint have ``reply=None``. In a
+    batch given a ``schema``, ``parsed`` is the reply read into it (None when
+    the model refused), and the checkpoint keeps it as JSON.
     """
 
     index: int
@@ -67,6 +69,7 @@ class BatchItem:
     provider: Optional[str] = None
     usage: Any = field(default=None, repr=False)
     tries: int = 0
+    parsed: Any = None
 
     @property
     def ok(self) -> bool:
@@ -106,6 +109,13 @@ class BatchResult(list[BatchItem]):
         """Each item's text, None where it failed: a column for a DataFrame."""
         return [item.text for item in self]
 
+    @property
+    def parsed(self) -> list[Any]:
+        """Each item's parsed value (a batch given a ``schema``), None where
+        it failed or the model refused: rows for a DataFrame.
+        """
+        return [item.parsed for item in self]
+
     def __repr__(self) -> str:
         return (
             f"<BatchResult of {len(self)} items: {len(self.succeeded)} "
@@ -122,6 +132,7 @@ def batch(
     checkpoint: Optional[PathLike] = None,
     progress: Union[bool, Callable[[BatchItem], Any], None] = None,
     executor: Optional[Executor] = None,
+    schema: Any = None,
     **call_kwargs: Any,
 ) -> BatchResult:
     """Send every input through ``client``; the items come back in input order.
@@ -146,6 +157,11 @@ def batch(
     ``concurrent.futures.Executor``-like object to run the calls on (the
     client must then pickle); pacing and the checkpoint stay here.
 
+    ``schema``: each input is sent with ``client.parse(..., schema)`` (see
+    :meth:`~chatproviders.Client.parse`) and its item gets ``parsed``; an
+    input whose reply never validates fails with
+    :class:`~chatproviders.StructuredOutputError`.
+
     Ctrl-C stops sending and raises KeyboardInterrupt; its ``partial``
     attribute is a :class:`BatchResult` of the items finished so far.
     """
@@ -158,6 +174,7 @@ def batch(
         checkpoint=checkpoint,
         progress=progress,
         executor=executor,
+        schema=schema,
     )
 
 
@@ -170,15 +187,25 @@ def run(
     checkpoint: Optional[PathLike] = None,
     progress: Union[bool, Callable[[BatchItem], Any], None] = None,
     executor: Optional[Executor] = None,
+    schema: Any = None,
 ) -> BatchResult:
     """Send ``calls`` (from :func:`make_calls`); see :func:`batch`."""
     _check_options(concurrency, rate, progress, executor)
+    if schema is not None:
+        from ._structured import _batch as structured
+
+        structured.check(schema)  # before anything is read or sent
     fingerprints = [call.fingerprint for call in calls]
     book = None if checkpoint is None else Checkpoint(checkpoint, fingerprints)
     done: dict[int, BatchItem] = {}
     if book is not None:
         for index, record in book.read().items():
             call = calls[index]
+            parsed = None
+            if schema is not None:
+                kept, parsed = structured.from_record(schema, record)
+                if not kept:  # no value that fits the schema: send it again
+                    continue
             done[index] = BatchItem(
                 index,
                 call.id,
@@ -186,6 +213,7 @@ def run(
                 text=record.get("text"),
                 provider=record.get("provider"),
                 usage=record.get("usage"),
+                parsed=parsed,
             )
         book.open()
     shown = Progress(progress, len(calls), len(done))
@@ -193,7 +221,10 @@ def run(
     def finish(item: BatchItem) -> None:
         done[item.index] = item
         if book is not None:
-            book.write(item.record(fingerprints[item.index]))
+            record = item.record(fingerprints[item.index])
+            if schema is not None and item.ok:
+                record["parsed"] = structured.to_record(schema, item.parsed)
+            book.write(record)
         shown(item)
 
     fast = (
@@ -201,6 +232,8 @@ def run(
         if hasattr(client, "with_options")
         else client
     )
+    if schema is not None:
+        fast = structured.ParsingClient(fast, schema)
     own = None
     if executor is None:
         executor = own = _Workers(concurrency)
@@ -405,6 +438,7 @@ def _item(
         else getattr(error, "provider", None),
         usage=getattr(reply, "usage", None),
         tries=tries,
+        parsed=getattr(reply, "parsed", None),
     )
 
 

@@ -41,6 +41,7 @@ from chatproviders.testing._exchange import Answer, RecordedRequest
 from chatproviders.testing._protocols import Protocol
 from chatproviders.testing._reply import Reply
 from chatproviders.testing._server import EmulatorServer
+from chatproviders.testing._structured import LlamaCppServer, instance_of
 
 __all__ = [
     "BOOLEAN",
@@ -53,9 +54,11 @@ __all__ = [
     "Answer",
     "EmulatorServer",
     "Kind",
+    "LlamaCppServer",
     "Protocol",
     "RecordedRequest",
     "Reply",
+    "instance_of",
     "serve",
 ]
 

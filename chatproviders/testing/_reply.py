@@ -54,6 +54,11 @@ class Reply:
             "completion_tokens": ...}``; default: words counted. A stream
             reports them only when the request asks (``stream_options``).
         finish_reason: default ``"tool_calls"`` with tool calls, else ``"stop"``.
+        refusal: the model's refusal (OpenAI's ``refusal`` field), streamed
+            cut like the text; the text then defaults to none.
+
+    A request with a ``response_format`` asking for JSON is answered with JSON
+    built from its schema unless the text was set (see ``LlamaCppServer``).
     """
 
     text: str | None = None
@@ -75,6 +80,7 @@ class Reply:
     reasoning_field: Literal["reasoning_content", "reasoning"] = "reasoning_content"
     usage: Mapping[str, int] | None = None
     finish_reason: str | None = None
+    refusal: str | None = None
 
     def __post_init__(self) -> None:
         if self.chunks is not None:
@@ -128,6 +134,8 @@ class Reply:
             raise TypeError("usage must map token-count names to ints >= 0")
         if self.finish_reason is not None and not isinstance(self.finish_reason, str):
             raise TypeError("finish_reason must be a string")
+        if self.refusal is not None and not isinstance(self.refusal, str):
+            raise TypeError("refusal must be a string")
         _check_int("status", self.status, minimum=200, maximum=599)
         _check_int("stall_after", self.stall_after, minimum=0)
         _check_int("reset_after", self.reset_after, minimum=0)
@@ -191,7 +199,8 @@ def make_reply(reply: Reply | None, fields: Mapping[str, Any], greeting: str) ->
         fields = {**fields, "chunks": None}
     result = replace(reply, **fields)
     if result.text is None:  # a reply of tool calls has no text unless given
-        result = replace(result, text="" if result.tool_calls else greeting)
+        silent = result.tool_calls or result.refusal  # no text unless given
+        result = replace(result, text="" if silent else greeting)
     return result
 
 
