@@ -136,6 +136,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("--system", metavar="TEXT", help="a system message first")
     chat.add_argument(
+        "--schema",
+        metavar="FILE.json",
+        help="a JSON Schema: ask for a reply valid against it and print the "
+        "validated JSON (needs chatproviders[structured])",
+    )
+    chat.add_argument(
         "--no-stream",
         dest="stream",
         action="store_false",

@@ -48,6 +48,13 @@ def _chat(client: Provider, args: argparse.Namespace) -> int:
             raise UsageError("the prompt on stdin is empty")
         # Both: the prompt first, then the piped text, as one message.
         prompt = "\n\n".join(part for part in (prompt, piped) if part)
+    if getattr(args, "schema", None) is not None:
+        if not prompt:
+            raise UsageError("--schema needs a prompt, as an argument or on stdin")
+        from .schema import print_parsed
+
+        messages = [*system, {"role": "user", "content": prompt}]
+        return print_parsed(client, messages, choose_model(client, args.model), args)
     if prompt:
         model = choose_model(client, args.model)
         messages = [*system, {"role": "user", "content": prompt}]

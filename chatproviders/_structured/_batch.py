@@ -44,5 +44,7 @@ class ParsingClient:
         self.client = client
         self.schema = schema
 
-    def complete(self, messages: Any, model: Optional[str] = None, **params: Any) -> Any:
+    def complete(
+        self, messages: Any, model: Optional[str] = None, **params: Any
+    ) -> Any:
         return self.client.parse(messages, self.schema, model=model, **params)

@@ -1,4 +1,4 @@
-"""pydantic and jsonschema, imported on first use, with an error that says what to install.
+"""pydantic and jsonschema, imported on first use, with an error saying what to install.
 
 Neither is imported by ``import chatproviders``: they weigh on every start-up
 and most programs never parse. Both come with ``chatproviders[structured]``.

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from .._messages import Messages
 from ..exceptions import AllProvidersFailedError, APIStatusError
@@ -32,9 +32,9 @@ from ._schema import Target
 __all__ = [
     "MODES",
     "forget",
+    "refuses_format",
     "remember",
     "remembered",
-    "refuses_format",
     "request",
     "supported_modes",
 ]
@@ -80,7 +80,10 @@ def request(
         }
         return list(messages), params
     if mode == "json_object":
-        params["response_format"] = {"type": "json_object", "schema": target.json_schema}
+        params["response_format"] = {
+            "type": "json_object",
+            "schema": target.json_schema,
+        }
         return _with_instruction(messages, JSON_OBJECT_INSTRUCTION), params
     schema = json.dumps(target.json_schema, ensure_ascii=False)
     return _with_instruction(messages, PROMPT_INSTRUCTION.format(schema=schema)), params
@@ -92,9 +95,13 @@ def _with_instruction(messages: Messages, instruction: str) -> Messages:
     """
     copied = [dict(message) for message in messages]
     first = copied[0] if copied else None
-    if first and first.get("role") == "system" and isinstance(first.get("content"), str):
+    if (
+        first
+        and first.get("role") == "system"
+        and isinstance(first.get("content"), str)
+    ):
         first["content"] = f"{first['content']}\n\n{instruction}"
-        return copied
+        return cast(Messages, copied)
     return [{"role": "system", "content": instruction}, *copied]
 
 

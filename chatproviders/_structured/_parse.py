@@ -80,7 +80,7 @@ def open_stream(
     for number, candidate in enumerate(candidates):
         sent, sent_params = _modes.request(candidate, target, messages, params)
         try:
-            stream = client._open(client.prepare(sent, model, sent_params))
+            stream: ChatStream = client._open(client.prepare(sent, model, sent_params))
         except ChatProvidersError as error:
             if not _step_down(error, candidate, candidates[number + 1 :], client):
                 raise
@@ -168,7 +168,9 @@ def _parse_in(
         except StructuredOutputError as error:
             if error.finish_reason in CUT_SHORT or turn == retries:
                 raise
-            logger.info("%s: invalid structured reply, asking again: %s", client.name(), error)
+            logger.info(
+                "%s: invalid structured reply, asking again: %s", client.name(), error
+            )
             errors = "; ".join(error.errors)
             history += [
                 {"role": "assistant", "content": reply.text},

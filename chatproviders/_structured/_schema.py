@@ -65,11 +65,11 @@ class Target:
     def _of_type(cls, schema: Any, why: str) -> Target:
         pydantic = require("pydantic", why)
         if isinstance(schema, type) and issubclass(schema, pydantic.BaseModel):
-            model = schema
+            model: Any = schema
             return cls(
                 schema,
                 schema.__name__,
-                schema.model_json_schema(),
+                model.model_json_schema(),
                 model.model_validate_json,
                 model.model_validate,
                 lambda value: value.model_dump(mode="json"),

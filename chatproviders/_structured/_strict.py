@@ -23,7 +23,8 @@ __all__ = ["strict_schema"]
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """A strict copy of ``schema`` (the caller's dict is left as it was)."""
     root = copy.deepcopy(schema)
-    return _strict(root, path=(), root=root)
+    strict: dict[str, Any] = _strict(root, path=(), root=root)
+    return strict
 
 
 def _strict(node: object, *, path: tuple[str, ...], root: dict[str, Any]) -> Any:

@@ -28,15 +28,14 @@ def pydantic_function_tool(
     """
     pydantic = require("pydantic", "pydantic_function_tool()")
     if not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
-        raise TypeError(
-            f"model must be a pydantic model class, got {model!r}"
-        )
+        raise TypeError(f"model must be a pydantic model class, got {model!r}")
+    model_class: Any = model
     if description is None:
         description = model.__doc__  # not getdoc(): no pydantic docstring
     function: dict[str, Any] = {
         "name": name or model.__name__,
         "strict": True,
-        "parameters": strict_schema(model.model_json_schema()),
+        "parameters": strict_schema(model_class.model_json_schema()),
     }
     if description is not None:
         function["description"] = description

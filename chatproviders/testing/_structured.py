@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 from chatproviders.testing import _encode
 from chatproviders.testing._exchange import Answer
@@ -78,7 +78,13 @@ def _instance(schema: Any, root: Any, name: str, depth: int) -> Any:
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind is None:
-        kind = "object" if "properties" in schema else "array" if "items" in schema else "string"
+        kind = (
+            "object"
+            if "properties" in schema
+            else "array"
+            if "items" in schema
+            else "string"
+        )
     return _MAKERS.get(kind, _string)(schema, root, name, depth)
 
 
@@ -125,7 +131,7 @@ def _number(schema: dict[str, Any], root: Any, name: str, depth: int) -> Any:
     return int(value) if integer else float(value)
 
 
-_MAKERS = {
+_MAKERS: dict[str, Callable[[dict[str, Any], Any, str, int], Any]] = {
     "object": _object,
     "array": _array,
     "string": _string,
@@ -149,7 +155,11 @@ def _resolve(root: Any, ref: Any) -> dict[str, Any]:
         return {}
     node = root
     for part in ref[1:].split("/")[1:]:
-        node = node.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(node, dict) else {}
+        node = (
+            node.get(part.replace("~1", "/").replace("~0", "~"), {})
+            if isinstance(node, dict)
+            else {}
+        )
     return node if isinstance(node, dict) else {}
 
 
