@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 
@@ -83,6 +83,9 @@ def test_types_beyond_the_sdks() -> None:
         "year": 1999,
     }
     assert Target.of(Line).name == "Line"
+    assert Target.of(Line) is Target.of(Line)  # made once: a batch reuses it
+    unhashable = Annotated[int, {"note": "a dict in the metadata"}]
+    assert Target.of(unhashable).validate("3") == 3
     assert Target.of(Line).validate('{"start": 1, "end": 2}') == Line(1, 2)
 
 

@@ -10,6 +10,7 @@ Schema, checked first and then validated with ``jsonschema``.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import typing
@@ -59,11 +60,18 @@ class Target:
                 "TypeAdapter takes (a dataclass, a TypedDict, list[Model]) or a "
                 f"JSON Schema dict, got {type(schema).__name__}"
             )
-        return cls._of_type(schema, why)
+        require("pydantic", why)
+        try:
+            return _of_type(schema)
+        except TypeError as exc:  # unhashable (an Annotated with a dict...)
+            if "unhashable" not in str(exc):
+                raise
+            return cls._of_type(schema)
 
     @classmethod
-    def _of_type(cls, schema: Any, why: str) -> Target:
-        pydantic = require("pydantic", why)
+    def _of_type(cls, schema: Any) -> Target:
+        import pydantic
+
         if isinstance(schema, type) and issubclass(schema, pydantic.BaseModel):
             model: Any = schema
             return cls(
@@ -163,6 +171,13 @@ class Target:
     @property
     def _is_pydantic(self) -> bool:
         return not isinstance(self.schema, dict)
+
+
+@functools.lru_cache(maxsize=128)
+def _of_type(schema: Any) -> Target:
+    """A type's target, made once: a TypeAdapter is costly to build, and a
+    batch needs the same one for every item."""
+    return Target._of_type(schema)
 
 
 def _is_type(schema: Any) -> bool:
