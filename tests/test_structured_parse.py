@@ -245,6 +245,25 @@ def test_fallback_takes_the_modes_every_provider_takes() -> None:
         assert "response_format" not in openai.requests[0].json
 
 
+def test_fallback_steps_down_when_every_provider_refuses() -> None:
+    """Two llama.cpp servers behind a FallbackProvider: both refuse
+    json_schema, so auto steps down to json_object for the whole fallback."""
+    with serve(LlamaCppServer) as one, serve(LlamaCppServer) as two:
+        fallback = FallbackProvider(
+            [OpenAICompatible(s.url, model="gpt-4o-mini") for s in (one, two)]
+        )
+        with fallback:
+            first = fallback.parse(HI, list[Person])
+            assert first.mode == "json_object"
+            assert isinstance(first.parsed, list)
+            assert isinstance(first.parsed[0], Person)
+            assert fallback.parse(HI, list[Person]).mode == "json_object"
+        assert formats(one) == ["json_schema", "json_object", "json_object"]
+        assert formats(two) == ["json_schema"]
+        sent = one.requests[1].json["messages"][0]
+        assert sent == {"role": "system", "content": "Answer with one JSON value only."}
+
+
 def test_bad_arguments_fail_before_any_request(
     client: OpenAICompatible, server: EmulatorServer
 ) -> None:

@@ -42,7 +42,7 @@ __all__ = [
 #: Best first.
 MODES = ("json_schema", "json_object", "prompt")
 
-JSON_OBJECT_INSTRUCTION = "Answer with one JSON object only."
+JSON_OBJECT_INSTRUCTION = "Answer with one JSON {} only."
 PROMPT_INSTRUCTION = (
     "Answer with one JSON value only, no other text, valid against this JSON "
     "Schema:\n{schema}"
@@ -84,7 +84,9 @@ def request(
             "type": "json_object",
             "schema": target.json_schema,
         }
-        return _with_instruction(messages, JSON_OBJECT_INSTRUCTION), params
+        kind = "object" if target.json_schema.get("type") == "object" else "value"
+        instruction = JSON_OBJECT_INSTRUCTION.format(kind)
+        return _with_instruction(messages, instruction), params
     schema = json.dumps(target.json_schema, ensure_ascii=False)
     return _with_instruction(messages, PROMPT_INSTRUCTION.format(schema=schema)), params
 
