@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 _Self = TypeVar("_Self", bound="Client")
-_T = TypeVar("_T")
+T = TypeVar("T")
 
 
 class Client(Closing):
@@ -117,13 +117,13 @@ class Client(Closing):
     def parse(
         self,
         messages: Messages,
-        schema: type[_T],
+        schema: type[T],
         *,
         mode: str = ...,
         max_parse_retries: int = ...,
         model: Optional[str] = ...,
         **params: Any,
-    ) -> ParsedResponse[_T]: ...
+    ) -> ParsedResponse[T]: ...
 
     @overload
     def parse(

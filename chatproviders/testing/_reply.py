@@ -54,11 +54,6 @@ class Reply:
             "completion_tokens": ...}``; default: words counted. A stream
             reports them only when the request asks (``stream_options``).
         finish_reason: default ``"tool_calls"`` with tool calls, else ``"stop"``.
-        refusal: the model's refusal (OpenAI's ``refusal`` field), streamed
-            cut like the text; the text then defaults to none.
-
-    A request with a ``response_format`` asking for JSON is answered with JSON
-    built from its schema unless the text was set (see ``LlamaCppServer``).
     """
 
     text: str | None = None
@@ -80,6 +75,9 @@ class Reply:
     reasoning_field: Literal["reasoning_content", "reasoning"] = "reasoning_content"
     usage: Mapping[str, int] | None = None
     finish_reason: str | None = None
+    #: The model's refusal (OpenAI's ``refusal`` field), cut like the text;
+    #: the text then defaults to none. (A request whose ``response_format``
+    #: asks for JSON gets JSON built from its schema, unless the text is set.)
     refusal: str | None = None
 
     def __post_init__(self) -> None:
