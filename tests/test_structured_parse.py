@@ -348,3 +348,26 @@ def test_stream_steps_down_and_logs_why(caplog: Any) -> None:
                 text = "".join(stream)
         assert isinstance(stream.parsed, Person) and text == stream.text
         assert "refused response mode json_schema" in caplog.text
+
+
+def test_json_object_mode_and_a_bare_json_object_request(
+    client: OpenAICompatible, server: EmulatorServer
+) -> None:
+    """mode='json_object' sends the plain schema beside the type; a request
+    for json_object with no schema gets a small JSON object."""
+    reply = client.parse(HI, Person, mode="json_object")
+    assert reply.mode == "json_object" and isinstance(reply.parsed, Person)
+    bare = client.complete(HI, response_format={"type": "json_object"})
+    assert json.loads(bare.text) == {"text": server.reply.text}
+
+
+def test_stream_with_schema_from_an_sse_seed_provider() -> None:
+    """CodeLinkAva streams events; in prompt mode its JSON parses at the end."""
+    from chatproviders import CodeLinkAva
+
+    with serve("codelinkava", text=json.dumps(ANN), chunk_size=4) as server:
+        with CodeLinkAva(base_url=server.url) as client:
+            with client.stream(HI, schema=Person) as stream:
+                pieces = list(stream)
+    assert len(pieces) > 5 and stream.parsed == Person(**ANN)
+    assert server.requests[0].json["messages"][0]["role"] == "system"
