@@ -40,8 +40,7 @@ def sse(reply: Reply, model: str, include_usage: bool = False) -> Answer:
     field = reply.reasoning_field
     deltas += [({field: chunk}, None) for chunk in reply.reasoning_chunks()]
     deltas += [({"content": chunk}, None) for chunk in reply.text_chunks()]
-    refusal = _cut_like_text(reply.refusal, reply)
-    deltas += [({"refusal": chunk}, None) for chunk in refusal]
+    deltas += [({"refusal": chunk}, None) for chunk in reply.refusal_chunks()]
     deltas += [({"tool_calls": [piece]}, None) for piece in _tool_call_pieces(reply)]
     deltas.append(({}, reply.finish))
     if include_usage:
@@ -87,13 +86,6 @@ def completion(reply: Reply, model: str) -> dict[str, Any]:
         "choices": [choice],
         "usage": _usage(reply),
     }
-
-
-def _cut_like_text(text: str | None, reply: Reply) -> list[str]:
-    size = reply.chunk_size
-    if not text:
-        return []
-    return [text[i : i + size] for i in range(0, len(text), size)] if size else [text]
 
 
 def _call(call: Mapping[str, Any]) -> dict[str, Any]:

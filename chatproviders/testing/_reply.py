@@ -172,6 +172,10 @@ class Reply:
         """The reasoning cut as the text is (``chunk_size``, default one piece)."""
         return _cut(self.reasoning or "", self.chunk_size)
 
+    def refusal_chunks(self) -> list[str]:
+        """The refusal cut as the text is."""
+        return _cut(self.refusal or "", self.chunk_size)
+
     @property
     def finish(self) -> str:
         """The finish reason to report."""
