@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated, Any
 
 import pytest
@@ -13,18 +14,19 @@ from chatproviders._structured._schema import SchemaMismatch, Target
 from chatproviders._structured._strict import strict_schema
 from tests.structured_models import SDK_MODELS, Customer, Line, Movie, Node, Person
 
-openai = pytest.importorskip("openai")  # [test] extra, Python 3.10+ (its own floor)
-from openai.lib._parsing._completions import (  # noqa: E402
-    type_to_response_format_param,
-)
-from openai.lib._pydantic import to_strict_json_schema  # noqa: E402
-
 HI = [{"role": "user", "content": "hi"}]
+#: openai's SDK (in the [test] extra) supports Python 3.10 and later only.
+needs_sdk = pytest.mark.skipif(
+    sys.version_info < (3, 10), reason="openai's SDK needs Python 3.10+"
+)
 
 
+@needs_sdk
 @pytest.mark.parametrize("model", SDK_MODELS, ids=lambda m: m.__name__)
 def test_response_format_is_the_sdks(model: Any) -> None:
     """The json_schema request for a model is the SDK's, key order included."""
+    from openai.lib._parsing._completions import type_to_response_format_param
+
     ours = request("json_schema", Target.of(model), HI, {})[1]["response_format"]
     theirs = type_to_response_format_param(model)
     assert ours == theirs
@@ -32,18 +34,23 @@ def test_response_format_is_the_sdks(model: Any) -> None:
 
 
 @pytest.mark.parametrize("model", SDK_MODELS[:-1], ids=lambda m: m.__name__)
+@needs_sdk
 def test_pydantic_function_tool_is_the_sdks(model: Any) -> None:
     """pydantic_function_tool builds the SDK's dict, for every model."""
+    import openai
+
     ours = chatproviders.pydantic_function_tool(model)
     assert ours == openai.pydantic_function_tool(model)
     named = chatproviders.pydantic_function_tool(model, name="f", description="d")
     assert named == openai.pydantic_function_tool(model, name="f", description="d")
 
 
+@needs_sdk
 def test_strict_transform_on_hand_written_schemas() -> None:
     """The transform agrees with the SDK's on schemas pydantic never writes:
     definitions, a one-entry allOf, a $ref with siblings, null defaults."""
     import pydantic
+    from openai.lib._pydantic import to_strict_json_schema
 
     schema = {
         "type": "object",
