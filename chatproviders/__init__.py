@@ -28,6 +28,7 @@ from ._streams.events import (
     Function,
     ModelReported,
     ReasoningDelta,
+    RefusalDelta,
     StreamEvent,
     TextDelta,
     ToolCall,
@@ -55,6 +56,7 @@ from .exceptions import (
     ProviderNotWorkingError,
     RateLimitError,
     ResponseFormatError,
+    StructuredOutputError,
     UnsupportedParameterError,
 )
 from .providers import Acytoo, CodeLinkAva, Cromicle, GPROChat, OpenAICompatible
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
     from ._batch.items import BatchItem, BatchResult
     from ._batch.run import batch
     from ._health.check import CheckResult, check
+    from ._structured import ParsedResponse, pydantic_function_tool
 
 #: Imported on first use, not at ``import chatproviders``: most programs never
 #: run a batch or a health check, and their modules weigh on every start-up.
@@ -74,6 +77,8 @@ _LAZY = {
     "batch": "._batch.run",
     "CheckResult": "._health.check",
     "check": "._health.check",
+    "ParsedResponse": "._structured",
+    "pydantic_function_tool": "._structured",
 }
 
 
@@ -123,13 +128,16 @@ __all__ = [
     "ModelNotSupportedError",
     "ModelReported",
     "OpenAICompatible",
+    "ParsedResponse",
     "Provider",
     "ProviderNotFoundError",
     "ProviderNotWorkingError",
     "RateLimitError",
     "ReasoningDelta",
+    "RefusalDelta",
     "ResponseFormatError",
     "StreamEvent",
+    "StructuredOutputError",
     "TextDelta",
     "ToolCall",
     "ToolCallDelta",
@@ -142,6 +150,7 @@ __all__ = [
     "format_prompt",
     "get_provider",
     "list_providers",
+    "pydantic_function_tool",
     "register_provider",
     "working_providers",
 ]

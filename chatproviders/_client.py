@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, overload
 
 from ._constants import BACKGROUND_QUEUE_SIZE
 from ._messages import Messages
@@ -20,9 +20,13 @@ from ._streams.background import BackgroundStream, background_request
 from ._streams.chat_stream import ChatResponse, ChatStream
 from ._streams.closing import Closing
 
+if TYPE_CHECKING:
+    from ._structured import ParsedResponse
+
 __all__ = ["Client"]
 
 _Self = TypeVar("_Self", bound="Client")
+T = TypeVar("T")
 
 
 class Client(Closing):
@@ -91,15 +95,97 @@ class Client(Closing):
     # -- the public calls ---------------------------------------------------
 
     def stream(
-        self, messages: Messages, model: Optional[str] = None, **params: Any
+        self,
+        messages: Messages,
+        model: Optional[str] = None,
+        *,
+        schema: Any = None,
+        **params: Any,
     ) -> ChatStream:
         """Send the chat and return the reply as a :class:`ChatStream`.
 
         It returns once the first chunk is in hand (or the reply ended), so
         an error status, and any failure before the first chunk that retries
         did not cure, is raised here rather than from the iteration.
+
+        With ``schema`` (and optionally ``mode``), the request asks for it as
+        :meth:`parse` does; the text streams as it comes, and once the reply
+        has ended the stream's ``parsed`` holds the value, or the iteration's
+        end raises :class:`~chatproviders.StructuredOutputError` (there are no
+        retries in a stream).
         """
+        if schema is not None:
+            from ._structured import open_stream
+
+            return open_stream(self, messages, model, schema, params)
         return self.send_prepared(self.prepare(messages, model, params))
+
+    @overload
+    def parse(
+        self,
+        messages: Messages,
+        schema: type[T],
+        *,
+        mode: str = ...,
+        max_parse_retries: int = ...,
+        model: Optional[str] = ...,
+        **params: Any,
+    ) -> ParsedResponse[T]: ...
+
+    @overload
+    def parse(
+        self,
+        messages: Messages,
+        schema: Any,
+        *,
+        mode: str = ...,
+        max_parse_retries: int = ...,
+        model: Optional[str] = ...,
+        **params: Any,
+    ) -> ParsedResponse[Any]: ...
+
+    def parse(
+        self,
+        messages: Messages,
+        schema: Any,
+        *,
+        mode: str = "auto",
+        max_parse_retries: int = 1,
+        model: Optional[str] = None,
+        **params: Any,
+    ) -> ParsedResponse[Any]:
+        """Send the chat asking for ``schema`` and return the reply read into it.
+
+        ``schema`` is a pydantic model class (``.parsed`` is an instance), a
+        type pydantic's ``TypeAdapter`` takes (a dataclass, a ``TypedDict``,
+        ``list[Model]``), or a JSON Schema ``dict`` (``.parsed`` is the
+        validated JSON). Needs ``pip install 'chatproviders[structured]'``.
+
+        ``mode``: ``"json_schema"`` (OpenAI's strict ``response_format``, as
+        the OpenAI SDK sends it), ``"json_object"`` (JSON mode with the schema
+        alongside, as llama.cpp's server reads it), ``"prompt"`` (the schema
+        in a system message: any provider), or ``"auto"``: the best the
+        client takes, stepping down when the server refuses the request as
+        such (a 400 or 422, or a 5xx naming ``response_format``), and
+        remembering per client and model the mode that worked.
+
+        A reply that is not valid JSON for the schema is asked again, up to
+        ``max_parse_retries`` times, with what was wrong; then
+        :class:`~chatproviders.StructuredOutputError`. A refusal sets
+        ``.refusal`` and leaves ``.parsed`` None; a reply cut at
+        ``max_tokens`` raises at once. JSON in a fenced code block is read.
+        """
+        from ._structured import parse
+
+        return parse(
+            self,
+            messages,
+            schema,
+            mode=mode,
+            max_parse_retries=max_parse_retries,
+            model=model,
+            params=params,
+        )
 
     def complete(
         self, messages: Messages, model: Optional[str] = None, **params: Any

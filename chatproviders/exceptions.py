@@ -9,6 +9,7 @@
     ├── ProviderNotFoundError         (also a LookupError)
     ├── ProviderNotWorkingError
     ├── CheckpointError               (also a ValueError; a batch's checkpoint file)
+    ├── StructuredOutputError         (a reply parse() could not validate)
     └── APIError                      (something went wrong talking to a provider)
         ├── APIConnectionError        (no usable connection, or it broke)
         │   ├── APITimeoutError       (connect, read or total deadline passed)
@@ -54,6 +55,7 @@ __all__ = [
     "ProviderNotWorkingError",
     "RateLimitError",
     "ResponseFormatError",
+    "StructuredOutputError",
     "UnsupportedParameterError",
 ]
 
@@ -130,6 +132,23 @@ class CheckpointError(ChatProvidersError, ValueError):
 
     path: Optional[str] = None
     partial: Any = None
+
+
+class StructuredOutputError(ChatProvidersError):
+    """The reply could not be read as the schema asked of it.
+
+    Raised by ``parse()`` once the retries (``max_parse_retries``) are spent,
+    by a stream opened with ``schema=`` at its end, and at once for a reply
+    cut short (``finish_reason`` ``"length"``, ``max_tokens`` reached) or
+    withheld by a content filter. ``text`` is the last reply's text,
+    ``errors`` what was wrong with it (one line each), ``mode`` the mode
+    that asked for it, ``finish_reason`` as the server said.
+    """
+
+    text: str = ""
+    errors: tuple[str, ...] = ()
+    mode: Optional[str] = None
+    finish_reason: Optional[str] = None
 
 
 class APIError(ChatProvidersError):

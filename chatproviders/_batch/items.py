@@ -17,7 +17,9 @@ __all__ = ["BatchItem", "BatchResult"]
 @dataclass(frozen=True)
 class BatchItem:
     """One input's outcome. ``text`` is None when it failed; then ``error``
-    says why. Items read back from a checkpoint have ``reply=None``.
+    says why. Items read back from a checkpoint have ``reply=None``. In a
+    batch given a ``schema``, ``parsed`` is the reply read into it (None when
+    the model refused), and the checkpoint keeps it as JSON.
     ``usage`` is the :class:`~chatproviders.Usage` the server reported (None
     when it reported none); ``tries`` is how many requests the item took, 0
     for one never sent because the batch stopped.
@@ -32,6 +34,7 @@ class BatchItem:
     provider: Optional[str] = None
     usage: Optional[Usage] = field(default=None, repr=False)
     tries: int = 0
+    parsed: Any = None
 
     @property
     def ok(self) -> bool:
@@ -87,6 +90,13 @@ class BatchResult(list[BatchItem]):
     def texts(self) -> list[Optional[str]]:
         """Each item's text, None where it failed: a column for a DataFrame."""
         return [item.text for item in self]
+
+    @property
+    def parsed(self) -> list[Any]:
+        """Each item's parsed value (a batch given a ``schema``), None where
+        it failed or the model refused: rows for a DataFrame.
+        """
+        return [item.parsed for item in self]
 
     @property
     def usage(self) -> Optional[Usage]:

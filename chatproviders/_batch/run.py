@@ -9,6 +9,7 @@ retries are the batch's, so that a 429 pauses every worker, not one.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import heapq
 import logging
@@ -66,6 +67,7 @@ def batch(
     checkpoint: Optional[PathLike] = None,
     progress: Union[bool, Callable[[BatchItem], Any], None] = None,
     executor: Optional[Executor] = None,
+    schema: Any = None,
     **call_kwargs: Any,
 ) -> BatchResult:
     """Send every input through ``client``; the items come back in input order.
@@ -115,10 +117,15 @@ def batch(
     run the calls on (the client must then pickle); pacing and the checkpoint
     stay here.
 
+    ``schema``: each input is sent with ``client.parse(..., schema)`` (see
+    :meth:`~chatproviders.Client.parse`) and its item gets ``parsed``; an
+    input whose reply never validates fails with
+    :class:`~chatproviders.StructuredOutputError`.
+
     Ctrl-C stops sending and raises KeyboardInterrupt; its ``partial``
     attribute is a :class:`BatchResult` of the items finished so far.
     """
-    options = RunOptions(concurrency, rate, checkpoint, progress, executor)
+    options = RunOptions(concurrency, rate, checkpoint, progress, executor, schema)
     return run(client, make_calls(client, inputs, call_kwargs), options)
 
 
@@ -131,6 +138,7 @@ class RunOptions:
     checkpoint: Optional[PathLike] = None
     progress: Union[bool, Callable[[BatchItem], Any], None] = None
     executor: Optional[Executor] = None
+    schema: Any = None
 
     def __post_init__(self) -> None:
         check_count(self.concurrency, "concurrency", minimum=1)
@@ -158,7 +166,12 @@ def run(
         options.rate,
         options.checkpoint,
     )
-    progress, executor = options.progress, options.executor
+    progress, executor, schema = options.progress, options.executor, options.schema
+    structured = None
+    if schema is not None:
+        from .._structured import _batch as structured
+
+        structured.check(schema)  # before anything is read or sent
     fingerprints = [call.fingerprint for call in calls]
     done: dict[int, BatchItem] = {}
     records: dict[int, Mapping[str, Any]] = {}
@@ -174,7 +187,13 @@ def run(
             book.close()
             raise
         for index, record in records.items():
-            done[index] = BatchItem.from_record(calls[index], record)
+            item = BatchItem.from_record(calls[index], record)
+            if structured is not None:
+                kept, parsed = structured.from_record(schema, record)
+                if not kept:  # no value that fits the schema: send it again
+                    continue
+                item = dataclasses.replace(item, parsed=parsed)
+            done[index] = item
 
     def finished() -> BatchResult:
         return BatchResult(done[i] for i in sorted(done))
@@ -183,6 +202,8 @@ def run(
         done[item.index] = item
         if book is not None:
             record = item.record(fingerprints[item.index], client_described)
+            if structured is not None and item.ok:
+                record["parsed"] = structured.to_record(schema, item.parsed)
             try:
                 book.write(record)
             except CheckpointError as exc:
@@ -202,6 +223,8 @@ def run(
         if hasattr(client, "with_options")
         else client
     )
+    if structured is not None:
+        fast = structured.ParsingClient(fast, schema)
     own = None
     if executor is None:
         executor = own = _Workers(concurrency)
@@ -537,6 +560,7 @@ def _item(
         else getattr(error, "provider", None),
         usage=getattr(reply, "usage", None),
         tries=tries,
+        parsed=getattr(reply, "parsed", None),
     )
 
 

@@ -46,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_client_arguments(parser)
     parser.add_argument("--system", metavar="TEXT", help="a system message first")
     parser.add_argument(
+        "--schema",
+        metavar="FILE.json",
+        help="a JSON Schema: ask for a reply valid against it and print the "
+        "validated JSON (needs chatproviders[structured])",
+    )
+    parser.add_argument(
         "--no-stream",
         dest="stream",
         action="store_false",
@@ -101,6 +107,13 @@ def _chat(client: Provider, args: argparse.Namespace) -> int:
             raise UsageError("the prompt on stdin is empty")
         # Both: the prompt first, then the piped text, as one message.
         prompt = "\n\n".join(part for part in (prompt, piped) if part)
+    if args.schema is not None:
+        if not prompt:
+            raise UsageError("--schema needs a prompt, as an argument or on stdin")
+        from .schema import print_parsed
+
+        messages = [*system, {"role": "user", "content": prompt}]
+        return print_parsed(client, messages, choose_model(client, args.model), args)
     if prompt:
         model = choose_model(client, args.model)
         messages = [*system, {"role": "user", "content": prompt}]

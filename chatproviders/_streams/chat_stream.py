@@ -12,6 +12,7 @@ from .closing import Closing
 from .events import (
     Piece,
     ReasoningDelta,
+    RefusalDelta,
     ReplyState,
     StreamEvent,
     TextDelta,
@@ -56,7 +57,8 @@ class ChatResponse:
     ``model`` is the name the server reported, else the one requested.
     ``tool_calls`` are the calls the model asks for (empty when none),
     ``finish_reason`` why it stopped, ``usage`` the token counts (None when
-    the server sent none), ``reasoning`` the text of its reasoning deltas.
+    the server sent none), ``reasoning`` the text of its reasoning deltas,
+    ``refusal`` the model's refusal to answer (None when it did not refuse).
     """
 
     text: str
@@ -69,6 +71,7 @@ class ChatResponse:
     finish_reason: Optional[str] = None
     usage: Optional[Usage] = None
     reasoning: str = ""
+    refusal: Optional[str] = None
 
     def __str__(self) -> str:
         return self.text
@@ -121,6 +124,9 @@ class ChatStream(Closing):
         self._ended = False  # the reply reached its end (not closed early)
         self._state = ReplyState()
         self._pending: list[Piece] = []  # read ahead, not yet handed out
+        #: The validated value, once a stream opened with ``schema=`` has ended.
+        self.parsed: Any = None
+        self._on_end: Optional[Callable[[ChatStream], None]] = None
 
     @property
     def text(self) -> str:
@@ -151,6 +157,11 @@ class ChatStream(Closing):
     def reasoning(self) -> str:
         """The text of the reasoning deltas received so far, joined."""
         return self._state.reasoning
+
+    @property
+    def refusal(self) -> Optional[str]:
+        """The model's refusal to answer, as received so far; None if none."""
+        return self._state.refusal
 
     def as_message(self) -> dict[str, Any]:
         """The reply so far as the assistant message to append to the history."""
@@ -208,12 +219,14 @@ class ChatStream(Closing):
         the end. The one place the reply's errors get their context.
         """
         if self._closed:
+            self._run_on_end()
             raise StopIteration
         try:
             item = next(self._chunks)
         except StopIteration:
             self._ended = not self._closed_elsewhere()
             self.close()
+            self._run_on_end()
             raise
         except ChatProvidersError as exc:
             if self._closed_elsewhere():
@@ -250,6 +263,14 @@ class ChatStream(Closing):
             self._first_at = clock()
         self._parts.append(item)
         return item
+
+    def _run_on_end(self) -> None:
+        """Once the reply has ended, call the hook a stream opened with
+        ``schema=`` has (it sets ``parsed``, or raises after the text); once.
+        """
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None and self._ended:
+            on_end(self)
 
     def _absorb(self, item: object) -> Optional[str]:
         """Apply an event to the state; a ``str`` subclass comes back as text."""
@@ -295,6 +316,7 @@ class ChatStream(Closing):
             finish_reason=self.finish_reason,
             usage=self.usage,
             reasoning=self.reasoning,
+            refusal=self.refusal,
         )
 
     def close(self) -> None:
@@ -349,5 +371,7 @@ def read_first_chunk(stream: ChatStream) -> None:
         except StopIteration:
             return
         stream._pending.append(item)
-        if type(item) is str or isinstance(item, (ReasoningDelta, ToolCallDelta)):
+        if type(item) is str or isinstance(
+            item, (ReasoningDelta, RefusalDelta, ToolCallDelta)
+        ):
             return

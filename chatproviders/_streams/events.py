@@ -23,6 +23,7 @@ __all__ = [
     "ModelReported",
     "Piece",
     "ReasoningDelta",
+    "RefusalDelta",
     "ReplyState",
     "StreamEvent",
     "TextDelta",
@@ -51,6 +52,15 @@ class ToolCall:
     id: str
     function: Function
     type: str = "function"
+
+    def parse_arguments(self, schema: Any) -> Any:
+        """The arguments validated into ``schema`` (a pydantic model class, a
+        type pydantic's TypeAdapter takes, or a JSON Schema dict); raises
+        :class:`~chatproviders.StructuredOutputError` listing what is wrong.
+        """
+        from .._structured import parse_arguments
+
+        return parse_arguments(self, schema)
 
     def to_dict(self) -> dict[str, Any]:
         """The call as OpenAI's JSON puts it, for an assistant message."""
@@ -115,6 +125,16 @@ class ReasoningDelta(StreamEvent):
 
     def apply(self, state: ReplyState) -> None:
         state.reasoning_parts.append(self.text)
+
+
+@dataclass(frozen=True)
+class RefusalDelta(StreamEvent):
+    """A piece of the model's refusal to answer (OpenAI's ``refusal`` field)."""
+
+    text: str
+
+    def apply(self, state: ReplyState) -> None:
+        state.refusal_parts.append(self.text)
 
 
 @dataclass(frozen=True)
@@ -209,6 +229,7 @@ class ReplyState:
 
     def __init__(self) -> None:
         self.reasoning_parts: list[str] = []
+        self.refusal_parts: list[str] = []
         self.finish_reason: Optional[str] = None
         self.usage: Optional[Usage] = None
         self.model: Optional[str] = None
@@ -218,6 +239,10 @@ class ReplyState:
     @property
     def reasoning(self) -> str:
         return "".join(self.reasoning_parts)
+
+    @property
+    def refusal(self) -> Optional[str]:
+        return "".join(self.refusal_parts) if self.refusal_parts else None
 
     @property
     def tool_calls(self) -> tuple[ToolCall, ...]:

@@ -33,6 +33,7 @@ from .events import (
     ModelReported,
     Piece,
     ReasoningDelta,
+    RefusalDelta,
     ToolCallDelta,
     Usage,
     UsageReported,
@@ -191,6 +192,9 @@ def _choice_pieces(data: dict[str, Any], key: str) -> Iterator[Piece]:
             raise ResponseFormatError(f"sent non-text content: {content!r}"[:200])
         if content:
             yield content
+    refusal = delta.get("refusal")
+    if refusal and isinstance(refusal, str):
+        yield RefusalDelta(refusal)
     calls = delta.get("tool_calls")
     if calls:
         if not isinstance(calls, list):

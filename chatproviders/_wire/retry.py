@@ -87,7 +87,10 @@ def is_retryable(error: APIError) -> bool:
     """
     if isinstance(error, APIStatusError):
         too_long = error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER
-        return error.status_code in RETRY_STATUSES and not too_long
+        # llama-cpp-python's server refuses a response_format it does not
+        # take with a 500 naming it: the same request would fail again.
+        refused = "response_format" in f"{error.message} {error.body}"
+        return error.status_code in RETRY_STATUSES and not too_long and not refused
     if isinstance(error, APITimeoutError):
         return error.limit == "connect"
     return isinstance(error, APIConnectionError) and not error.permanent

@@ -14,7 +14,9 @@ faults (error statuses, stalls, resets, split UTF-8 characters and CRLFs)::
 
 Providers: every registered provider that names an ``emulator``: cromicle, acytoo,
 gprochat, codelinkava, and openai (an OpenAI-compatible ``/v1/chat/completions`` and
-``/v1/models``). pytest fixtures live in :mod:`chatproviders.testing.pytest_plugin`.
+``/v1/models``, which answers a request for JSON with :func:`instance_of` its schema);
+``serve(LlamaCppServer)`` is openai refusing ``json_schema`` as llama.cpp's server does.
+pytest fixtures live in :mod:`chatproviders.testing.pytest_plugin`.
 
 The emulator of your own provider is a :class:`Protocol` subclass: its route, the
 fields its body must have (:class:`Kind` values such as ``STRING``), and ``encode``,
@@ -40,6 +42,7 @@ from chatproviders.testing._checks import (
 from chatproviders.testing._protocols import Protocol
 from chatproviders.testing._reply import Reply
 from chatproviders.testing._server import EmulatorServer
+from chatproviders.testing._structured import LlamaCppServer, instance_of
 from chatproviders.testing._traffic import Answer, RecordedRequest
 
 __all__ = [
@@ -53,9 +56,11 @@ __all__ = [
     "Answer",
     "EmulatorServer",
     "Kind",
+    "LlamaCppServer",
     "Protocol",
     "RecordedRequest",
     "Reply",
+    "instance_of",
     "serve",
 ]
 

@@ -40,6 +40,7 @@ def sse(reply: Reply, model: str, include_usage: bool = False) -> Answer:
     field = reply.reasoning_field
     deltas += [({field: chunk}, None) for chunk in reply.reasoning_chunks()]
     deltas += [({"content": chunk}, None) for chunk in reply.text_chunks()]
+    deltas += [({"refusal": chunk}, None) for chunk in reply.refusal_chunks()]
     deltas += [({"tool_calls": [piece]}, None) for piece in _tool_call_pieces(reply)]
     deltas.append(({}, reply.finish))
     if include_usage:
@@ -73,6 +74,9 @@ def completion(reply: Reply, model: str) -> dict[str, Any]:
     if reply.tool_calls:
         message["content"] = text or None
         message["tool_calls"] = [_call(call) for call in reply.tool_calls]
+    if reply.refusal is not None:
+        message["content"] = text or None
+        message["refusal"] = reply.refusal
     choice = {"index": 0, "message": message, "finish_reason": reply.finish}
     return {
         "id": _id(),

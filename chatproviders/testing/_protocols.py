@@ -204,6 +204,9 @@ class OpenAICompatible(Protocol):
         return answer
 
     def encode(self, reply: Reply, request: RecordedRequest) -> Answer:
+        from chatproviders.testing._structured import structured_reply
+
+        reply = structured_reply(reply, request.json, self.greeting)  # JSON asked for
         model = request.json["model"]
         if request.json.get("stream"):
             usage = _openai_checks.wants_usage(request.json)

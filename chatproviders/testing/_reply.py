@@ -79,6 +79,10 @@ class Reply:
     reasoning_field: Literal["reasoning_content", "reasoning"] = "reasoning_content"
     usage: Mapping[str, int] | None = None
     finish_reason: str | None = None
+    #: The model's refusal (OpenAI's ``refusal`` field), cut like the text;
+    #: the text then defaults to none. (A request whose ``response_format``
+    #: asks for JSON gets JSON built from its schema, unless the text is set.)
+    refusal: str | None = None
 
     def __post_init__(self) -> None:
         if self.chunks is not None:
@@ -131,6 +135,8 @@ class Reply:
             raise TypeError("usage must map token-count names to ints >= 0")
         if self.finish_reason is not None and not isinstance(self.finish_reason, str):
             raise TypeError("finish_reason must be a string")
+        if self.refusal is not None and not isinstance(self.refusal, str):
+            raise TypeError("refusal must be a string")
         if self.status is not None:
             check_count(self.status, "status", minimum=200, maximum=599)
         _check_counts(self, stall_after=0, reset_after=0)
@@ -168,6 +174,10 @@ class Reply:
         """The reasoning cut as the text is (``chunk_size``, default one piece)."""
         return _cut(self.reasoning or "", self.chunk_size)
 
+    def refusal_chunks(self) -> list[str]:
+        """The refusal cut as the text is."""
+        return _cut(self.refusal or "", self.chunk_size)
+
     @property
     def finish(self) -> str:
         """The finish reason to report."""
@@ -193,7 +203,8 @@ def make_reply(reply: Reply | None, fields: Mapping[str, Any], greeting: str) ->
         fields = {**fields, "chunks": None}
     result = replace(reply, **fields)
     if result.text is None:  # a reply of tool calls has no text unless given
-        result = replace(result, text="" if result.tool_calls else greeting)
+        silent = result.tool_calls or result.refusal  # no text unless given
+        result = replace(result, text="" if silent else greeting)
     return result
 
 
