@@ -21,9 +21,9 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from chatproviders.testing import _encode
-from chatproviders.testing._traffic import Answer
 from chatproviders.testing._protocols import OpenAICompatible
 from chatproviders.testing._reply import Reply
+from chatproviders.testing._traffic import Answer
 
 __all__ = ["LlamaCppServer", "instance_of", "structured_reply"]
 
