@@ -205,12 +205,16 @@ def _choice_pieces(data: dict[str, Any], key: str) -> Iterator[Piece]:
 def _tool_call_delta(
     call: Any, position: Optional[int], data: dict[str, Any]
 ) -> ToolCallDelta:
-    """One entry of ``tool_calls``; ``position`` stands in for a missing index."""
+    """One entry of ``tool_calls``; ``position``, a whole reply's place in its
+    list, is the index (its ``index`` fields may all say 0, as Ollama's do).
+    """
     function = call.get("function") if isinstance(call, dict) else None
     if function is None:
         function = {}
+    if position is None and isinstance(call, dict):
+        position = call.get("index")
     fields = (
-        call.get("index", position) if isinstance(call, dict) else None,
+        position,
         *(call.get(key) if isinstance(call, dict) else None for key in ("id", "type")),
         *(
             function.get(key) if isinstance(function, dict) else None
@@ -225,8 +229,6 @@ def _tool_call_delta(
         or not all(text is None or isinstance(text, str) for text in texts)
     ):
         _format_error("sent a malformed tool call", data)
-    if index is None:
-        index = position
     call_id, kind, name, arguments = texts
     return ToolCallDelta(index, call_id, kind, name, arguments)
 
