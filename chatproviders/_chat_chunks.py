@@ -211,17 +211,16 @@ def _tool_call_delta(
     function = call.get("function") if isinstance(call, dict) else None
     if function is None:
         function = {}
+    index: Any = position
     if position is None and isinstance(call, dict):
-        position = call.get("index")
-    fields = (
-        position,
+        index = call.get("index")
+    texts = (
         *(call.get(key) if isinstance(call, dict) else None for key in ("id", "type")),
         *(
             function.get(key) if isinstance(function, dict) else None
             for key in ("name", "arguments")
         ),
     )
-    index, *texts = fields
     if (
         not isinstance(call, dict)
         or not isinstance(function, dict)

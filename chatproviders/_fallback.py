@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
 import weakref
@@ -181,11 +182,22 @@ class FallbackProvider(Client):
         arguments["providers"] = [p.with_options(**changes) for p in self.providers]
         return type(self)(**arguments)
 
+    @property
+    def closed(self) -> bool:
+        """True once a provider is closed (as :meth:`close` closes them all):
+        a call would be refused."""
+        return any(provider.closed for provider in self.providers)
+
     def close(self) -> None:
-        """Close every provider (and stop the background checks)."""
+        """Close every provider, stop the background checks and end the
+        probes they have running.
+        """
         self._stop_checks.set()
         for provider in self.providers:
             provider.close()
+        health = sys.modules.get(__package__ + "._health")
+        if health is not None:  # not loaded: no probe ever ran
+            health.stop_probes(self.providers)
 
     def __repr__(self) -> str:
         names = ", ".join(p.name() for p in self.providers)

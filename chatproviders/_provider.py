@@ -366,6 +366,11 @@ class Provider(Gpt4freeEntryPoints, Client):
         if self._owns_session:
             self.session.close()
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called: the client refuses to send."""
+        return self._closed
+
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(
