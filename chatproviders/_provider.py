@@ -10,6 +10,7 @@ own: class attributes from its protocol table, :meth:`Provider.payload`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -419,13 +420,34 @@ _sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
 
 
 def _forget_connections() -> None:
+    """In a forked child, which has one thread: drop every pool without taking
+    a lock. Another parent thread may have held a pool manager's or a pool's
+    lock at the fork; held it stays, and ``PoolManager.clear()`` would wait
+    for it forever.
+    """
     for session in list(_sessions):
-        for adapter in session.adapters.values():
-            poolmanager = getattr(adapter, "poolmanager", None)
-            if poolmanager is not None:
-                poolmanager.clear()
-            for manager in getattr(adapter, "proxy_manager", {}).values():
-                manager.clear()
+        for adapter in list(session.adapters.values()):
+            managers = [getattr(adapter, "poolmanager", None)]
+            managers += getattr(adapter, "proxy_manager", {}).values()
+            for manager in managers:
+                if manager is not None:
+                    _drop_pools(manager)
+
+
+def _drop_pools(manager: Any) -> None:
+    """Give ``manager`` a new, empty pool container (with a lock of its own)
+    and close the child's copies of the pooled sockets, reading the old
+    containers directly: with one thread, nothing changes them meanwhile.
+    """
+    pools = manager.pools
+    old = list(pools._container.values())
+    manager.pools = type(pools)(pools._maxsize, dispose_func=pools.dispose_func)
+    for pool in old:
+        for conn in list(getattr(getattr(pool, "pool", None), "queue", ())):
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
 
 
 if hasattr(os, "register_at_fork"):
