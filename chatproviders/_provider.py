@@ -119,10 +119,11 @@ class Provider(Gpt4freeEntryPoints, Client):
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if isinstance(cls.aliases, str):  # "wx" would be the names w and x
+        aliases: object = cls.aliases
+        if isinstance(aliases, str):  # "wx" would be the names w and x
             raise TypeError(
                 f"provider {cls.__name__}: aliases must be a tuple of names, "
-                f"e.g. ({cls.aliases!r},), not a str"
+                f"e.g. ({aliases!r},), not a str"
             )
         if abstract:
             return
