@@ -98,7 +98,9 @@ class Provider(Gpt4freeEntryPoints, Client):
     url: ClassVar[str]
     #: The endpoint's path, kept when ``base_url`` replaces the rest.
     path: ClassVar[str]
-    working: ClassVar[bool] = False
+    #: False marks a provider whose service is gone: the gpt4free-style
+    #: facade then refuses it unless told ``ignore_working=True``.
+    working: ClassVar[bool] = True
     supports_stream: ClassVar[bool] = True
     supports_message_history: ClassVar[bool] = False
     supports_gpt_35_turbo: ClassVar[bool] = False

@@ -35,7 +35,7 @@ from ..exceptions import (
 from ..providers.openai_compatible import OpenAICompatible
 from . import batch
 from .chat import API_KEY_VARIABLE, run_chat
-from .check import add_check_arguments, run_check
+from .check import add_base_url_argument, add_check_arguments, run_check
 from .common import (
     EXIT_BROKEN_PIPE,
     EXIT_ERROR,
@@ -159,6 +159,10 @@ def _parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="also the arguments each accepts"
     )
     listing.add_argument("--check", action="store_true", help="also probe each one")
+    add_base_url_argument(listing, _provider)
+    listing.epilog = (
+        "With --check, exit status 1 when no provider answered, as `check`'s."
+    )
     check = _command(commands, "check", run_check, "measure which providers answer")
     add_check_arguments(check, _provider, _seconds)
 
@@ -173,6 +177,12 @@ def _parser() -> argparse.ArgumentParser:
         "--delay", type=_seconds, default=0.0, metavar="S", help="between chunks"
     )
     emulate.add_argument("--api-key", help="require this Bearer key (openai only)")
+    emulate.add_argument(
+        "--models",
+        type=_names,
+        metavar="A,B",
+        help="the models it lists and accepts (openai only), e.g. llama3.2,qwen3",
+    )
     return parser
 
 
@@ -206,6 +216,13 @@ def _seconds(text: str) -> float:
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
     return value
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no model")
+    return names
 
 
 def _port(text: str) -> int:

@@ -17,6 +17,7 @@ from ..exceptions import (
     ChatProvidersError,
     InvalidMessagesError,
 )
+from ..providers import SEEDS, not_working_reason
 from ..providers.openai_compatible import BASE_URLS, OpenAICompatible
 from .common import EXIT_ERROR, EXIT_OK, UsageError, say
 from .deltas import ReasoningPrinter, show_tool_calls
@@ -102,10 +103,15 @@ def make_client(cls: type[Provider], args: argparse.Namespace) -> Provider:
         if cls is OpenAICompatible:
             servers = ", ".join(f"{url} ({name})" for name, url in BASE_URLS.items())
             raise UsageError(f"OpenAICompatible needs --base-url, e.g. {servers}")
-        if not cls.working:
+        if cls in SEEDS:
             raise UsageError(
                 f"{cls.name()}'s public service is offline: pass --base-url, e.g. "
                 f"the URL that `chatproviders emulate {cls.name().lower()}` prints"
+            )
+        if not cls.working:
+            raise UsageError(
+                f"{cls.name()} is marked as not working ({not_working_reason(cls)}): "
+                "pass --base-url to try it at a server of yours"
             )
     options: dict[str, Any] = {"base_url": args.base_url, "proxy": args.proxy}
     if args.timeout is not None:

@@ -16,7 +16,13 @@ from ..providers.openai_compatible import OpenAICompatible
 from .chat import API_KEY_VARIABLE
 from .common import EXIT_ERROR, EXIT_OK, UsageError
 
-__all__ = ["add_check_arguments", "format_table", "run_check"]
+__all__ = [
+    "add_base_url_argument",
+    "add_check_arguments",
+    "base_url_clients",
+    "format_table",
+    "run_check",
+]
 
 ProviderType = Callable[[str], type[Provider]]
 
@@ -30,17 +36,10 @@ def add_check_arguments(
     seconds: Callable[[str], float],
 ) -> None:
     """The command's arguments; ``provider`` and ``seconds`` parse those values."""
-
-    def name_and_url(text: str) -> tuple[type[Provider], str]:
-        name, equals, url = text.partition("=")
-        if not equals or not url:
-            raise argparse.ArgumentTypeError(f"{text!r} is not NAME=URL")
-        return provider(name), url
-
-    name_and_url.__name__ = "NAME=URL"  # argparse names the type in its errors
     parser.epilog = (
-        "Without NAMES: every provider that has a default URL. Exit status 0 "
-        "when at least one answered, 1 when none did."
+        "Without NAMES: the providers given with --base-url; with neither, "
+        "every provider that has a default URL. Exit status 0 when at least "
+        "one answered, 1 when none did."
     )
     parser.add_argument(
         "names",
@@ -49,14 +48,7 @@ def add_check_arguments(
         metavar="NAME",
         help="providers to check, by name (see `chatproviders list`)",
     )
-    parser.add_argument(
-        "--base-url",
-        action="append",
-        default=[],
-        type=name_and_url,
-        metavar="NAME=URL",
-        help="check NAME at URL instead of its default one (repeatable)",
-    )
+    add_base_url_argument(parser, provider)
     parser.add_argument(
         "--timeout",
         type=seconds,
@@ -65,6 +57,35 @@ def add_check_arguments(
         help="the bound on each probe, all of it (default: %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="a JSON list of results")
+
+
+def add_base_url_argument(
+    parser: argparse.ArgumentParser, provider: ProviderType
+) -> None:
+    """``--base-url NAME=URL``, repeatable, into ``args.base_url``."""
+
+    def name_and_url(text: str) -> tuple[type[Provider], str]:
+        name, equals, url = text.partition("=")
+        if not equals or not url:
+            raise argparse.ArgumentTypeError(f"{text!r} is not NAME=URL")
+        return provider(name), url
+
+    name_and_url.__name__ = "NAME=URL"  # argparse names the type in its errors
+    parser.add_argument(
+        "--base-url",
+        action="append",
+        default=[],
+        type=name_and_url,
+        metavar="NAME=URL",
+        help="check NAME at URL instead of its default one (repeatable)",
+    )
+
+
+def base_url_clients(
+    base_urls: list[tuple[type[Provider], str]],
+) -> list[Provider]:
+    """A client for each ``--base-url NAME=URL``."""
+    return [_client(cls, url) for cls, url in base_urls]
 
 
 def run_check(args: argparse.Namespace) -> int:

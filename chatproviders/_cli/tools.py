@@ -14,10 +14,11 @@ __all__ = ["run_emulate", "run_list", "wait_for_interrupt"]
 
 
 def run_list(args: argparse.Namespace) -> int:
-    """An aligned table of every provider class."""
+    """An aligned table of every provider class; with ``--check``, exit status
+    1 when none answered."""
     rows = [["name", "working", "streaming", "history", "default model", "endpoint"]]
     classes = list_providers()
-    measured = _measure(classes) if args.check else {}
+    measured = _measure(classes, args.base_url) if args.check else {}
     if args.check:
         rows[0].insert(2, "measured")
     for name, reason in plugin_errors().items():
@@ -43,6 +44,8 @@ def run_list(args: argparse.Namespace) -> int:
         print()
         for cls in classes:
             print(cls.params)
+    if args.check and "ok" not in measured.values():
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -56,13 +59,20 @@ def run_emulate(args: argparse.Namespace) -> int:
     if args.chunk_size is not None:
         fields["chunk_size"] = args.chunk_size
     try:
-        server = serve(args.provider, port=args.port, api_key=args.api_key, **fields)
+        server = serve(
+            args.provider,
+            port=args.port,
+            api_key=args.api_key,
+            models=args.models,
+            **fields,
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         say(f"chatproviders: error: cannot listen on port {args.port}: {exc}")
         return EXIT_ERROR
-    model = " -m gpt-4o-mini" if args.provider == "openai" else ""  # a listed one
+    first = args.models[0] if args.models else "gpt-4o-mini"  # a listed one
+    model = f" -m {first}" if args.provider == "openai" else ""
     key = "CHATPROVIDERS_API_KEY=... " if args.api_key else ""
     with server:
         try:
@@ -86,12 +96,29 @@ def wait_for_interrupt() -> None:
         time.sleep(3600)
 
 
-def _measure(classes: list[type[Provider]]) -> dict[type[Provider], str]:
-    """The status of a probe of each class that has a default URL."""
-    probed = [cls for cls in classes if has_default_url(cls)]
+def _measure(
+    classes: list[type[Provider]], base_urls: list[tuple[type[Provider], str]]
+) -> dict[type[Provider], str]:
+    """The status of a probe of each class: at its ``--base-url`` if given
+    one (the last given wins), else at its default URL if it has one."""
     from .._health import check
+    from .check import base_url_clients
 
-    return {cls: result.status for cls, result in zip(probed, check(probed))}
+    given = {
+        cls: client for client, (cls, _) in zip(base_url_clients(base_urls), base_urls)
+    }
+    targets: list[Any] = [
+        given.get(cls, cls) for cls in classes if cls in given or has_default_url(cls)
+    ]
+    try:
+        results = check(targets)
+    finally:
+        for client in given.values():
+            client.close()
+    return {
+        type(target) if isinstance(target, Provider) else target: result.status
+        for target, result in zip(targets, results)
+    }
 
 
 def _yes(flag: bool) -> str:
