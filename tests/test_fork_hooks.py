@@ -94,10 +94,10 @@ def test_a_fork_while_another_thread_holds_the_pool_manager_lock(
 #: The stress run, in a fresh interpreter: a small process forks faster than
 #: this one (pytest and everything the tests import), and a hang there is
 #: counted and killed, never left in the test process. It prints
-#: "forks hangs calls errors".
+#: "forks hangs calls errors failed-calls".
 STRESS = """
 import os, select, signal, sys, threading
-from chatproviders import Cromicle
+from chatproviders import ChatProvidersError, Cromicle
 from chatproviders.testing import serve
 
 FORKS, BUSY, WAIT = (float(arg) for arg in sys.argv[1:])
@@ -105,15 +105,20 @@ HI = [{"role": "user", "content": "hello"}]
 with serve("cromicle", text="ok") as server:
     client = Cromicle(server.url, total_timeout=WAIT)
     stop = threading.Event()
-    calls, errors = [0], []
+    calls, errors, failed = [0], [], [0]
 
     def busy():
         try:
             while not stop.is_set():
-                client.complete(HI)
-                calls[0] += 1
+                try:
+                    client.complete(HI)
+                    calls[0] += 1
+                except ChatProvidersError as error:  # a machine too busy, say
+                    failed[0] += 1
+                    print(repr(error), file=sys.stderr)
         except BaseException as error:
             errors.append(error)
+            print(repr(error), file=sys.stderr)
 
     threads = [threading.Thread(target=busy, daemon=True) for _ in range(int(BUSY))]
     for thread in threads:
@@ -142,7 +147,7 @@ with serve("cromicle", text="ok") as server:
     for thread in threads:
         thread.join(WAIT)
     client.close()
-    print(int(FORKS), hangs, calls[0], len(errors))
+    print(int(FORKS), hangs, calls[0], len(errors), failed[0])
 """
 
 
@@ -159,7 +164,7 @@ def test_3000_forks_under_8_threads_calling_the_client() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    forks, hangs, calls, errors = map(int, done.stdout.split())
-    assert (forks, errors) == (3000, 0)
-    assert calls > 0  # the threads really were busy
+    forks, hangs, calls, errors, failed = map(int, done.stdout.split())
+    assert (forks, errors) == (3000, 0), done.stderr
+    assert calls > 10 * failed  # the threads really were busy, and answered
     assert hangs == 0
