@@ -50,7 +50,10 @@ class FallbackProvider(Client):
     ``total_timeout`` bounds the whole call, every provider included. One
     instance may be shared between threads. With ``health_interval``, a daemon
     thread runs :meth:`check` every that many seconds, until :meth:`close` or
-    until the object is collected, so that a recovered provider comes back.
+    until the object is collected, so that a recovered provider comes back;
+    each probe ends by its own deadline whatever a provider's session, a
+    provider is probed once at a time, and :meth:`close` ends the probes in
+    flight.
     """
 
     def __init__(
