@@ -59,7 +59,7 @@ def test_a_malformed_entry_points_txt_elsewhere_is_skipped(tmp_path: Path) -> No
     listing = run(tmp_path, "-m", "chatproviders", "list")
     assert listing.returncode == 0, listing.stderr
     assert "Cromicle" in listing.stdout
-    assert "'mangled (distribution)'" in listing.stderr
+    assert "distribution 'mangled' skipped" in listing.stderr
     assert "entry_points.txt" in listing.stderr
 
 

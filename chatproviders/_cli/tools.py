@@ -22,7 +22,11 @@ def run_list(args: argparse.Namespace) -> int:
     if args.check:
         rows[0].insert(2, "measured")
     for name, reason in plugin_errors().items():
-        say(f"chatproviders list: warning: plugin {name!r} did not load: {reason}")
+        dist = name[: -len(" (distribution)")]
+        if name.endswith(" (distribution)"):  # no entry point could be read
+            say(f"chatproviders list: warning: distribution {dist!r} skipped: {reason}")
+        else:
+            say(f"chatproviders list: warning: plugin {name!r} did not load: {reason}")
     for cls in classes:
         site = cls.url.rstrip("/") or "BASE_URL"
         rows.append(
