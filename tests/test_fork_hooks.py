@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Callable
 
 import pytest
 
@@ -34,16 +35,16 @@ def cromicle() -> Iterator[EmulatorServer]:
         yield server
 
 
-def fork_and_report(child_work: str = "") -> tuple[int, bytes]:
-    """Fork; the child writes one byte (``b"1"``, or what ``child_work``
-    gives) and leaves with os._exit. Returns (pid, byte), the byte ``b""``
-    when the child did not report within WAIT (it is then killed)."""
+def fork_and_report(work: Callable[[], bytes]) -> tuple[int, bytes]:
+    """Fork; the child writes the byte ``work()`` gives and leaves with
+    os._exit. Returns (pid, byte), the byte ``b""`` when the child did not
+    report within WAIT (it is then killed)."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: no cleanup, no pytest, whatever happens
         status = b"0"
         try:
-            status = CHILD_WORK[child_work]()
+            status = work()
         finally:
             os.write(write, status)
             os._exit(0)
@@ -57,10 +58,6 @@ def fork_and_report(child_work: str = "") -> tuple[int, bytes]:
         os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     return pid, got
-
-
-#: What a child does before it reports; set by each test.
-CHILD_WORK: dict[str, object] = {"": lambda: b"1"}
 
 
 def test_a_fork_while_another_thread_holds_the_pool_manager_lock(
@@ -81,9 +78,10 @@ def test_a_fork_while_another_thread_holds_the_pool_manager_lock(
     holder = threading.Thread(target=hold, daemon=True)
     holder.start()
     assert held.wait(WAIT)
-    CHILD_WORK["send"] = lambda: b"1" if client.complete(HI).text == "ok" else b"0"
     try:
-        _, got = fork_and_report("send")
+        _, got = fork_and_report(
+            lambda: b"1" if client.complete(HI).text == "ok" else b"0"
+        )
     finally:
         done.set()
         holder.join(WAIT)
