@@ -64,6 +64,11 @@ class Client(Closing):
         """The client's name, as errors and the registry show it."""
         return cls.__name__
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called: the client refuses to send."""
+        return False
+
     # -- what a client implements -------------------------------------------
 
     def prepare(self, messages: Messages, model: Optional[str], params: Any) -> Any:

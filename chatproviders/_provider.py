@@ -11,6 +11,7 @@ loop is :func:`~._wire.retry.retrying`, and the public calls come from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -93,7 +94,9 @@ class Provider(Gpt4freeEntryPoints, Client):
     #: The whole endpoint, for a provider whose API is not at ``url`` +
     #: ``path`` (another host); set it to send elsewhere without a ``base_url``.
     api_endpoint: ClassVar[Optional[str]] = None
-    working: ClassVar[bool] = False
+    #: False marks a provider whose service is gone: the gpt4free-style
+    #: facade then refuses it unless told ``ignore_working=True``.
+    working: ClassVar[bool] = True
     supports_stream: ClassVar[bool] = True
     supports_message_history: ClassVar[bool] = False
     supports_gpt_35_turbo: ClassVar[bool] = False
@@ -114,6 +117,12 @@ class Provider(Gpt4freeEntryPoints, Client):
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        aliases: object = cls.aliases
+        if isinstance(aliases, str):  # "wx" would be the names w and x
+            raise TypeError(
+                f"provider {cls.__name__}: aliases must be a tuple of names, "
+                f"e.g. ({aliases!r},), not a str"
+            )
         if abstract:
             return
         missing = [name for name in REQUIRED_ATTRIBUTES if not hasattr(cls, name)]
@@ -380,6 +389,11 @@ class Provider(Gpt4freeEntryPoints, Client):
         if self._owns_session:
             self.session.close()
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called: the client refuses to send."""
+        return self._closed
+
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(
@@ -423,13 +437,34 @@ _sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
 
 
 def _forget_connections() -> None:
+    """In a forked child, which has one thread: drop every pool without taking
+    a lock. Another parent thread may have held a pool manager's or a pool's
+    lock at the fork; held it stays, and ``PoolManager.clear()`` would wait
+    for it forever.
+    """
     for session in list(_sessions):
-        for adapter in session.adapters.values():
-            poolmanager = getattr(adapter, "poolmanager", None)
-            if poolmanager is not None:
-                poolmanager.clear()
-            for manager in getattr(adapter, "proxy_manager", {}).values():
-                manager.clear()
+        for adapter in list(session.adapters.values()):
+            managers = [getattr(adapter, "poolmanager", None)]
+            managers += getattr(adapter, "proxy_manager", {}).values()
+            for manager in managers:
+                if manager is not None:
+                    _drop_pools(manager)
+
+
+def _drop_pools(manager: Any) -> None:
+    """Give ``manager`` a new, empty pool container (with a lock of its own)
+    and close the child's copies of the pooled sockets, reading the old
+    containers directly: with one thread, nothing changes them meanwhile.
+    """
+    pools = manager.pools
+    old = list(pools._container.values())
+    manager.pools = type(pools)(pools._maxsize, dispose_func=pools.dispose_func)
+    for pool in old:
+        for conn in list(getattr(getattr(pool, "pool", None), "queue", ())):
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
 
 
 if hasattr(os, "register_at_fork"):

@@ -11,8 +11,9 @@ by name (:func:`plugin_errors`), not raised from every lookup.
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from ._provider import REQUIRED_ATTRIBUTES, Provider
 from .exceptions import ProviderNotFoundError
@@ -40,6 +41,7 @@ _registered: dict[str, type[Provider]] = {}  # by lower-case name
 _aliases: dict[str, str] = {}  # lower-case alias -> lower-case name
 _plugin_errors: dict[str, str] = {}  # entry point name -> why it did not load
 _plugins_loaded = False
+_loading = False  # the plugins are being loaded, in this thread
 _lock = threading.RLock()
 
 
@@ -56,6 +58,18 @@ def register_provider(cls: type[Provider]) -> type[Provider]:
         raise TypeError(
             f"{cls.__name__} cannot be registered: it does not set "
             f"{', '.join(missing)} (an abstract base?)"
+        )
+    wrong = [
+        name for name in REQUIRED_ATTRIBUTES if not isinstance(getattr(cls, name), str)
+    ]
+    if not _names(cls.models) or not _names(cls.aliases):
+        wrong += [n for n in ("models", "aliases") if not _names(getattr(cls, n))]
+    if wrong:  # a listing or a lookup would fail on it, for every provider
+        raise TypeError(
+            f"{cls.__name__} cannot be registered: "
+            + ", ".join(f"{name} = {getattr(cls, name)!r}" for name in wrong)
+            + " (url, path and default_model are str, models and aliases "
+            "sequences of str)"
         )
     key = cls.name().lower()
     with _lock:
@@ -116,42 +130,88 @@ def get_provider(name: ProviderLike) -> type[Provider]:
 
 
 def plugin_errors() -> dict[str, str]:
-    """The plugins that failed to load, by entry point name, with the reason."""
+    """The plugins that failed to load, by entry point name, with the reason;
+    also, as ``"NAME (distribution)"``, each distribution whose entry points
+    cannot be read.
+    """
     _load_plugins()
     with _lock:
         return dict(_plugin_errors)
 
 
+def _names(value: object) -> bool:
+    """True for a list or tuple of str (models, aliases)."""
+    return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+
+
 def _load_plugins() -> None:
-    global _plugins_loaded
+    global _plugins_loaded, _loading
     with _lock:  # re-entrant: a plugin module may call register_provider
-        if _plugins_loaded:
-            return
-        for entry_point in _entry_points():
-            if entry_point.name in _plugin_errors:
-                continue
-            try:
-                cls = entry_point.load()
-                register_provider(cls)
-            except (Exception, SystemExit) as exc:  # not the rest's failure
-                reason = f"{type(exc).__name__}: {exc}"
-                _plugin_errors[entry_point.name] = reason
-                logger.warning(
-                    "provider plugin %r (%s) did not load: %s",
-                    entry_point.name,
-                    entry_point.value,
-                    reason,
-                )
+        if _plugins_loaded or _loading:  # _loading: a plugin module calls
+            return  # list_providers() as it is imported; it sees those so far
+        _loading = True
+        try:
+            _load_entry_points()
+        finally:
+            _loading = False
         _plugins_loaded = True  # not before: an interrupted load is tried again
 
 
-def _entry_points() -> list[EntryPoint]:
-    from importlib.metadata import entry_points
+def _load_entry_points() -> None:
+    for entry_point in _entry_points():
+        if entry_point.name in _plugin_errors:
+            continue
+        try:
+            cls = entry_point.load()
+            register_provider(cls)
+        except (Exception, SystemExit) as exc:  # not the rest's failure
+            reason = f"{type(exc).__name__}: {exc}"
+            _plugin_errors[entry_point.name] = reason
+            logger.warning(
+                "provider plugin %r (%s) did not load: %s",
+                entry_point.name,
+                entry_point.value,
+                reason,
+            )
 
-    found = entry_points()
-    if hasattr(found, "select"):  # Python 3.10 and later
-        return list(found.select(group=ENTRY_POINT_GROUP))
-    return list(found.get(ENTRY_POINT_GROUP, []))
+
+def _entry_points() -> list[EntryPoint]:
+    """The group's entry points, as ``importlib.metadata.entry_points()``
+    finds them, but one distribution at a time: one whose entry_points.txt
+    does not parse (which makes ``entry_points()`` raise for everyone) is
+    skipped, and named in :func:`plugin_errors`.
+    """
+    from importlib.metadata import distributions
+
+    found: list[EntryPoint] = []
+    seen: set[str] = set()
+    for dist in distributions():
+        name = _dist_name(dist)
+        if name.lower() in seen:  # the first on the path wins, as there
+            continue
+        seen.add(name.lower())
+        try:
+            points = list(dist.entry_points)
+        except Exception as exc:  # a malformed file: that distribution's loss
+            key = f"{name} (distribution)"
+            reason = f"its entry_points.txt does not parse: {type(exc).__name__}: {exc}"
+            _plugin_errors[key] = reason
+            logger.warning("%s: %s; its entry points are skipped", key, reason)
+            continue
+        found += [point for point in points if point.group == ENTRY_POINT_GROUP]
+    return found
+
+
+def _dist_name(dist: Any) -> str:
+    """A distribution's normalised name, without reading more than needed."""
+    name = getattr(dist, "_normalized_name", None)  # Python 3.10+, cheap
+    if not name:
+        try:
+            name = dist.metadata["Name"]
+        except Exception:  # a metadata file that does not parse either
+            name = None
+        name = name or str(getattr(dist, "_path", "unknown"))
+    return re.sub(r"[-_.]+", "_", str(name))
 
 
 for _cls in BUILT_IN:

@@ -135,7 +135,7 @@ def test_docs_plugin_in_the_command_line(echo_site: Path) -> None:
     """`chatproviders list` shows the plugin and `chat -p echo` talks to it."""
     listing = run(["-m", "chatproviders", "list"], echo_site)
     assert listing.returncode == 0, listing.stderr
-    assert re.search(r"^Echo +yes ", listing.stdout, re.MULTILINE)
+    assert re.search(r"^Echo +yes ", listing.stdout, re.MULTILINE)  # working
     assert "Cromicle" in listing.stdout  # the others still list
     code = (
         "import sys; from chatproviders.testing import serve\n"

@@ -16,7 +16,15 @@ from . import arguments
 from .clients import make_client
 from .common import EXIT_ERROR, EXIT_OK, UsageError
 
-__all__ = ["HELP", "NAME", "add_arguments", "format_table", "run"]
+__all__ = [
+    "HELP",
+    "NAME",
+    "add_arguments",
+    "add_base_url_argument",
+    "base_url_clients",
+    "format_table",
+    "run",
+]
 
 NAME = "check"
 HELP = "measure which providers answer"
@@ -28,8 +36,9 @@ COLOURS = {"ok": "32", "timeout": "33", "rate_limited": "33"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's arguments."""
     parser.epilog = (
-        "Without NAMES: every provider that has a default URL. Exit status 0 "
-        "when at least one answered, 1 when none did."
+        "Without NAMES: the providers given with --base-url; with neither, "
+        "every provider that has a default URL. Exit status 0 when at least "
+        "one answered, 1 when none did."
     )
     parser.add_argument(
         "names",
@@ -38,14 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="providers to check, by name (see `chatproviders list`)",
     )
-    parser.add_argument(
-        "--base-url",
-        action="append",
-        default=[],
-        type=arguments.provider_and_url,
-        metavar="NAME=URL",
-        help="check NAME at URL instead of its default one (repeatable)",
-    )
+    add_base_url_argument(parser)
     parser.add_argument(
         "--timeout",
         type=arguments.seconds,
@@ -54,6 +56,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the bound on each probe, all of it (default: %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="a JSON list of results")
+
+
+def add_base_url_argument(parser: argparse.ArgumentParser) -> None:
+    """``--base-url NAME=URL``, repeatable, into ``args.base_url``."""
+    parser.add_argument(
+        "--base-url",
+        action="append",
+        default=[],
+        type=arguments.provider_and_url,
+        metavar="NAME=URL",
+        help="check NAME at URL instead of its default one (repeatable)",
+    )
+
+
+def base_url_clients(
+    base_urls: list[tuple[type[Provider], str]],
+) -> list[Provider]:
+    """A client for each ``--base-url NAME=URL``."""
+    return [_client(cls, url) for cls, url in base_urls]
 
 
 def run(args: argparse.Namespace) -> int:

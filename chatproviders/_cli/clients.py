@@ -9,6 +9,7 @@ import os
 from typing import Any, Optional
 
 from .._provider import Provider
+from ..providers import SEEDS, not_working_reason
 from ..providers.openai_compatible import BASE_URLS
 from .common import UsageError
 
@@ -33,10 +34,15 @@ def make_client(
         if cls.default_endpoint() is None:
             servers = ", ".join(f"{url} ({name})" for name, url in BASE_URLS.items())
             raise UsageError(f"{cls.name()} needs --base-url, e.g. {servers}")
-        if not cls.working:
+        if cls in SEEDS:
             raise UsageError(
                 f"{cls.name()}'s public service is offline: pass --base-url, e.g. "
                 f"the URL that `chatproviders emulate {cls.name().lower()}` prints"
+            )
+        if not cls.working:
+            raise UsageError(
+                f"{cls.name()} is marked as not working ({not_working_reason(cls)}): "
+                "pass --base-url to try it at a server of yours"
             )
     options: dict[str, Any] = {"base_url": base_url, "proxy": proxy}
     if timeout is not None:

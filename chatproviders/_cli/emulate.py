@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="between chunks",
     )
     parser.add_argument("--api-key", help="require this Bearer key (openai only)")
+    parser.add_argument(
+        "--models",
+        type=_names,
+        metavar="A,B",
+        help="the models it lists and accepts (openai only), e.g. llama3.2,qwen3",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,13 +53,20 @@ def run(args: argparse.Namespace) -> int:
     if args.chunk_size is not None:
         fields["chunk_size"] = args.chunk_size
     try:
-        server = serve(args.provider, port=args.port, api_key=args.api_key, **fields)
+        server = serve(
+            args.provider,
+            port=args.port,
+            api_key=args.api_key,
+            models=args.models,
+            **fields,
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         say(f"chatproviders: error: cannot listen on port {args.port}: {exc}")
         return EXIT_ERROR
-    model = " -m gpt-4o-mini" if args.provider == "openai" else ""  # a listed one
+    first = args.models[0] if args.models else "gpt-4o-mini"  # a listed one
+    model = f" -m {first}" if args.provider == "openai" else ""
     key = "CHATPROVIDERS_API_KEY=... " if args.api_key else ""
     with server:
         try:
@@ -75,3 +88,10 @@ def wait_for_interrupt() -> None:
     """
     while True:
         time.sleep(3600)
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no model")
+    return names

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .._provider import Provider
 from .._registry import list_providers, plugin_errors
-from .common import EXIT_OK, say
+from .check import add_base_url_argument, base_url_clients
+from .common import EXIT_ERROR, EXIT_OK, say
 
 __all__ = ["HELP", "NAME", "add_arguments", "run"]
 
@@ -20,17 +22,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-v", "--verbose", action="store_true", help="also the arguments each accepts"
     )
     parser.add_argument("--check", action="store_true", help="also probe each one")
+    add_base_url_argument(parser)
+    parser.epilog = (
+        "With --check, exit status 1 when no provider answered, as `check`'s."
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """An aligned table of every provider class."""
+    """An aligned table of every provider class; with ``--check``, exit status
+    1 when none answered."""
     rows = [["name", "working", "streaming", "history", "default model", "endpoint"]]
     classes = list_providers()
-    measured = _measure(classes) if args.check else {}
+    measured = _measure(classes, args.base_url) if args.check else {}
     if args.check:
         rows[0].insert(2, "measured")
     for name, reason in plugin_errors().items():
-        say(f"chatproviders list: warning: plugin {name!r} did not load: {reason}")
+        dist = name[: -len(" (distribution)")]
+        if name.endswith(" (distribution)"):  # no entry point could be read
+            say(f"chatproviders list: warning: distribution {dist!r} skipped: {reason}")
+        else:
+            say(f"chatproviders list: warning: plugin {name!r} did not load: {reason}")
     for cls in classes:
         rows.append(
             [
@@ -51,15 +62,35 @@ def run(args: argparse.Namespace) -> int:
         print()
         for cls in classes:
             print(cls.params)
+    if args.check and "ok" not in measured.values():
+        return EXIT_ERROR
     return EXIT_OK
 
 
-def _measure(classes: list[type[Provider]]) -> dict[type[Provider], str]:
-    """The status of a probe of each class that has a default URL."""
-    probed = [cls for cls in classes if cls.default_endpoint() is not None]
+def _measure(
+    classes: list[type[Provider]], base_urls: list[tuple[type[Provider], str]]
+) -> dict[type[Provider], str]:
+    """The status of a probe of each class: at its ``--base-url`` if given
+    one (the last given wins), else at its default URL if it has one."""
     from .._health.check import check
 
-    return {cls: result.status for cls, result in zip(probed, check(probed))}
+    given = {
+        cls: client for client, (cls, _) in zip(base_url_clients(base_urls), base_urls)
+    }
+    targets: list[Any] = [
+        given.get(cls, cls)
+        for cls in classes
+        if cls in given or cls.default_endpoint() is not None
+    ]
+    try:
+        results = check(targets)
+    finally:
+        for client in given.values():
+            client.close()
+    return {
+        type(target) if isinstance(target, Provider) else target: result.status
+        for target, result in zip(targets, results)
+    }
 
 
 def _yes(flag: bool) -> str:

@@ -42,13 +42,17 @@ class _Params:
             "proxy: str = None",
             "timeout: float = None",
         ]
+        named = {arg.split(":")[0] for arg in args}
         args += [
             f"{name} = None"
             if default is None
             else f"{name}: {type(default).__name__} = {default!r}"
             for name, default in cls.parameters.items()
+            if name not in named  # OpenAICompatible's stream, say: once
         ]
-        return f"chatproviders.{cls.__name__} supports: ({', '.join(args)})"
+        module = cls.__module__
+        where = "chatproviders" if module.startswith("chatproviders.") else module
+        return f"{where}.{cls.__qualname__} supports: ({', '.join(args)})"
 
 
 class Gpt4freeEntryPoints:

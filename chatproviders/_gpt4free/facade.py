@@ -16,6 +16,7 @@ from .._options import check_proxy
 from .._provider import Provider
 from .._registry import ProviderLike, get_provider, providers_with_default_url
 from ..exceptions import ProviderNotFoundError, ProviderNotWorkingError
+from ..providers import not_working_reason
 
 __all__ = ["ChatCompletion", "working_providers"]
 
@@ -79,7 +80,7 @@ def _choose(
         cls = get_provider(provider)
         if not cls.working and not ignore_working:
             raise ProviderNotWorkingError(
-                "is marked as not working (its public service is offline); pass "
+                f"is marked as not working ({not_working_reason(cls)}); pass "
                 "ignore_working=True, or use the client class directly",
                 provider=cls.__name__,
             )

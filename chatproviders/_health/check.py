@@ -22,13 +22,19 @@ error          any other status, or a target that cannot be probed
 
 from __future__ import annotations
 
+import copy as _copy
 import logging
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
+
+import requests
+import requests.adapters
 
 from .._client import Client
 from .._constants import DEFAULT_CHECK_TIMEOUT
@@ -39,6 +45,7 @@ from .._provider import Provider
 from .._registry import get_provider, providers_with_default_url
 from .._streams.chat_stream import ChatStream
 from .._streams.events import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
+from .._wire.deadline import GuardedAdapter
 from ..exceptions import (
     AllProvidersFailedError,
     APIConnectionError,
@@ -148,10 +155,18 @@ def check(
     and session; a ``FallbackProvider`` by one chat through it), a provider
     class or a registered name (probed at its default URL). Without targets:
     every registered provider that has a default URL (``OpenAICompatible``
-    has none: pass a client of it). A class without a default URL gives an
-    ``error`` result saying so. An ``OpenAICompatible`` client without a
-    model asks for the first model its
-    server lists. Unknown names and bad arguments raise before any request.
+    has none: pass a client of it). A class without a default URL, and a
+    closed client (it refuses to send), give an ``error`` result saying so.
+    A provider is asked for its default model, whether or not it lists
+    models; an ``OpenAICompatible`` client without a model asks for the first
+    model its server lists. Unknown names and bad arguments raise before any
+    request.
+
+    Each probe ends by ``timeout`` whatever the client's session: requests'
+    own ``HTTPAdapter`` is swapped for a :class:`GuardedAdapter` for the
+    probe (an adapter of another kind is used as it is). A client is probed
+    once at a time: while its last probe still runs, its result is a
+    ``timeout`` saying so, and nothing is sent.
     """
     check_seconds(timeout, "timeout")
     if not isinstance(prompt, str) or not prompt.strip():
@@ -166,6 +181,9 @@ def check(
             name=f"chatproviders-check-{index}",
             daemon=True,
         )
+        if isinstance(client, Client) and not _start_probe(client, thread):
+            slots[index] = _late(client, timeout, "the last probe has not ended yet")
+            continue
         thread.start()
         threads.append(thread)
     end = time.monotonic() + timeout + GRACE
@@ -266,24 +284,33 @@ def _probe(target: Resolved, prompt: str, timeout: float) -> CheckResult:
             target.provider, "", "error", None, 0.0, target.reason, checked_at, ""
         )
     name, url, model, ttft = target.name(), _url_of(target), "", None
+    if isinstance(target, Client) and target.closed:
+        line = "the client is closed: it refuses to send"
+        return CheckResult(name, url, "error", None, 0.0, line, checked_at, "")
     messages: Messages = [{"role": "user", "content": prompt}]
-    made: Optional[Client] = None
+    made: list[Any] = []  # what this probe opened, closed when it ends
     try:
         if isinstance(target, Client):
             client = target
         else:  # a class: at its default URL, with a session of its own
-            client = made = target(max_retries=0, total_timeout=timeout)
+            client = target(max_retries=0, total_timeout=timeout)
+            made.append(client)
+        probe = _probe_copy(client, deadline, made)
+        made.append(probe)
+        _adopt(target, probe)
         chosen = None
-        if isinstance(client, Provider):
-            chosen = client.probe_model(_left(deadline))
-        model = chosen or ""
-        with client.with_options(**_probe_options(client, deadline)) as probe:
-            with probe.stream(messages, chosen) as stream:
-                if next(_first_delta(stream), None) is None:
-                    raise ResponseFormatError("answered with no text")
-                ttft = clock() - started  # text, reasoning or a tool call
-                model = stream.model
-    except (ChatProvidersError, ValueError, TypeError) as error:
+        if isinstance(probe, Provider):
+            model = probe.probe_model(_left(deadline))
+            if model != probe.default_model:  # one its server lists: by name
+                chosen = model
+        prepared = probe.prepare(messages, chosen, {})
+        with probe.send_prepared(prepared, deadline=deadline) as stream:
+            if next(_first_delta(stream), None) is None:
+                raise ResponseFormatError("answered with no text")
+            ttft = clock() - started  # text, reasoning or a tool call
+            model = stream.model
+    except (ChatProvidersError, ValueError, TypeError, RuntimeError) as error:
+        # RuntimeError: the client was closed while the probe ran.
         logger.debug("check of %s failed", name, exc_info=True)
         line = _one_line(_describe(error))
         status = classify(error)
@@ -291,8 +318,8 @@ def _probe(target: Resolved, prompt: str, timeout: float) -> CheckResult:
             name, url, status, ttft, clock() - started, line, checked_at, model
         )
     finally:
-        if made is not None:
-            made.close()
+        for thing in reversed(made):
+            thing.close()
     return CheckResult(
         name, url, "ok", ttft, clock() - started, None, checked_at, model
     )
@@ -305,14 +332,52 @@ def _first_delta(stream: ChatStream) -> Iterator[StreamEvent]:
     return (event for event in stream.events() if isinstance(event, wanted))
 
 
-def _probe_options(client: Client, deadline: float) -> dict[str, Any]:
-    """A copy of ``client`` for one probe: no retries, done by ``deadline``, and
-    (a FallbackProvider's) no background checks of its own.
+def _probe_copy(client: Client, deadline: float, made: list[Any]) -> Client:
+    """A copy of ``client`` for one probe: no retries, done by ``deadline``
+    whatever its session, and (a FallbackProvider's) no background checks.
+
+    A session's requests ``HTTPAdapter`` cannot bound a server that trickles
+    its reply, so the copy has the session's settings with a
+    :class:`GuardedAdapter` in its place; an adapter of another kind is kept
+    (nothing outside it can bound it). What is made is put in ``made``.
     """
+    from .fallback import FallbackProvider
+
+    if isinstance(client, FallbackProvider):
+        members = [_probe_copy(member, deadline, made) for member in client.providers]
+        arguments = {**client._arguments, "providers": members}
+        arguments.update(health_interval=None, total_timeout=_left(deadline))
+        return type(client)(**arguments)
     options: dict[str, Any] = {"max_retries": 0, "total_timeout": _left(deadline)}
-    if getattr(client, "health_interval", None) is not None:
-        options["health_interval"] = None
-    return options
+    session = getattr(client, "session", None)
+    if isinstance(session, requests.Session):
+        guarded = _guarded(session, made)
+        if guarded is not session:
+            options["session"] = guarded
+    return client.with_options(**options)
+
+
+def _guarded(session: requests.Session, made: list[Any]) -> requests.Session:
+    """``session``, or a copy whose requests ``HTTPAdapter`` are guarded ones."""
+    plain = [
+        prefix
+        for prefix, adapter in session.adapters.items()
+        if type(adapter) is requests.adapters.HTTPAdapter
+    ]
+    if not plain:
+        return session
+    copy = _copy.copy(session)  # its settings, shared; adapters of its own
+    copy.adapters = OrderedDict(session.adapters)
+    for prefix in plain:
+        adapter: Any = session.adapters[prefix]
+        copy.adapters[prefix] = guarded = GuardedAdapter(
+            pool_connections=adapter._pool_connections,
+            pool_maxsize=adapter._pool_maxsize,
+            max_retries=adapter.max_retries,
+            pool_block=adapter._pool_block,
+        )
+        made.append(guarded)
+    return copy
 
 
 def _left(deadline: float) -> float:
@@ -322,16 +387,75 @@ def _left(deadline: float) -> float:
     return remaining
 
 
-def _late(target: Resolved, timeout: float) -> CheckResult:
-    """The result of a probe that has not ended by its deadline."""
+# -- one probe per client at a time, ended by close() ------------------------
+
+
+class _InFlight:
+    """A client's probe in progress: its thread and the copy it sends with."""
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.thread = thread
+        self.copies: list[Client] = []
+        self.stopped = False
+        self.lock = threading.Lock()
+
+
+#: The probe of each client now running: a client is probed once at a time
+#: (a probe that nothing bounds does not pile up), and close() ends it.
+_in_flight: weakref.WeakKeyDictionary[Client, _InFlight] = weakref.WeakKeyDictionary()
+_in_flight_lock = threading.Lock()
+
+
+def _start_probe(client: Client, thread: threading.Thread) -> bool:
+    """Record ``thread`` as ``client``'s probe; False if one is still running."""
+    with _in_flight_lock:
+        running = _in_flight.get(client)
+        if running is not None and running.thread.is_alive():
+            return False
+        _in_flight[client] = _InFlight(thread)
+        return True
+
+
+def _adopt(target: Resolved, copy: Client) -> None:
+    """``copy`` sends ``target``'s probe: stop_probes() closes it."""
+    with _in_flight_lock:
+        running = _in_flight.get(target) if isinstance(target, Client) else None
+    if running is None:
+        return
+    with running.lock:
+        running.copies.append(copy)
+        stopped = running.stopped
+    if stopped:
+        copy.close()
+
+
+def stop_probes(clients: Iterable[Client]) -> None:
+    """End the probes of ``clients`` now running (a blocked read returns at
+    once); their results say what happened.
+    """
+    for client in clients:
+        with _in_flight_lock:
+            running = _in_flight.get(client)
+        if running is None:
+            continue
+        with running.lock:
+            running.stopped = True
+            copies = list(running.copies)
+        for copy in copies:
+            copy.close()
+
+
+def _late(target: Resolved, timeout: float, why: str = "") -> CheckResult:
+    """The result of a probe that has not ended by its deadline, or (``why``)
+    of one not started."""
     name = target.provider if isinstance(target, _Unprobeable) else target.name()
     return CheckResult(
         name,
         _url_of(target),
         "timeout",
         None,
-        timeout + GRACE,
-        f"no answer within {timeout:g} s (the probe was left to end by itself)",
+        0.0 if why else timeout + GRACE,
+        why or f"no answer within {timeout:g} s (the probe was left to end by itself)",
         utcnow(),
         "",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import threading
 import time
 import weakref
@@ -52,7 +53,10 @@ class FallbackProvider(Client):
     ``total_timeout`` bounds the whole call, every provider included. One
     instance may be shared between threads. With ``health_interval``, a daemon
     thread runs :meth:`check` every that many seconds, until :meth:`close` or
-    until the object is collected, so that a recovered provider comes back.
+    until the object is collected, so that a recovered provider comes back;
+    each probe ends by its own deadline whatever a provider's session, a
+    provider is probed once at a time, and :meth:`close` ends the probes in
+    flight.
     """
 
     def __init__(
@@ -187,11 +191,22 @@ class FallbackProvider(Client):
         arguments["providers"] = [p.with_options(**changes) for p in self.providers]
         return type(self)(**arguments)
 
+    @property
+    def closed(self) -> bool:
+        """True once a provider is closed (as :meth:`close` closes them all):
+        a call would be refused."""
+        return any(provider.closed for provider in self.providers)
+
     def close(self) -> None:
-        """Close every provider (and stop the background checks)."""
+        """Close every provider, stop the background checks and end the
+        probes they have running.
+        """
         self._stop_checks.set()
         for provider in self.providers:
             provider.close()
+        health = sys.modules.get(__package__ + "._health")
+        if health is not None:  # not loaded: no probe ever ran
+            health.stop_probes(self.providers)
 
     def __repr__(self) -> str:
         names = ", ".join(p.name() for p in self.providers)

@@ -202,10 +202,10 @@ class _PartialCall:
         self.arguments: list[str] = []
 
     def add(self, delta: ToolCallDelta) -> None:
-        # A repeated id or name equal to the one held is not appended: the
-        # llama.cpp server repeats both in every fragment of a call.
-        if delta.id and delta.id != self.id:
-            self.id += delta.id
+        # A repeated name equal to the one held is not appended: the
+        # llama.cpp server repeats it (and the id) in every fragment of a call.
+        if delta.id:
+            self.id = delta.id
         if delta.type:
             self.type = delta.type
         if delta.name and delta.name != self.name:
@@ -223,8 +223,10 @@ class ReplyState:
 
     Tool-call fragments are joined by ``index`` as the OpenAI SDK does
     (interleaved parallel calls, the id and name only in the first fragment,
-    several fragments of one call in one chunk); the last usage and finish
-    reason reported win.
+    several fragments of one call in one chunk), except that a new ``id`` at
+    an index whose call has a different one opens a new call: Ollama streams
+    every parallel call at index 0. The last usage and finish reason
+    reported win.
     """
 
     def __init__(self) -> None:
@@ -233,8 +235,11 @@ class ReplyState:
         self.finish_reason: Optional[str] = None
         self.usage: Optional[Usage] = None
         self.model: Optional[str] = None
-        self._calls: dict[int, _PartialCall] = {}
-        self._last_index: Optional[int] = None
+        # Keyed (index, how many calls that index opened before), so calls
+        # sharing an index keep the order they opened in.
+        self._calls: dict[tuple[int, int], _PartialCall] = {}
+        self._open: dict[int, tuple[int, int]] = {}  # index -> its latest call
+        self._last_index = 0
 
     @property
     def reasoning(self) -> str:
@@ -250,20 +255,13 @@ class ReplyState:
         return tuple(self._calls[index].result() for index in sorted(self._calls))
 
     def add_tool_call_delta(self, delta: ToolCallDelta) -> None:
-        index = delta.index
-        if index is None:  # no index: the last call, unless a new id opens one
-            index = self._index_of(delta)
-        call = self._calls.get(index)
-        if call is None:
-            call = self._calls[index] = _PartialCall()
+        # No index: the last call, unless a new id opens one.
+        index = self._last_index if delta.index is None else delta.index
+        key = self._open.get(index)
+        call = None if key is None else self._calls[key]
+        if call is None or (delta.id and call.id and delta.id != call.id):
+            key = (index, 0 if key is None else key[1] + 1)
+            call = self._calls[key] = _PartialCall()
+            self._open[index] = key
         call.add(delta)
         self._last_index = index
-
-    def _index_of(self, delta: ToolCallDelta) -> int:
-        last = self._last_index
-        if last is None:
-            return 0
-        held = self._calls[last].id
-        if delta.id and held and delta.id != held:
-            return max(self._calls) + 1
-        return last

@@ -209,19 +209,22 @@ def _choice_pieces(data: dict[str, Any], key: str) -> Iterator[Piece]:
 def _tool_call_delta(
     call: Any, position: Optional[int], data: dict[str, Any]
 ) -> ToolCallDelta:
-    """One entry of ``tool_calls``; ``position`` stands in for a missing index."""
+    """One entry of ``tool_calls``; ``position``, a whole reply's place in its
+    list, is the index (its ``index`` fields may all say 0, as Ollama's do).
+    """
     function = call.get("function") if isinstance(call, dict) else None
     if function is None:
         function = {}
-    fields = (
-        call.get("index", position) if isinstance(call, dict) else None,
+    index: Any = position
+    if position is None and isinstance(call, dict):
+        index = call.get("index")
+    texts = (
         *(call.get(key) if isinstance(call, dict) else None for key in ("id", "type")),
         *(
             function.get(key) if isinstance(function, dict) else None
             for key in ("name", "arguments")
         ),
     )
-    index, *texts = fields
     if (
         not isinstance(call, dict)
         or not isinstance(function, dict)
@@ -229,8 +232,6 @@ def _tool_call_delta(
         or not all(text is None or isinstance(text, str) for text in texts)
     ):
         _format_error("sent a malformed tool call", data)
-    if index is None:
-        index = position
     call_id, kind, name, arguments = texts
     return ToolCallDelta(index, call_id, kind, name, arguments)
 

@@ -14,6 +14,7 @@ from .openai_compatible import OpenAICompatible
 
 __all__ = [
     "BUILT_IN",
+    "SEEDS",
     "Acytoo",
     "CodeLinkAva",
     "Cromicle",
@@ -29,3 +30,14 @@ BUILT_IN: tuple[type[Provider], ...] = (
     GPROChat,
     OpenAICompatible,
 )
+
+#: The four seed providers, whose public services are offline.
+SEEDS: tuple[type[Provider], ...] = (Acytoo, CodeLinkAva, Cromicle, GPROChat)
+
+
+def not_working_reason(cls: type[Provider]) -> str:
+    """Why ``cls`` is marked not working: a seed's service is gone; of any
+    other provider, all that is known is its flag."""
+    if cls in SEEDS:
+        return "its public service is offline"
+    return f"{cls.name()} sets working = False"

@@ -43,6 +43,7 @@ class Acytoo(Provider):
     url = "https://chat.acytoo.com"
     path = "/api/completions"
     emulator = "chatproviders.testing._protocols:Acytoo"
+    working = False  # the public service is offline
     supports_message_history = True
     supports_gpt_35_turbo = True
     default_model = "gpt-3.5-turbo"

@@ -30,6 +30,7 @@ class CodeLinkAva(Provider):
     api_endpoint = "https://ava-alpha-api.codelink.io/api/chat"
     path = "/api/chat"
     emulator = "chatproviders.testing._protocols:CodeLinkAva"
+    working = False  # the public service is offline
     supports_message_history = False
     supports_gpt_35_turbo = True
     default_model = "gpt-3.5-turbo"

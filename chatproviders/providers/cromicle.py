@@ -38,6 +38,7 @@ class Cromicle(Provider):
     url = "https://cromicle.top"
     path = "/chat"
     emulator = "chatproviders.testing._protocols:Cromicle"
+    working = False  # the public service is offline
     supports_message_history = False
     supports_gpt_35_turbo = True
     default_model = "gpt-3.5-turbo"

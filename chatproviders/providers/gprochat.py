@@ -40,6 +40,7 @@ class GPROChat(Provider):
     api_endpoint = "https://gprochat.com/api/generate"
     path = "/api/generate"
     emulator = "chatproviders.testing._protocols:GPROChat"
+    working = False  # the public service is offline
     supports_message_history = True
     supports_gpt_35_turbo = False
     default_model = "gemini-1.5-pro"

@@ -1,0 +1,146 @@
+"""One bad plugin, or one broken distribution, never breaks the registry.
+
+Each test installs real distributions (``*.dist-info`` folders, as pip
+writes them) into a folder on ``sys.path`` of a fresh interpreter, and runs
+lookups and the command line there.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from chatproviders import Provider
+
+CROMICLE_AND_ERRORS = (
+    "import chatproviders as c\n"
+    "print(c.get_provider('cromicle').__name__)\n"
+    "print(len(c.list_providers()) >= 5, sorted(c._registry.plugin_errors()))\n"
+    "print(c._registry.plugin_errors())\n"
+)
+
+
+def distribution(site: Path, name: str, entry_points: str, **modules: str) -> None:
+    """Write distribution ``name`` into ``site``: its metadata, its
+    ``entry_points.txt`` as given, and modules (name to source)."""
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n", encoding="utf-8"
+    )
+    (info / "entry_points.txt").write_text(entry_points, encoding="utf-8")
+    for module, source in modules.items():
+        (site / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+
+
+def run(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(site), "PATH": "", "NO_COLOR": "1"},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_malformed_entry_points_txt_elsewhere_is_skipped(tmp_path: Path) -> None:
+    """A distribution whose entry_points.txt has a line without '=' (in any
+    group) is skipped with a warning naming it; lookups and `list` work."""
+    distribution(tmp_path, "mangled", "[console_scripts]\nno equals sign here\n")
+    done = run(tmp_path, "-c", CROMICLE_AND_ERRORS)
+    assert done.returncode == 0, done.stderr
+    named = "True ['mangled (distribution)']"
+    assert done.stdout.split("\n")[:2] == ["Cromicle", named]
+    listing = run(tmp_path, "-m", "chatproviders", "list")
+    assert listing.returncode == 0, listing.stderr
+    assert "Cromicle" in listing.stdout
+    assert "distribution 'mangled' skipped" in listing.stderr
+    assert "entry_points.txt" in listing.stderr
+
+
+NO_URL = """\
+    from chatproviders import Provider
+
+    class NoUrl(Provider):
+        url = None
+        path = "/chat"
+        default_model = "m"
+
+        def payload(self, messages, model, **params):
+            return {"messages": messages}
+"""
+
+
+def test_a_plugin_with_url_none_is_skipped_and_named(tmp_path: Path) -> None:
+    """A plugin class with url = None is refused at registration: a warning
+    names it, and `list`, `list -v` and lookups work for the rest."""
+    distribution(
+        tmp_path,
+        "nourl_plugin",
+        "[chatproviders.providers]\nnourl = nourl:NoUrl\n",
+        nourl=NO_URL,
+    )
+    done = run(tmp_path, "-c", CROMICLE_AND_ERRORS)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["Cromicle", "True ['nourl']"]
+    assert "url = None" in done.stdout
+    for args in (["list"], ["list", "-v"]):
+        listing = run(tmp_path, "-m", "chatproviders", *args)
+        assert listing.returncode == 0, listing.stderr
+        assert "Cromicle" in listing.stdout and "NoUrl" not in listing.stdout
+        assert "plugin 'nourl'" in listing.stderr
+
+
+def test_a_plugin_listing_providers_at_import_is_not_failed(tmp_path: Path) -> None:
+    """A plugin module that calls list_providers() while it is imported
+    (the registry is loading it) loads, and is not reported as failed."""
+    source = NO_URL.replace("url = None", 'url = ""').replace("NoUrl", "Lister")
+    source = source.replace(
+        "import Provider\n",
+        "import Provider, list_providers\n\n"
+        "    SEEN = [cls.__name__ for cls in list_providers()]  # before Lister\n",
+    )
+    distribution(
+        tmp_path,
+        "lister_plugin",
+        "[chatproviders.providers]\nlister = lister:Lister\n",
+        lister=source,
+    )
+    code = CROMICLE_AND_ERRORS + (
+        "import lister\n"
+        "print(c.get_provider('lister').__name__, 'Cromicle' in lister.SEEN)\n"
+    )
+    done = run(tmp_path, "-c", code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["Cromicle", "True []"]
+    assert done.stdout.split("\n")[3] == "Lister True"
+    assert "did not load" not in done.stderr
+
+
+def test_aliases_given_as_a_string_are_refused_at_definition() -> None:
+    """aliases = "wx" would register the names w and x: the class statement
+    itself fails, saying what to write."""
+    with pytest.raises(TypeError, match=r"aliases.*\('wx',\)"):
+
+        class Wx(Provider):
+            url = ""
+            path = "/chat"
+            default_model = "m"
+            aliases = "wx"  # type: ignore[assignment]
+
+
+def test_aliases_as_a_tuple_of_names_are_fine() -> None:
+    """The right spelling still defines."""
+
+    class Wy(Provider):
+        url = ""
+        path = "/chat"
+        default_model = "m"
+        aliases = ("wy",)
+
+    assert Wy.aliases == ("wy",)
