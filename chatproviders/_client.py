@@ -66,7 +66,7 @@ class Client(Closing):
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called: the client refuses to send."""
+        """True once ``close()`` was called: the client refuses to send."""
         return False
 
     # -- what a client implements -------------------------------------------
