@@ -63,6 +63,16 @@ from .providers import Acytoo, CodeLinkAva, Cromicle, GPROChat, OpenAICompatible
 if TYPE_CHECKING:
     from ._batch import BatchItem, BatchResult, batch
     from ._health import CheckResult, check
+    from ._responses import (
+        OutputItemDone,
+        ResponseEvent,
+        ResponseReported,
+        Responses,
+        ResponsesBackgroundStream,
+        ResponsesReply,
+        ResponsesStream,
+        ResponseUsage,
+    )
 
 #: Imported on first use, not at ``import chatproviders``: most programs never
 #: run a batch or a health check, and their modules weigh on every start-up.
@@ -72,6 +82,14 @@ _LAZY = {
     "batch": "._batch",
     "CheckResult": "._health",
     "check": "._health",
+    "OutputItemDone": "._responses",
+    "ResponseEvent": "._responses",
+    "ResponseReported": "._responses",
+    "ResponseUsage": "._responses",
+    "Responses": "._responses",
+    "ResponsesBackgroundStream": "._responses",
+    "ResponsesReply": "._responses",
+    "ResponsesStream": "._responses",
 }
 
 
@@ -120,12 +138,20 @@ __all__ = [
     "ModelNotSupportedError",
     "ModelReported",
     "OpenAICompatible",
+    "OutputItemDone",
     "Provider",
     "ProviderNotFoundError",
     "ProviderNotWorkingError",
     "RateLimitError",
     "ReasoningDelta",
+    "ResponseEvent",
     "ResponseFormatError",
+    "ResponseReported",
+    "ResponseUsage",
+    "Responses",
+    "ResponsesBackgroundStream",
+    "ResponsesReply",
+    "ResponsesStream",
     "StreamEvent",
     "TextDelta",
     "ToolCall",

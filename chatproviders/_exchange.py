@@ -88,7 +88,9 @@ class Exchange:
                 )
             body = Body(response, self.deadline, options.read_timeout, guard=guard)
             content_type = response.headers.get("content-type", "")
-            yield from provider.iter_text(refuse_html(body, content_type))
+            # A prepared call may bring its own reader (the Responses API's).
+            decode = getattr(self.prepared, "decode", None) or provider.iter_text
+            yield from decode(refuse_html(body, content_type))
             body.finish()
         finally:
             guard.finish()

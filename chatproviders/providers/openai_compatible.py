@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .._chat_chunks import iter_chat_reply_events
 from .._constants import ERROR_BODY_EXCERPT
@@ -55,6 +55,9 @@ from ..exceptions import (
     ResponseFormatError,
     UnsupportedParameterError,
 )
+
+if TYPE_CHECKING:
+    from .._responses import Responses
 
 __all__ = ["OpenAICompatible"]
 
@@ -225,6 +228,15 @@ class OpenAICompatible(Provider):
 
     def secrets(self) -> tuple[str, ...]:
         return (*super().secrets(), *([self.api_key] if self.api_key else []))
+
+    @property
+    def responses(self) -> Responses:
+        """The Responses API (``POST {base_url}/responses``): ``stream``,
+        ``complete`` and ``stream_in_background``, as chat has.
+        """
+        from .._responses import Responses
+
+        return Responses(self)
 
     def list_models(self) -> list[str]:
         """The ids of the models the server serves (``GET {base_url}/models``)."""

@@ -54,6 +54,8 @@ class Reply:
             "completion_tokens": ...}``; default: words counted. A stream
             reports them only when the request asks (``stream_options``).
         finish_reason: default ``"tool_calls"`` with tool calls, else ``"stop"``.
+        failure: the Responses API only (``/v1/responses``): ``{"code": ...,
+            "message": ...}`` answers ``response.failed`` after the text.
     """
 
     text: str | None = None
@@ -75,6 +77,7 @@ class Reply:
     reasoning_field: Literal["reasoning_content", "reasoning"] = "reasoning_content"
     usage: Mapping[str, int] | None = None
     finish_reason: str | None = None
+    failure: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.chunks is not None:
@@ -128,6 +131,11 @@ class Reply:
             raise TypeError("usage must map token-count names to ints >= 0")
         if self.finish_reason is not None and not isinstance(self.finish_reason, str):
             raise TypeError("finish_reason must be a string")
+        if self.failure is not None and not (
+            isinstance(self.failure, Mapping)
+            and all(isinstance(v, str) for v in self.failure.values())
+        ):
+            raise TypeError("failure must map 'code' and 'message' to strings")
         _check_int("status", self.status, minimum=200, maximum=599)
         _check_int("stall_after", self.stall_after, minimum=0)
         _check_int("reset_after", self.reset_after, minimum=0)
