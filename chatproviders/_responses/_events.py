@@ -331,7 +331,9 @@ def _failed(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
 
 
 def _error(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
-    error = data.get("error") if isinstance(data.get("error"), dict) else data
+    error = data.get("error")
+    if not isinstance(error, dict):  # the usual shape: the fields in the event
+        error = {key: value for key, value in data.items() if key != "type"}
     raise failure(error, "reported an error in the stream")
     yield
 
