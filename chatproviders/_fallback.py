@@ -27,6 +27,7 @@ from .exceptions import (
 
 if TYPE_CHECKING:
     from ._health import CheckResult
+    from ._responses import Responses
 
 __all__ = ["FallbackProvider"]
 
@@ -97,6 +98,13 @@ class FallbackProvider(Client):
                 name="chatproviders-health",
                 daemon=True,
             ).start()
+
+    @property
+    def responses(self) -> Responses:
+        """The Responses API of the providers that serve it, tried in turn."""
+        from ._responses import Responses
+
+        return Responses(self)
 
     def check(self, timeout: float = DEFAULT_CHECK_TIMEOUT) -> list[CheckResult]:
         """Probe every provider at once (see :func:`chatproviders.check`); those

@@ -175,9 +175,19 @@ _ERROR_CLASSES: dict[str, type[APIError]] = {
 }
 
 
+_STATUSES: dict[type[APIError], int] = {
+    RateLimitError: 429,
+    InternalServerError: 500,
+    AuthenticationError: 401,
+    BadRequestError: 400,
+}
+
+
 def failure(error: Any, what: str) -> APIError:
     """The error to raise for an ``error`` value: its class by ``code`` (or
-    ``type``), the server's message and code in it.
+    ``type``), the server's message and code in it. A status error's
+    ``status_code`` is the status its class stands for (500 for
+    ``server_error``...), though the HTTP reply said 200.
     """
     if not isinstance(error, dict):
         error = {"message": str(error)}
@@ -192,7 +202,9 @@ def failure(error: Any, what: str) -> APIError:
     body = json.dumps(error)[:ERROR_BODY_EXCERPT]
     fields: dict[str, Any] = {"code": code}
     if issubclass(cls, APIStatusError):
-        fields["body"] = body
+        # The reply's status was 200; the error's is the one its class stands
+        # for, so that retries and fallback treat it as they would that reply.
+        fields.update(body=body, status_code=_STATUSES[cls])
     return cls(f"{what}{where}: {message}", **fields)
 
 
