@@ -366,7 +366,7 @@ def test_as_input_of_a_text_reply() -> None:
             {"type": "message", "content": [{"type": "output_text", "text": "hi"}]},
         ),
     )
-    assert reply.as_input() == [{"role": "assistant", "content": "hi"}]
+    assert reply.as_input() == [{"type": "message", "role": "assistant", "content": "hi"}]
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,8 @@ class ResponsesReply:
         none (one that refuses ``previous_response_id``): send the earlier
         input, these, then the next message or ``function_call_output`` items.
 
-        Messages come as ``{"role": "assistant", "content": TEXT}``, calls as
+        Messages come as ``{"type": "message", "role": "assistant",
+        "content": TEXT}`` (llama.cpp's server reads no other shape), calls as
         ``function_call`` items with their ``call_id``; a reasoning item
         comes only when it carries ``encrypted_content`` (a server cannot
         read one back otherwise).
@@ -66,7 +67,7 @@ class ResponsesReply:
                     for part in (content if isinstance(content, list) else ())
                     if isinstance(part, dict) and part.get("type") == "output_text"
                 )
-                items.append({"role": "assistant", "content": text})
+                items.append({"type": "message", "role": "assistant", "content": text})
             elif kind == "function_call":
                 items.append(
                     {
@@ -79,7 +80,7 @@ class ResponsesReply:
             elif kind == "reasoning" and item.get("encrypted_content"):
                 items.append(dict(item))
         if not items and (self.text or self.tool_calls):  # output not sent
-            items.append({"role": "assistant", "content": self.text})
+            items.append({"type": "message", "role": "assistant", "content": self.text})
             items += [
                 {
                     "type": "function_call",
