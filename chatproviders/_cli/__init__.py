@@ -142,6 +142,12 @@ def _parser() -> argparse.ArgumentParser:
         help="print the reply once it is complete",
     )
     chat.add_argument(
+        "--responses",
+        action="store_true",
+        help="send through the Responses API (POST /responses) of an "
+        "OpenAI-compatible server",
+    )
+    chat.add_argument(
         "prompt",
         nargs="*",
         metavar="PROMPT",

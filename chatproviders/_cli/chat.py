@@ -38,6 +38,13 @@ def run_chat(args: argparse.Namespace) -> int:
 
 def _chat(client: Provider, args: argparse.Namespace) -> int:
     """Answer the prompt from argv and stdin, or chat on the terminal."""
+    sender: Any = client
+    if getattr(args, "responses", False):  # the Responses API instead
+        if not hasattr(client, "responses"):
+            raise UsageError(f"--responses needs -p openai, not {client.name()}")
+        from .._responses._chat import ResponsesChat
+
+        sender = ResponsesChat(client)
     system: Messages = []
     if args.system:
         system = [{"role": "system", "content": args.system}]
@@ -51,7 +58,7 @@ def _chat(client: Provider, args: argparse.Namespace) -> int:
     if prompt:
         model = choose_model(client, args.model)
         messages = [*system, {"role": "user", "content": prompt}]
-        reply(client, messages, model, args.stream)
+        reply(sender, messages, model, args.stream)
         return EXIT_OK
     if sys.stdin is None:
         raise UsageError("give a prompt, as an argument or on stdin")
@@ -59,7 +66,7 @@ def _chat(client: Provider, args: argparse.Namespace) -> int:
     chosen = choose_model(client, args.model, ask=True)
     if chosen is None:  # Ctrl-D instead of a model
         return EXIT_OK
-    return interact(client, chosen, system, args.stream)
+    return interact(sender, chosen, system, args.stream)
 
 
 def read_piped_stdin() -> Optional[str]:
