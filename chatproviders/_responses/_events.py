@@ -34,7 +34,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 from .._chat_chunks import _json_object
 from .._constants import ERROR_BODY_EXCERPT
@@ -285,7 +285,7 @@ def _stream(chunks: Iterable[bytes]) -> Iterator[Piece]:
                 if delta:
                     yield delta
                 continue
-            handler = _HANDLERS.get(kind)  # type: ignore[arg-type]
+            handler = _HANDLERS.get(kind)
             if handler is None:
                 yield ResponseEvent(str(kind), data)
                 continue
@@ -339,7 +339,6 @@ def _failed(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
     response = data.get("response")
     error = response.get("error") if isinstance(response, dict) else None
     raise failure(error or {"message": "the response failed"}, "the response failed")
-    yield  # a generator, as every handler is
 
 
 def _error(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
@@ -347,7 +346,6 @@ def _error(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
     if not isinstance(error, dict):  # the usual shape: the fields in the event
         error = {key: value for key, value in data.items() if key != "type"}
     raise failure(error, "reported an error in the stream")
-    yield
 
 
 def _item_added(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
@@ -529,7 +527,7 @@ def _usage(response: dict[str, Any]) -> ResponseUsage:
     return ResponseUsage(given, made, total, reasoning)
 
 
-def _malformed(what: str, data: dict[str, Any]) -> Any:
+def _malformed(what: str, data: dict[str, Any]) -> NoReturn:
     text = json.dumps(data)
     raise ResponseFormatError(
         f"sent {what}: {text[:200]}", body=text[:ERROR_BODY_EXCERPT]

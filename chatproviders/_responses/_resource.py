@@ -21,7 +21,7 @@ closing and fallback are the chat calls' own.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
@@ -30,6 +30,7 @@ from .._provider import PreparedChat, _json
 from ..exceptions import (
     ChatProvidersError,
     InvalidMessagesError,
+    ModelNotSupportedError,
     UnsupportedParameterError,
 )
 from ._events import iter_response_events
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["PARAMETERS", "PreparedResponses", "Responses"]
 
 #: What ``input`` may be: a string, or a list of input items.
-Input = Union[str, list[Mapping[str, Any]]]
+Input = Union[str, Sequence[Mapping[str, Any]]]
 
 #: The Responses API's parameters a call may set (``input``, ``model`` and
 #: ``stream`` are the call's own); each is sent as given, and only when given.
@@ -123,7 +124,7 @@ class Responses:
         :meth:`ResponsesBackgroundStream.response` gives the whole reply.
         """
         prepared = self._prepare(input, model, params, True)
-        send = functools.partial(self._client._open, prepared)
+        send: Any = functools.partial(self._client._open, prepared)
         return ResponsesBackgroundStream._of_responses(send, maxsize)
 
     def _prepare(
@@ -144,7 +145,7 @@ class Responses:
                 prepared[index] = Responses(provider)._prepare(
                     input, model, params, stream
                 )
-            except UnsupportedParameterError as error:
+            except (ModelNotSupportedError, UnsupportedParameterError) as error:
                 refused.append(error)
         if not prepared:
             raise refused[0]
@@ -161,10 +162,9 @@ def _prepare_one(
     params: Mapping[str, Any],
     stream: bool,
 ) -> PreparedResponses:
-    prepare_chat = getattr(client, "prepare", None)
-    if not hasattr(client, "choose_model") or prepare_chat is None:
+    if not hasattr(client, "include_usage"):  # not an OpenAI-compatible client
         raise UnsupportedParameterError(
-            f"{client.name()} does not serve the Responses API"
+            f"{client.name()} does not serve the Responses API; OpenAICompatible does"
         )
     client._check_open()
     try:
@@ -181,10 +181,6 @@ def _encode(
     params: Mapping[str, Any],
     stream: bool,
 ) -> PreparedResponses:
-    if not hasattr(client, "include_usage"):  # not an OpenAI-compatible client
-        raise UnsupportedParameterError(
-            f"{client.name()} does not serve the Responses API; OpenAICompatible does"
-        )
     check_input(input)
     chosen = client.choose_model(model)
     unknown = sorted(params.keys() - PARAMETERS)
@@ -222,7 +218,7 @@ def check_input(input: Any) -> None:
         if not input:
             raise InvalidMessagesError("input is an empty string")
         return
-    if not isinstance(input, list) or not input:
+    if not isinstance(input, (list, tuple)) or not input:
         raise InvalidMessagesError(
             "input must be a non-empty string or a non-empty list of input items "
             f"(messages, function_call_output items...), got {type(input).__name__}"

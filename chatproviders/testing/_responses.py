@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from chatproviders.testing import _encode
 from chatproviders.testing._exchange import Answer
@@ -139,7 +139,7 @@ def _text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
-def _call_item(call: dict[str, str], arguments: str, status: str) -> dict[str, Any]:
+def _call_item(call: Mapping[str, Any], arguments: str, status: str) -> dict[str, Any]:
     return {
         "id": f"fc_{call['id']}",
         "type": "function_call",
@@ -279,7 +279,7 @@ def _stream_text(
 
 
 def _stream_call(
-    send: Callable[..., None], call: dict[str, str], pieces: list[str], index: int
+    send: Callable[..., None], call: Mapping[str, Any], pieces: list[str], index: int
 ) -> None:
     key = {"item_id": f"fc_{call['id']}", "output_index": index}
     item = _call_item(call, "", "in_progress")
