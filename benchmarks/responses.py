@@ -30,29 +30,46 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chatproviders._chat_chunks import iter_chat_reply_events  # noqa: E402
-from chatproviders._responses import ResponsesStream, iter_response_events  # noqa: E402
-from chatproviders._streaming import ChatStream  # noqa: E402
+from chatproviders._chat_chunks import iter_chat_reply_events
+from chatproviders._responses import ResponsesStream, iter_response_events
+from chatproviders._streaming import ChatStream
 
 WORDS = ["Hello", " wor", "ld", " \u2014", " ça", " va", "?", " 42"]
 
 
 def chat_body(events: int) -> bytes:
-    base = {"id": "chatcmpl-8x", "object": "chat.completion.chunk", "created": 1765000000,
-            "model": "gpt-4o-mini", "system_fingerprint": "fp_1"}
+    base = {
+        "id": "chatcmpl-8x",
+        "object": "chat.completion.chunk",
+        "created": 1765000000,
+        "model": "gpt-4o-mini",
+        "system_fingerprint": "fp_1",
+    }
     out = []
     for number in range(events):
-        choice = {"index": 0, "delta": {"content": WORDS[number % len(WORDS)]},
-                  "logprobs": None, "finish_reason": None}
+        choice = {
+            "index": 0,
+            "delta": {"content": WORDS[number % len(WORDS)]},
+            "logprobs": None,
+            "finish_reason": None,
+        }
         out.append(f"data: {json.dumps({**base, 'choices': [choice]})}\n\n")
     out.append("data: [DONE]\n\n")
     return "".join(out).encode()
 
 
 def responses_body(events: int) -> bytes:
-    response = {"id": "resp_1", "object": "response", "created_at": 1765000000,
-                "status": "in_progress", "model": "gpt-4o-mini", "output": [],
-                "usage": None, "error": None, "incomplete_details": None}
+    response = {
+        "id": "resp_1",
+        "object": "response",
+        "created_at": 1765000000,
+        "status": "in_progress",
+        "model": "gpt-4o-mini",
+        "output": [],
+        "usage": None,
+        "error": None,
+        "incomplete_details": None,
+    }
     out = []
 
     def send(kind: str, **fields: Any) -> None:
@@ -60,24 +77,44 @@ def responses_body(events: int) -> bytes:
         out.append(f"event: {kind}\ndata: {json.dumps(data)}\n\n")
 
     send("response.created", response=response)
-    item = {"id": "msg_1", "type": "message", "status": "in_progress",
-            "role": "assistant", "content": []}
+    item = {
+        "id": "msg_1",
+        "type": "message",
+        "status": "in_progress",
+        "role": "assistant",
+        "content": [],
+    }
     send("response.output_item.added", output_index=0, item=item)
     part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-    send("response.content_part.added", item_id="msg_1", output_index=0,
-         content_index=0, part=part)
+    send(
+        "response.content_part.added",
+        item_id="msg_1",
+        output_index=0,
+        content_index=0,
+        part=part,
+    )
     text = []
     for number in range(events):
         delta = WORDS[number % len(WORDS)]
         text.append(delta)
-        send("response.output_text.delta", item_id="msg_1", output_index=0,
-             content_index=0, delta=delta, logprobs=[])
+        send(
+            "response.output_text.delta",
+            item_id="msg_1",
+            output_index=0,
+            content_index=0,
+            delta=delta,
+            logprobs=[],
+        )
     whole = "".join(text)
     done = {**item, "status": "completed", "content": [{**part, "text": whole}]}
     send("response.output_item.done", output_index=0, item=done)
-    usage = {"input_tokens": 5, "input_tokens_details": {"cached_tokens": 0},
-             "output_tokens": events, "output_tokens_details": {"reasoning_tokens": 0},
-             "total_tokens": events + 5}
+    usage = {
+        "input_tokens": 5,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": events,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": events + 5,
+    }
     final = {**response, "status": "completed", "output": [done], "usage": usage}
     send("response.completed", response=final)
     return "".join(out).encode()
@@ -125,7 +162,9 @@ def sdk(data: bytes) -> Callable[[], str]:
 
     def run() -> str:
         with client.responses.stream(model="m", input="hi") as stream:
-            text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+            text = "".join(
+                e.delta for e in stream if e.type == "response.output_text.delta"
+            )
         return text
 
     return run
@@ -150,16 +189,22 @@ def main() -> None:
         ratios.append(resp_time / chat_time)
         speedups.append(sdk_time / ours_small)
         per_event.append((chat_time / args.events * 1e6, resp_time / args.events * 1e6))
-    print(f"machine: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     chat_us = statistics.median(p[0] for p in per_event)
     resp_us = statistics.median(p[1] for p in per_event)
     print(f"per event: chat {chat_us:.2f} us, responses {resp_us:.2f} us")
-    print(f"responses / chat per event: median {statistics.median(ratios):.2f}x "
-          f"(rounds {min(ratios):.2f}-{max(ratios):.2f}; target <= 1.2x)")
-    print(f"SDK time / ours on {args.sdk_events} events: median "
-          f"{statistics.median(speedups):.1f}x "
-          f"(rounds {min(speedups):.1f}-{max(speedups):.1f}; target >= 10x)")
+    print(
+        f"responses / chat per event: median {statistics.median(ratios):.2f}x "
+        f"(rounds {min(ratios):.2f}-{max(ratios):.2f}; target <= 1.2x)"
+    )
+    print(
+        f"SDK time / ours on {args.sdk_events} events: median "
+        f"{statistics.median(speedups):.1f}x "
+        f"(rounds {min(speedups):.1f}-{max(speedups):.1f}; target >= 10x)"
+    )
 
 
 if __name__ == "__main__":

@@ -170,7 +170,7 @@ def test_the_openai_sdk_reads_a_failed_response(
 def test_failed_after_text_raises_with_the_text(
     server: EmulatorServer, client: OpenAICompatible
 ) -> None:
-    """response.failed after text: InternalServerError with code and partial text, no retry."""
+    """response.failed after text: the code's class, the partial text, no retry."""
     server.set_reply(text="part", failure={"code": "server_error", "message": "boom"})
     with client.responses.stream("hi") as stream:
         assert next(stream) == "part"
@@ -327,7 +327,7 @@ def test_in_background_threads_and_asyncio(
 def test_previous_response_id_refused_then_as_input(
     server: EmulatorServer, client: OpenAICompatible
 ) -> None:
-    """A stateless server refuses previous_response_id; as_input() carries the turn instead."""
+    """previous_response_id refused by a stateless server; as_input() instead."""
     server.set_reply(tool_calls=[CALL])
     first_input = [{"role": "user", "content": "Weather in Zürich?"}]
     first = client.responses.complete(first_input)
@@ -366,7 +366,9 @@ def test_as_input_of_a_text_reply() -> None:
             {"type": "message", "content": [{"type": "output_text", "text": "hi"}]},
         ),
     )
-    assert reply.as_input() == [{"type": "message", "role": "assistant", "content": "hi"}]
+    assert reply.as_input() == [
+        {"type": "message", "role": "assistant", "content": "hi"}
+    ]
 
 
 @pytest.mark.parametrize(

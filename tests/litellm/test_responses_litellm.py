@@ -33,7 +33,9 @@ def emulator() -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture(scope="module")
-def proxy(emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def proxy(
+    emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("litellm")
     config = folder / "config.yaml"
     config.write_text(CONFIG.format(api_base=emulator.url))
@@ -42,7 +44,15 @@ def proxy(emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) ->
     litellm = shutil.which("litellm") or str(Path(sys.executable).parent / "litellm")
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [litellm, "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+            [
+                litellm,
+                "--config",
+                str(config),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -64,7 +74,9 @@ def proxy(emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) ->
 
 def test_complete_through_the_proxy(proxy: str, emulator: EmulatorServer) -> None:
     """A non-streamed reply comes back whole, with its usage, through LiteLLM."""
-    with OpenAICompatible(proxy, api_key="sk-anything", model="emulated", timeout=60) as client:
+    with OpenAICompatible(
+        proxy, api_key="sk-anything", model="emulated", timeout=60
+    ) as client:
         reply = client.responses.complete("Hello")
     assert reply.text == "Through the proxy \u2014 fine."
     assert reply.usage is not None and reply.usage.output_tokens > 0

@@ -39,8 +39,22 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     template.write_text(TEMPLATE)
     port = free_port()
     log = folder / "server.log"
-    command = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
-               "-c", "512", "--jinja", "--chat-template-file", str(template), "-a", "tiny"]
+    command = [
+        binary,
+        "-m",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-c",
+        "512",
+        "--jinja",
+        "--chat-template-file",
+        str(template),
+        "-a",
+        "tiny",
+    ]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
