@@ -23,7 +23,10 @@ CONFIG = """model_list:
       model: openai/gpt-4o-mini
       api_base: {api_base}
       api_key: sk-emulator
+general_settings:
+  master_key: {master_key}
 """
+MASTER_KEY = "sk-proxy-0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,7 @@ def proxy(
 ) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("litellm")
     config = folder / "config.yaml"
-    config.write_text(CONFIG.format(api_base=emulator.url))
+    config.write_text(CONFIG.format(api_base=emulator.url, master_key=MASTER_KEY))
     port = free_port()
     log = folder / "proxy.log"
     litellm = shutil.which("litellm") or str(Path(sys.executable).parent / "litellm")
@@ -60,7 +63,7 @@ def proxy(
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
-            with contextlib.suppress(requests.ConnectionError):
+            with contextlib.suppress(requests.RequestException):
                 if requests.get(f"{url}/health/liveliness", timeout=5).ok:
                     break
             time.sleep(0.5)
@@ -75,9 +78,20 @@ def proxy(
 def test_complete_through_the_proxy(proxy: str, emulator: EmulatorServer) -> None:
     """A non-streamed reply comes back whole, with its usage, through LiteLLM."""
     with OpenAICompatible(
-        proxy, api_key="sk-anything", model="emulated", timeout=60
+        proxy, api_key=MASTER_KEY, model="emulated", timeout=60
     ) as client:
         reply = client.responses.complete("Hello")
     assert reply.text == "Through the proxy \u2014 fine."
     assert reply.usage is not None and reply.usage.output_tokens > 0
     assert any(r.route == "/v1/responses" for r in emulator.requests)
+
+
+def test_stream_through_the_proxy(proxy: str) -> None:
+    """A streamed reply comes through LiteLLM as the same text."""
+    with OpenAICompatible(
+        proxy, api_key=MASTER_KEY, model="emulated", timeout=60
+    ) as client:
+        with client.responses.stream("Hello") as stream:
+            text = "".join(stream)
+    assert text == "Through the proxy \u2014 fine."
+    assert stream.finish_reason == "stop"
