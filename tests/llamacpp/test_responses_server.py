@@ -22,6 +22,12 @@ import requests
 from chatproviders import BadRequestError, OpenAICompatible
 from tests.llamacpp.server import free_port, log_tail
 
+#: Run with ``tox -e llama-server``; under ``tox -e llamacpp`` (llama-cpp-python's
+#: server) there is no C++ binary to run, which the skip reason says.
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("LLAMA_SERVER"), reason="LLAMA_SERVER names no llama-server"
+)
+
 TEMPLATE = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
 PARAMS = {"max_output_tokens": 16, "temperature": 0.0}
 
@@ -32,7 +38,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     binary = os.environ.get("LLAMA_SERVER")
     if not binary or not Path(binary).exists():
-        pytest.fail("set LLAMA_SERVER to the path of a built llama-server")
+        pytest.fail(f"LLAMA_SERVER={binary!r} is no llama-server binary")
     folder = tmp_path_factory.mktemp("llama-server")
     model = write_model(folder / "tiny-random.gguf")
     template = folder / "template.jinja"
@@ -48,7 +54,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--port",
         str(port),
         "-c",
-        "512",
+        "256",
         "--jinja",
         "--chat-template-file",
         str(template),
