@@ -37,9 +37,11 @@ from chatproviders._responses._events import ResponsesState
 from chatproviders.testing import Reply
 from chatproviders.testing import _responses as emulator
 
-LLAMACPP = (
-    Path(__file__).parent / "data" / "llamacpp_responses_stream.txt"
-).read_bytes()
+DATA = Path(__file__).parent / "data"
+#: Written from llama.cpp's server source: reasoning, text and a tool call.
+LLAMACPP = (DATA / "llamacpp_responses_stream.txt").read_bytes()
+#: Recorded from a real llama-server (the tiny random model, greedy, 12 tokens).
+LLAMA_SERVER = (DATA / "llama_server_responses_stream.txt").read_bytes()
 BODY = {"model": "gpt-4o-mini", "input": "hi", "stream": True}
 
 #: One Reply of each kind the emulator answers.
@@ -199,12 +201,29 @@ def test_the_sdk_reads_llamacpp_text_and_usage_alike() -> None:
     assert our_view(replay(chunks)) == sdk_view(sdk_final(chunks, stream=False))
 
 
+def test_a_recorded_llama_server_stream() -> None:
+    """A real llama-server stream reads as its final response says; the SDK's
+    stream() fails on it (no output_index), its create()-style reading agrees.
+    """
+    result = replay([LLAMA_SERVER])
+    final = json.loads(LLAMA_SERVER.split(b"data: ")[-1])["response"]
+    assert result["text"] == final["output"][0]["content"][0]["text"]
+    assert len(result["text"]) == 12
+    assert result["usage"] == ResponseUsage(6, 12, 18)
+    whole = [json.dumps(final).encode()]
+    assert our_view(result) == sdk_view(sdk_final(whole, stream=False))
+    with pytest.raises(TypeError):
+        sdk_final([LLAMA_SERVER])
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["llamacpp", "openai"])
+@pytest.mark.parametrize("name", ["llamacpp", "llama-server", "openai"])
 def test_every_byte_boundary(name: str) -> None:
     """A recorded stream split at any byte (mid-UTF-8, -escape, -CRLF) reads alike."""
     if name == "llamacpp":
         body = LLAMACPP
+    elif name == "llama-server":
+        body = LLAMA_SERVER
     else:
         reply = Reply(
             text="Grüß \U0001f600",
