@@ -67,6 +67,16 @@ if TYPE_CHECKING:
     from ._batch.items import BatchItem, BatchResult
     from ._batch.run import batch
     from ._health.check import CheckResult, check
+    from ._responses import (
+        OutputItemDone,
+        ResponseEvent,
+        ResponseReported,
+        Responses,
+        ResponsesBackgroundStream,
+        ResponsesReply,
+        ResponsesStream,
+        ResponseUsage,
+    )
     from ._structured import ParsedResponse, pydantic_function_tool
 
 #: Imported on first use, not at ``import chatproviders``: most programs never
@@ -79,6 +89,14 @@ _LAZY = {
     "check": "._health.check",
     "ParsedResponse": "._structured",
     "pydantic_function_tool": "._structured",
+    "OutputItemDone": "._responses",
+    "ResponseEvent": "._responses",
+    "ResponseReported": "._responses",
+    "ResponseUsage": "._responses",
+    "Responses": "._responses",
+    "ResponsesBackgroundStream": "._responses",
+    "ResponsesReply": "._responses",
+    "ResponsesStream": "._responses",
 }
 
 
@@ -128,6 +146,7 @@ __all__ = [
     "ModelNotSupportedError",
     "ModelReported",
     "OpenAICompatible",
+    "OutputItemDone",
     "ParsedResponse",
     "Provider",
     "ProviderNotFoundError",
@@ -135,7 +154,14 @@ __all__ = [
     "RateLimitError",
     "ReasoningDelta",
     "RefusalDelta",
+    "ResponseEvent",
     "ResponseFormatError",
+    "ResponseReported",
+    "ResponseUsage",
+    "Responses",
+    "ResponsesBackgroundStream",
+    "ResponsesReply",
+    "ResponsesStream",
     "StreamEvent",
     "StructuredOutputError",
     "TextDelta",

@@ -329,7 +329,9 @@ class Provider(Gpt4freeEntryPoints, Client):
         def once() -> ChatStream:
             self._check_open()  # closed during a wait between two tries
             exchange = Exchange(self, prepared, deadline, on_response)
-            stream = ChatStream(
+            # A prepared call may name its own kind of stream (the Responses API's).
+            stream_class = getattr(prepared, "stream_class", ChatStream)
+            stream = stream_class(
                 exchange,
                 provider=self.name(),
                 model=prepared.model,

@@ -155,11 +155,14 @@ class APIError(ChatProvidersError):
     """Talking to the provider failed.
 
     ``partial_text`` holds the text that did arrive; ``tries`` how many
-    requests the call made (retries included) before giving up.
+    requests the call made (retries included) before giving up; ``code`` the
+    server's own error code where it sent one in the reply (a Responses
+    ``error`` or ``response.failed`` event: ``"server_error"``...).
     """
 
     partial_text: str = ""
     tries: int = 1
+    code: Optional[str] = None
 
 
 class APIConnectionError(APIError):

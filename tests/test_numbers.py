@@ -57,6 +57,12 @@ OPTIONS: dict[tuple[str, str], tuple[str, Call]] = {
         "count",
         lambda s, v: _client(s).stream_in_background(HI, maxsize=v),
     ),
+    ("Responses.stream_in_background", "maxsize"): (
+        "count",
+        lambda s, v: chatproviders.OpenAICompatible(
+            s.url, model="m"
+        ).responses.stream_in_background("Hi", maxsize=v),
+    ),
     ("BackgroundStream.__init__", "maxsize"): (
         "count",
         lambda s, v: chatproviders.BackgroundStream(iter(["a"]), maxsize=v),
@@ -64,6 +70,12 @@ OPTIONS: dict[tuple[str, str], tuple[str, Call]] = {
     ("BackgroundStream.result", "timeout"): (
         "wait",
         lambda s, v: chatproviders.BackgroundStream(iter(["a"])).result(timeout=v),
+    ),
+    ("ResponsesBackgroundStream.response", "timeout"): (
+        "wait",
+        lambda s, v: chatproviders.ResponsesBackgroundStream(iter(["a"])).response(
+            timeout=v
+        ),
     ),
     ("FallbackProvider.__init__", "cooldown"): (
         "seconds_or_zero",
@@ -150,6 +162,9 @@ NOT_OPTIONS = {
     "BatchItem.__init__",
     "ChatResponse.__init__",
     "ParsedResponse.__init__",
+    "ResponsesReply.__init__",
+    "ResponseUsage.__init__",
+    "OutputItemDone.__init__",
     "ChatStream.__init__",
     "CheckResult.__init__",
     "ToolCallDelta.__init__",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from typing import Optional, overload
+from typing import Any, Optional, overload
 
 from .._messages import Messages
 from .._provider import Provider
@@ -50,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE.json",
         help="a JSON Schema: ask for a reply valid against it and print the "
         "validated JSON (needs chatproviders[structured])",
+    )
+    parser.add_argument(
+        "--responses",
+        action="store_true",
+        help="send through the Responses API (POST /responses) of an "
+        "OpenAI-compatible server",
     )
     parser.add_argument(
         "--no-stream",
@@ -97,6 +103,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _chat(client: Provider, args: argparse.Namespace) -> int:
     """Answer the prompt from argv and stdin, or chat on the terminal."""
+    sender: Any = client
+    if args.responses:  # the Responses API instead
+        if not hasattr(client, "responses"):
+            raise UsageError(f"--responses needs -p openai, not {client.name()}")
+        from .._responses._chat import ResponsesChat
+
+        sender = ResponsesChat(client)
     system: Messages = []
     if args.system:
         system = [{"role": "system", "content": args.system}]
@@ -117,7 +130,7 @@ def _chat(client: Provider, args: argparse.Namespace) -> int:
     if prompt:
         model = choose_model(client, args.model)
         messages = [*system, {"role": "user", "content": prompt}]
-        reply(client, messages, model, args.stream)
+        reply(sender, messages, model, args.stream)
         return EXIT_OK
     if sys.stdin is None:
         raise UsageError("give a prompt, as an argument or on stdin")
@@ -125,7 +138,7 @@ def _chat(client: Provider, args: argparse.Namespace) -> int:
     chosen = choose_model(client, args.model, ask=True)
     if chosen is None:  # Ctrl-D instead of a model
         return EXIT_OK
-    return interact(client, chosen, system, args.stream)
+    return interact(sender, chosen, system, args.stream)
 
 
 def read_piped_stdin() -> Optional[str]:

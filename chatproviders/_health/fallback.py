@@ -28,6 +28,7 @@ from ..exceptions import (
 )
 
 if TYPE_CHECKING:
+    from .._responses import Responses
     from .check import CheckResult
 
 __all__ = ["FallbackProvider", "wait_interval", "watch"]
@@ -101,6 +102,13 @@ class FallbackProvider(Client):
                 name="chatproviders-health",
                 daemon=True,
             ).start()
+
+    @property
+    def responses(self) -> Responses:
+        """The Responses API of the providers that serve it, tried in turn."""
+        from .._responses import Responses
+
+        return Responses(self)
 
     def check(self, timeout: float = DEFAULT_CHECK_TIMEOUT) -> list[CheckResult]:
         """Probe every provider at once (see :func:`chatproviders.check`); those

@@ -40,7 +40,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 from .._constants import BACKGROUND_QUEUE_SIZE
 from .._numbers import check_count, check_seconds
@@ -653,14 +653,20 @@ class _AsyncChunks:
             cancel_soon(stream)
 
 
+_Background = TypeVar("_Background", bound="BackgroundStream")
+
+
 def background_request(
-    send: Callable[..., Iterable[str]], maxsize: int = BACKGROUND_QUEUE_SIZE
-) -> BackgroundStream:
+    send: Callable[..., Iterable[str]],
+    maxsize: int = BACKGROUND_QUEUE_SIZE,
+    kind: type[_Background] = BackgroundStream,  # type: ignore[assignment]
+) -> _Background:
     """A background stream of one request: ``send(on_response=..., cancel=...)``
     (a client's ``send_prepared``) runs on the worker, so that close() can shut
-    down every response it opens and stop a wait between two tries.
+    down every response it opens and stop a wait between two tries. ``kind``
+    is the class of stream to make (a subclass of :class:`BackgroundStream`).
     """
-    stream = BackgroundStream.__new__(BackgroundStream)
+    stream = kind.__new__(kind)
     stream._start(
         lambda channel: send(on_response=channel.watch, cancel=channel.cancel_event),
         maxsize,

@@ -83,7 +83,9 @@ class Exchange:
         body = self._start()
         try:
             content_type = body.response.headers.get("content-type", "")
-            yield from self.provider.iter_text(refuse_html(body, content_type))
+            # A prepared call may bring its own reader (the Responses API's).
+            decode = getattr(self.prepared, "decode", None) or self.provider.iter_text
+            yield from decode(refuse_html(body, content_type))
             body.finish()
         finally:
             self._end()

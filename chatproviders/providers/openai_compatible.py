@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .._constants import ERROR_BODY_EXCERPT
 from .._messages import Messages
@@ -55,6 +55,9 @@ from ..exceptions import (
     ResponseFormatError,
     UnsupportedParameterError,
 )
+
+if TYPE_CHECKING:
+    from .._responses import Responses
 
 __all__ = ["OpenAICompatible"]
 
@@ -237,6 +240,15 @@ class OpenAICompatible(Provider):
         if not models:
             raise ModelNotSupportedError("serves no model (its model list is empty)")
         return models[0]
+
+    @property
+    def responses(self) -> Responses:
+        """The Responses API (``POST {base_url}/responses``): ``stream``,
+        ``complete`` and ``stream_in_background``, as chat has.
+        """
+        from .._responses import Responses
+
+        return Responses(self)
 
     def list_models(self) -> list[str]:
         """The ids of the models the server serves (``GET {base_url}/models``)."""

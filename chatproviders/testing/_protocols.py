@@ -13,7 +13,8 @@ unless said otherwise):
 - gprochat ``/api/generate``: 400 for a bad shape, 401 for a bad signature,
   ``{"error": {"message": ...}}`` as the real service.
 - codelinkava ``/api/chat`` (SSE reply): 400, ``{"error": {"message": ...}}``.
-- openai ``/v1/chat/completions`` (SSE or JSON reply), ``GET /v1/models[/ID]``:
+- openai ``/v1/chat/completions`` (SSE or JSON reply), ``/v1/responses`` (see
+  ``_responses``), ``GET /v1/models[/ID]``:
   400 bad shape (messages, a ``tool`` message that answers no call, a call
   left unanswered, ``tools``, ``stream_options`` without ``stream``), 401 API
   key, 404 unknown model, ``{"error": {"message", "type", "param", "code"}}``.
@@ -25,7 +26,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any, ClassVar, Mapping, Sequence
 
-from chatproviders.testing import _checks, _encode, _openai_checks
+from chatproviders.testing import _checks, _encode, _openai_checks, _responses
 from chatproviders.testing._reply import Reply
 from chatproviders.testing._traffic import Answer, RecordedRequest
 
@@ -189,6 +190,8 @@ class OpenAICompatible(Protocol):
             return self.error(401, message, code="invalid_api_key")
         if request.route == "/v1/models" or request.route.startswith("/v1/models/"):
             return self._models(request)
+        if request.route == _responses.ROUTE:  # the Responses API
+            return self._responses(request)
         answer = super().handle(request)
         if answer is None and request.json["model"] not in self.models:
             return self._no_model(request.json["model"])
@@ -204,6 +207,8 @@ class OpenAICompatible(Protocol):
         return answer
 
     def encode(self, reply: Reply, request: RecordedRequest) -> Answer:
+        if request.route == _responses.ROUTE:
+            return _responses.encode(reply, request.json)
         from chatproviders.testing._structured import structured_reply
 
         reply = structured_reply(reply, request.json, self.greeting)  # JSON asked for
@@ -235,6 +240,17 @@ class OpenAICompatible(Protocol):
         if name not in self.models:
             return self._no_model(name)
         return _encode.json_answer(200, _model(name))
+
+    def _responses(self, request: RecordedRequest) -> Answer | None:
+        if request.method != "POST":
+            answer = self.error(405, f"use POST for {request.route}")
+            return answer.with_header("Allow", "POST")
+        problem = _responses.request_problem(request.json)
+        if problem is not None:
+            return self.error(400, problem[0], param=problem[1])
+        if request.json["model"] not in self.models:
+            return self._no_model(request.json["model"])
+        return None
 
     def _no_model(self, name: str) -> Answer:
         message = f"The model `{name}` does not exist or you do not have access to it."

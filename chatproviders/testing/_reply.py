@@ -58,6 +58,8 @@ class Reply:
       "completion_tokens": ...}``; default: words counted. A stream
       reports them only when the request asks (``stream_options``).
     - ``finish_reason``: default ``"tool_calls"`` with tool calls, else ``"stop"``.
+    - ``failure``: the Responses API only (``/v1/responses``): ``{"code": ...,
+      "message": ...}`` answers ``response.failed`` after the text.
     """
 
     text: str | None = None
@@ -83,6 +85,7 @@ class Reply:
     #: the text then defaults to none. (A request whose ``response_format``
     #: asks for JSON gets JSON built from its schema, unless the text is set.)
     refusal: str | None = None
+    failure: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.chunks is not None:
@@ -137,6 +140,11 @@ class Reply:
             raise TypeError("finish_reason must be a string")
         if self.refusal is not None and not isinstance(self.refusal, str):
             raise TypeError("refusal must be a string")
+        if self.failure is not None and not (
+            isinstance(self.failure, Mapping)
+            and all(isinstance(v, str) for v in self.failure.values())
+        ):
+            raise TypeError("failure must map 'code' and 'message' to strings")
         if self.status is not None:
             check_count(self.status, "status", minimum=200, maximum=599)
         _check_counts(self, stall_after=0, reset_after=0)

@@ -1,0 +1,525 @@
+"""The Responses API's reply read from plain bytes: every event type, every
+split point, llama.cpp's stream without indexes, and the OpenAI SDK's reading
+of the same bytes as the reference.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from chatproviders import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    FinishReported,
+    IncompleteStreamError,
+    InternalServerError,
+    RateLimitError,
+    ReasoningDelta,
+    ResponseFormatError,
+    ToolCallDelta,
+    UsageReported,
+)
+from chatproviders._responses import (
+    OutputItemDone,
+    ResponseEvent,
+    ResponseReported,
+    ResponseUsage,
+    iter_response_events,
+)
+from chatproviders._responses._events import ResponsesState
+from chatproviders.testing import Reply
+from chatproviders.testing import _responses as emulator
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+#: Written from llama.cpp's server source: reasoning, text and a tool call.
+LLAMACPP = (DATA / "llamacpp_responses_stream.txt").read_bytes()
+#: Recorded from a real llama-server (the tiny random model, greedy, 12 tokens).
+LLAMA_SERVER = (DATA / "llama_server_responses_stream.txt").read_bytes()
+BODY = {"model": "gpt-4o-mini", "input": "hi", "stream": True}
+
+#: One Reply of each kind the emulator answers.
+KINDS = {
+    "text": Reply(text="Grüß dich \u2014 \U0001f600 ok", chunk_size=3),
+    "tools": Reply(
+        tool_calls=[
+            {"name": "get_weather", "arguments": {"city": "Zürich", "q": 'a "b"'}},
+            {"name": "get_time", "arguments": {"tz": "Europe/Zürich"}, "id": "c2"},
+        ],
+        tool_call_fragments=5,
+    ),
+    "reasoning": Reply(text="Yes.", reasoning="Think \u2014 then speak", chunk_size=4),
+    "usage": Reply(text="counted", usage={"input_tokens": 7, "output_tokens": 3}),
+    "incomplete": Reply(text="cut sho", finish_reason="length"),
+}
+
+
+def replay(chunks: list[bytes]) -> dict[str, Any]:
+    """Read ``chunks`` as a stream does, into what the reply holds."""
+    state = ResponsesState()
+    text = []
+    for piece in iter_response_events(chunks):
+        if isinstance(piece, str):
+            text.append(piece)
+        else:
+            piece.apply(state)
+    return {
+        "text": "".join(text),
+        "calls": [
+            (c.id, c.function.name, c.function.arguments) for c in state.tool_calls
+        ],
+        "reasoning": state.reasoning,
+        "usage": state.usage,
+        "finish": state.finish_reason,
+        "id": state.id,
+        "output": state.output,
+    }
+
+
+def stream_bytes(reply: Reply, **body: Any) -> list[bytes]:
+    return emulator.encode(reply, {**BODY, **body}).writes
+
+
+def events(*objects: dict[str, Any]) -> list[bytes]:
+    return [f"data: {json.dumps(data)}\n\n".encode() for data in objects]
+
+
+def created() -> dict[str, Any]:
+    return {
+        "type": "response.created",
+        "response": {"id": "r1", "status": "in_progress"},
+    }
+
+
+def completed(**response: Any) -> dict[str, Any]:
+    return {
+        "type": "response.completed",
+        "response": {"id": "r1", "status": "completed", "output": [], **response},
+    }
+
+
+def sdk_final(chunks: list[bytes], *, stream: bool = True) -> Any:
+    """What the OpenAI SDK builds from the same bytes."""
+    body = b"".join(chunks)
+    content_type = "text/event-stream" if stream else "application/json"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": content_type})
+
+    client = openai.OpenAI(
+        api_key="x",
+        base_url="http://test/v1",
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    if not stream:
+        return client.responses.create(model="m", input="hi")
+    with client.responses.stream(model="m", input="hi") as events:
+        for event in events:
+            if event.type == "response.incomplete":  # no final response then
+                return event.response
+        return events.get_final_response()
+
+
+def sdk_view(final: Any) -> dict[str, Any]:
+    calls = [
+        (item.call_id, item.name, item.arguments)
+        for item in final.output
+        if item.type == "function_call"
+    ]
+    reasoning = "".join(
+        part.text
+        for item in final.output
+        if item.type == "reasoning"
+        for part in [*item.summary, *(item.content or [])]
+    )
+    usage = final.usage
+    return {
+        "text": final.output_text,
+        "calls": calls,
+        "reasoning": reasoning,
+        "usage": None
+        if usage is None
+        else (usage.input_tokens, usage.output_tokens, usage.total_tokens),
+    }
+
+
+def our_view(result: dict[str, Any]) -> dict[str, Any]:
+    usage = result["usage"]
+    return {
+        "text": result["text"],
+        "calls": result["calls"],
+        "reasoning": result["reasoning"],
+        "usage": None
+        if usage is None
+        else (usage.input_tokens, usage.output_tokens, usage.total_tokens),
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_streams_read_as_the_openai_sdk_reads_them(kind: str) -> None:
+    """Text, calls, reasoning and usage equal the SDK's final response."""
+    chunks = stream_bytes(KINDS[kind])
+    assert our_view(replay(chunks)) == sdk_view(sdk_final(chunks))
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_whole_replies_read_as_the_openai_sdk_reads_them(kind: str) -> None:
+    """A ``"stream": false`` object gives what the SDK's create() gives."""
+    chunks = emulator.encode(KINDS[kind], {**BODY, "stream": False}).writes
+    assert our_view(replay(chunks)) == sdk_view(sdk_final(chunks, stream=False))
+
+
+def test_llamacpp_stream_without_indexes() -> None:
+    """llama.cpp's events, without output_index, content_index or sequence_number."""
+    result = replay([LLAMACPP])
+    assert result["text"] == "Grüß dich \u2014 wie geht's? \U0001f600"
+    assert result["reasoning"] == "The user greets; answer in kind."
+    args = '{"city": "Zürich", "note": "say \\"hi\\" \\u00e9"}'
+    assert result["calls"] == [("call_Zz9", "get_weather", args)]
+    assert json.loads(args)["note"] == 'say "hi" é'
+    assert result["usage"] == ResponseUsage(21, 30, 51)
+    assert result["finish"] == "tool_calls"
+    assert result["id"] == "resp_Ab12"
+    assert [item["type"] for item in result["output"]] == [
+        "reasoning",
+        "message",
+        "function_call",
+    ]
+
+
+def test_the_sdk_reads_llamacpp_text_and_usage_alike() -> None:
+    """The SDK's create()-style reading of llama.cpp's final object agrees with ours."""
+    final = LLAMACPP.split(b"event: response.completed\ndata: ")[1]
+    response = json.loads(final)["response"]
+    chunks = [json.dumps(response).encode()]
+    assert our_view(replay(chunks)) == sdk_view(sdk_final(chunks, stream=False))
+
+
+def test_a_recorded_llama_server_stream() -> None:
+    """A real llama-server stream reads as its final response says; the SDK's
+    stream() fails on it (no output_index), its create()-style reading agrees.
+    """
+    result = replay([LLAMA_SERVER])
+    final = json.loads(LLAMA_SERVER.split(b"data: ")[-1])["response"]
+    assert result["text"] == final["output"][0]["content"][0]["text"]
+    assert len(result["text"]) == 12
+    assert result["usage"] == ResponseUsage(6, 12, 18)
+    whole = [json.dumps(final).encode()]
+    assert our_view(result) == sdk_view(sdk_final(whole, stream=False))
+    with pytest.raises(TypeError):
+        sdk_final([LLAMA_SERVER])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["llamacpp", "llama-server", "openai"])
+def test_every_byte_boundary(name: str) -> None:
+    """A recorded stream split at any byte (mid-UTF-8, -escape, -CRLF) reads alike."""
+    if name == "llamacpp":
+        body = LLAMACPP
+    elif name == "llama-server":
+        body = LLAMA_SERVER
+    else:
+        reply = Reply(
+            text="Grüß \U0001f600",
+            reasoning="é",
+            tool_calls=[{"name": "f", "arguments": '{"a": "\\u00e9\\"ü"}'}],
+            split_crlf=True,
+        )
+        body = b"".join(stream_bytes(reply))
+    whole = replay([body])
+    for cut in range(1, len(body)):
+        assert replay([body[:cut], body[cut:]]) == whole, cut
+    assert replay([body[i : i + 1] for i in range(len(body))]) == whole
+
+
+def test_arguments_in_pieces_are_joined_exactly() -> None:
+    """Argument deltas split mid-escape are joined as sent, parallel calls by item."""
+    deltas = ['{"q": "a\\', 'u00e9 \\"', 'x\\"', '"}']
+    chunks = events(
+        created(),
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {
+                "type": "function_call",
+                "id": "fc_1",
+                "call_id": "c1",
+                "name": "f",
+                "arguments": "",
+            },
+        },
+        {
+            "type": "response.output_item.added",
+            "output_index": 1,
+            "item": {
+                "type": "function_call",
+                "id": "fc_2",
+                "call_id": "c2",
+                "name": "g",
+                "arguments": "",
+            },
+        },
+        *[
+            {
+                "type": "response.function_call_arguments.delta",
+                "output_index": i % 2,
+                "item_id": f"fc_{i % 2 + 1}",
+                "delta": delta,
+            }
+            for i, delta in enumerate(d for d in deltas for _ in (0, 1))
+        ],
+        completed(output=[{"type": "function_call"}]),
+    )
+    joined = "".join(deltas)
+    assert json.loads(joined) == {"q": 'aé "x"'}
+    assert replay(chunks)["calls"] == [("c1", "f", joined), ("c2", "g", joined)]
+
+
+def test_parallel_calls_without_indexes_go_by_item_id() -> None:
+    """Without output_index, interleaved argument deltas find their call by item_id."""
+    chunks = events(
+        created(),
+        {
+            "type": "response.output_item.added",
+            "item": {
+                "type": "function_call",
+                "id": "fc_1",
+                "call_id": "c1",
+                "name": "f",
+            },
+        },
+        {
+            "type": "response.output_item.added",
+            "item": {
+                "type": "function_call",
+                "id": "fc_2",
+                "call_id": "c2",
+                "name": "g",
+            },
+        },
+        {
+            "type": "response.function_call_arguments.delta",
+            "item_id": "fc_1",
+            "delta": "{",
+        },
+        {
+            "type": "response.function_call_arguments.delta",
+            "item_id": "fc_2",
+            "delta": "[",
+        },
+        {
+            "type": "response.function_call_arguments.delta",
+            "item_id": "fc_1",
+            "delta": "}",
+        },
+        {
+            "type": "response.function_call_arguments.delta",
+            "item_id": "fc_2",
+            "delta": "]",
+        },
+        completed(),
+    )
+    assert replay(chunks)["calls"] == [("c1", "f", "{}"), ("c2", "g", "[]")]
+
+
+def test_done_events_alone_carry_the_reply() -> None:
+    """A server sending only .done events (whole text, arguments) is read."""
+    chunks = events(
+        created(),
+        {"type": "response.output_text.done", "item_id": "m", "text": "whole"},
+        {"type": "response.reasoning_summary_text.done", "item_id": "r", "text": "why"},
+        {
+            "type": "response.output_item.done",
+            "item": {
+                "type": "function_call",
+                "id": "fc",
+                "call_id": "c",
+                "name": "f",
+                "arguments": "{}",
+            },
+        },
+        completed(),
+    )
+    result = replay(chunks)
+    assert (result["text"], result["reasoning"]) == ("whole", "why")
+    assert result["calls"] == [("c", "f", "{}")]
+
+
+def test_done_events_do_not_repeat_deltas() -> None:
+    """.done events after their deltas add nothing: the text is not doubled."""
+    chunks = stream_bytes(KINDS["reasoning"])
+    result = replay(chunks)
+    assert (result["text"], result["reasoning"]) == ("Yes.", "Think \u2014 then speak")
+
+
+def test_every_event_type_is_read() -> None:
+    """Each event type the emulator sends is one this module reads: none comes raw."""
+    from chatproviders._responses._events import _HANDLERS
+
+    replies = [*KINDS.values(), Reply(text="x", failure={"code": "server_error"})]
+    sent = set()
+    for reply in replies:
+        for chunk in stream_bytes(reply):
+            sent.add(json.loads(chunk.split(b"data: ", 1)[1])["type"])
+    assert len(sent) >= 17
+    assert sent - {"response.output_text.delta"} <= set(_HANDLERS)
+    pieces = list(iter_response_events(stream_bytes(KINDS["reasoning"])))
+    assert not [p for p in pieces if isinstance(p, ResponseEvent)]
+    assert any(isinstance(p, ResponseReported) for p in pieces)
+    assert any(isinstance(p, OutputItemDone) for p in pieces)
+
+
+def test_unknown_event_types_pass_raw() -> None:
+    """A type this version does not know is a ResponseEvent, and the stream goes on."""
+    extra = {"type": "response.web_search_call.searching", "item_id": "ws", "n": 1}
+    chunks = events(
+        created(),
+        extra,
+        {"type": "response.output_text.delta", "item_id": "m", "delta": "hi"},
+        completed(),
+    )
+    pieces = list(iter_response_events(chunks))
+    assert ResponseEvent("response.web_search_call.searching", extra) in pieces
+    assert "hi" in pieces
+
+
+def test_the_sse_event_name_stands_in_for_a_missing_type() -> None:
+    """An event whose JSON has no type is typed by its ``event:`` line."""
+    body = (
+        b'event: response.output_text.delta\ndata: {"delta": "x"}\n\n'
+        b'event: response.completed\ndata: {"response": {"status": "completed"}}\n\n'
+    )
+    assert replay([body])["text"] == "x"
+
+
+def test_incomplete_is_length() -> None:
+    """response.incomplete for max_output_tokens: finish_reason length."""
+    chunks = stream_bytes(KINDS["incomplete"])
+    result = replay(chunks)
+    assert result["text"] == "cut sho"
+    assert result["finish"] == "length"
+    chunks = events(
+        created(),
+        {
+            "type": "response.incomplete",
+            "response": {
+                "status": "incomplete",
+                "incomplete_details": {"reason": "content_filter"},
+            },
+        },
+    )
+    assert replay(chunks)["finish"] == "content_filter"
+
+
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        ("server_error", InternalServerError),
+        ("rate_limit_exceeded", RateLimitError),
+        ("invalid_prompt", BadRequestError),
+        ("invalid_api_key", AuthenticationError),
+        ("something_new", APIError),
+        (None, APIError),
+    ],
+)
+@pytest.mark.parametrize("shape", ["failed", "error", "nested error"])
+def test_failures_raise_their_class_after_the_text(
+    code: str | None, cls: type[APIError], shape: str
+) -> None:
+    """response.failed and error events raise the code's class, after the text."""
+    error = {"message": "it broke", **({"code": code} if code else {})}
+    if shape == "failed":
+        last = {
+            "type": "response.failed",
+            "response": {"status": "failed", "error": error},
+        }
+    elif shape == "error":
+        last = {"type": "error", **error}
+    else:
+        last = {"type": "error", "error": error}
+    chunks = events(
+        created(),
+        {"type": "response.output_text.delta", "item_id": "m", "delta": "so far"},
+        last,
+    )
+    pieces = iter_response_events(chunks)
+    assert next(p for p in pieces if isinstance(p, str)) == "so far"
+    with pytest.raises(APIError) as caught:
+        next(pieces)
+    assert type(caught.value) is cls
+    assert caught.value.code == code
+    assert "it broke" in str(caught.value)
+
+
+def test_a_failed_whole_reply_raises() -> None:
+    """A non-streamed reply with status failed raises with the server's code."""
+    chunks = emulator.encode(
+        Reply(text="x", failure={"code": "rate_limit_exceeded", "message": "slow"}),
+        {**BODY, "stream": False},
+    ).writes
+    with pytest.raises(RateLimitError, match="slow"):
+        replay(chunks)
+
+
+@pytest.mark.parametrize("end", [b"", b"data: [DONE]\n\n"])
+def test_a_stream_without_its_end_is_incomplete(end: bytes) -> None:
+    """No response.completed: IncompleteStreamError, after the text."""
+    chunks = events(
+        created(),
+        {"type": "response.output_text.delta", "item_id": "m", "delta": "half"},
+    )
+    pieces = iter_response_events([*chunks, end])
+    assert "half" in [next(pieces), next(pieces)]
+    with pytest.raises(IncompleteStreamError):
+        list(pieces)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"data: not json\n\n",
+        b"data: [1]\n\n",
+        b'data: {"type": "response.output_text.delta", "delta": 5}\n\n',
+        b'data: {"type": "response.completed"}\n\n',
+        b'data: {"type": "response.completed", "response": '
+        b'{"usage": {"input_tokens": -1}}}\n\n',
+        b'data: {"type": "response.output_item.added", '
+        b'"item": {"type": "function_call", "name": 3}}\n\n',
+    ],
+)
+def test_malformed_events_are_format_errors(data: bytes) -> None:
+    """A broken event is a ResponseFormatError quoting it, never a deep traceback."""
+    with pytest.raises(ResponseFormatError):
+        list(iter_response_events([data]))
+
+
+def test_whole_object_events() -> None:
+    """A whole object: model, reasoning, text, calls, usage and finish, in order."""
+    chunks = emulator.encode(KINDS["reasoning"], {**BODY, "stream": False}).writes
+    pieces = list(iter_response_events(chunks))
+    kinds = [type(p).__name__ for p in pieces]
+    assert kinds == [
+        "ModelReported",
+        "ReasoningDelta",
+        "str",
+        "ResponseReported",
+        "UsageReported",
+        "FinishReported",
+    ]
+    assert isinstance(pieces[1], ReasoningDelta)
+    assert isinstance(pieces[-2], UsageReported)
+    assert pieces[-2].usage.reasoning_tokens == 4  # "Think — then speak"
+    assert pieces[-1] == FinishReported("stop")
+
+
+def test_tool_call_events_carry_the_call_id() -> None:
+    """ToolCallDelta's id is the item's call_id, not its item id."""
+    pieces = list(iter_response_events(stream_bytes(KINDS["tools"])))
+    first = next(p for p in pieces if isinstance(p, ToolCallDelta))
+    assert (first.id, first.name, first.index) == ("call_0", "get_weather", 0)
