@@ -96,11 +96,13 @@ class ResponsesReply:
 class ResponsesStream(ChatStream):
     """A Responses reply arriving piece by piece: a :class:`ChatStream` (iterate
     it for the text, ``with``, ``close()`` from any thread,
-    :meth:`~chatproviders.ChatStream.events`) that also knows the reply's ``id``, ``status`` and ``output``, and whose
+    :meth:`~chatproviders.ChatStream.events`) that also knows the reply's
+    ``id``, ``status`` and ``output``, and whose
     :meth:`until_done` returns a :class:`ResponsesReply`.
 
     :meth:`~chatproviders.ChatStream.events` also yields
-    :class:`ResponseReported` (lifecycle events), :class:`OutputItemDone`, and a :class:`ResponseEvent` for each event of a
+    :class:`ResponseReported` (lifecycle events), :class:`OutputItemDone`,
+    and a :class:`ResponseEvent` for each event of a
     type this version does not read.
     """
 
