@@ -167,11 +167,12 @@ def run(
         options.checkpoint,
     )
     progress, executor, schema = options.progress, options.executor, options.schema
-    structured = None
+    structured: Any = None
     if schema is not None:
-        from .._structured import _batch as structured
+        from .._structured import _batch as parsing
 
-        structured.check(schema)  # before anything is read or sent
+        parsing.check(schema)  # before anything is read or sent
+        structured = parsing
     fingerprints = [call.fingerprint for call in calls]
     done: dict[int, BatchItem] = {}
     records: dict[int, Mapping[str, Any]] = {}
