@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
-
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._gpt4free.facade import ChatCompletion, working_providers
@@ -36,6 +34,7 @@ from ._streams.events import (
     Usage,
     UsageReported,
 )
+from ._version import __version__
 from ._wire.deadline import GuardedAdapter
 from .exceptions import (
     AllProvidersFailedError,

@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 import requests
 
-from . import __version__
 from ._client import Client
 from ._constants import DEFAULT_MAX_RETRIES, USER_AGENT_PREFIX
 from ._gpt4free.entry_points import Gpt4freeEntryPoints
@@ -33,6 +32,7 @@ from ._options import Options, Proxy, Timeout, host_of, redact
 from ._streams import chat_stream as _streaming
 from ._streams.chat_stream import ChatStream, read_first_chunk
 from ._streams.events import Piece
+from ._version import __version__
 from ._wire.deadline import GuardedAdapter
 from ._wire.exchange import Exchange, PreparedChat
 from ._wire.retry import retrying

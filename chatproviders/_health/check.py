@@ -341,13 +341,12 @@ def _probe_copy(client: Client, deadline: float, made: list[Any]) -> Client:
     :class:`GuardedAdapter` in its place; an adapter of another kind is kept
     (nothing outside it can bound it). What is made is put in ``made``.
     """
-    from .fallback import FallbackProvider
-
-    if isinstance(client, FallbackProvider):
-        members = [_probe_copy(member, deadline, made) for member in client.providers]
-        arguments = {**client._arguments, "providers": members}
-        arguments.update(health_interval=None, total_timeout=_left(deadline))
-        return type(client)(**arguments)
+    members = getattr(client, "providers", None)  # a FallbackProvider's
+    if isinstance(members, list):
+        copies = [_probe_copy(member, deadline, made) for member in members]
+        return client.with_options(
+            providers=copies, health_interval=None, total_timeout=_left(deadline)
+        )
     options: dict[str, Any] = {"max_retries": 0, "total_timeout": _left(deadline)}
     session = getattr(client, "session", None)
     if isinstance(session, requests.Session):

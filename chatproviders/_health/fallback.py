@@ -192,11 +192,22 @@ class FallbackProvider(Client):
     def with_options(self, **changes: Any) -> FallbackProvider:
         """A copy with ``shuffle``, ``cooldown``, ``total_timeout`` or
         ``health_interval`` changed on itself, and every other keyword passed to
-        each provider's ``with_options``.
+        each provider's ``with_options``. ``providers=[...]`` makes the copy
+        over those clients instead, taken as they are (then no other keyword
+        may go to them).
         """
         own = {name: changes.pop(name) for name in _OWN_OPTIONS & changes.keys()}
         arguments = {**self._arguments, **own}
-        arguments["providers"] = [p.with_options(**changes) for p in self.providers]
+        if "providers" in changes:
+            providers = changes.pop("providers")
+            if changes:
+                raise TypeError(
+                    "with_options(providers=...) takes the clients as they are: "
+                    f"{', '.join(sorted(changes))} cannot be passed to them"
+                )
+            arguments["providers"] = providers
+        else:
+            arguments["providers"] = [p.with_options(**changes) for p in self.providers]
         return type(self)(**arguments)
 
     @property
@@ -212,7 +223,7 @@ class FallbackProvider(Client):
         self._stop_checks.set()
         for provider in self.providers:
             provider.close()
-        health = sys.modules.get(__package__ + "._health")
+        health = sys.modules.get(__package__ + ".check")
         if health is not None:  # not loaded: no probe ever ran
             health.stop_probes(self.providers)
 

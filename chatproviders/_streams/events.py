@@ -58,7 +58,7 @@ class ToolCall:
         type pydantic's TypeAdapter takes, or a JSON Schema dict); raises
         :class:`~chatproviders.StructuredOutputError` listing what is wrong.
         """
-        from .._structured import parse_arguments
+        from .._structured._tools import parse_arguments
 
         return parse_arguments(self, schema)
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from ..exceptions import StructuredOutputError
 from ._imports import require
 from ._schema import SchemaMismatch, Target
 from ._strict import strict_schema
-
-if TYPE_CHECKING:
-    from .._streams.events import ToolCall
 
 __all__ = ["parse_arguments", "pydantic_function_tool"]
 
@@ -42,8 +39,9 @@ def pydantic_function_tool(
     return {"type": "function", "function": function}
 
 
-def parse_arguments(call: ToolCall, schema: Any) -> Any:
-    """``call``'s arguments validated into ``schema``."""
+def parse_arguments(call: Any, schema: Any) -> Any:
+    """``call``'s arguments (a :class:`~chatproviders.ToolCall`) validated
+    into ``schema``."""
     target = Target.of(schema, "ToolCall.parse_arguments()")
     try:
         return target.validate(call.function.arguments)

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from typing import Optional, TextIO
 
-from ._app import Call, Gateway, Reply
+from ._app import Gateway
+from ._call import Call, Reply
 from ._config import ConfigError, ConfigSource, GatewayConfig, KeySpec, load_config
 from ._errors import GatewayError
 

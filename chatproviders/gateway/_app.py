@@ -7,79 +7,27 @@ never a traceback, and a 500 only for a bug of the gateway's own.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, TextIO
 
+from ._call import Call, Reply
 from ._chat import chat_completions
-from ._config import ConfigSource, KeySpec, load_config
+from ._config import ConfigSource, load_config
 from ._errors import GatewayError
 from ._hangup import HangupWatcher
 from ._keys import KeyRing
 from ._log import AccessLog, AccessRecord
-from ._request import read_json_object
 from ._routes import Routes
 
-__all__ = ["Call", "Endpoint", "Gateway", "Reply"]
+__all__ = ["Endpoint", "Gateway"]
 
 logger = logging.getLogger("chatproviders.gateway")
 
 StartResponse = Callable[..., Any]
-
-
-@dataclass
-class Reply:
-    """What an endpoint answers: a status, headers and the body's pieces."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: Iterable[bytes]
-
-    @classmethod
-    def json(
-        cls, status: int, value: Any, headers: Iterable[tuple[str, str]] = ()
-    ) -> Reply:
-        """``value`` as a JSON body with its Content-Type and Content-Length."""
-        data = json.dumps(value, ensure_ascii=False).encode("utf-8")
-        return cls(
-            status,
-            [
-                *headers,
-                ("Content-Type", "application/json"),
-                ("Content-Length", str(len(data))),
-            ],
-            [data],
-        )
-
-    @classmethod
-    def error(cls, error: GatewayError) -> Reply:
-        """``error`` in OpenAI's shape, with its status and headers."""
-        return cls.json(error.status, error.to_dict(), error.headers)
-
-
-@dataclass
-class Call:
-    """One request as an endpoint sees it: the WSGI ``environ``, the caller's
-    key (None when the gateway has no keys), and its access-log record.
-    """
-
-    environ: dict[str, Any]
-    record: AccessRecord
-    key: Optional[KeySpec]
-    max_body: int
-    _closers: list[Callable[[], None]] = field(default_factory=list)
-
-    def json(self) -> dict[str, Any]:
-        """The body as a JSON object; any problem is a 400 (or 413)."""
-        return read_json_object(self.environ, self.max_body)
-
-    def on_close(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` when the reply has ended (or the client left)."""
-        self._closers.append(callback)
 
 
 #: An endpoint: ``handler(gateway, call) -> Reply``.

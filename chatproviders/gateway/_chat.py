@@ -16,7 +16,7 @@ import math
 import time
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from .._streams.chat_stream import ChatStream
 from .._streams.events import (
@@ -28,11 +28,9 @@ from .._streams.events import (
 )
 from ..exceptions import ChatProvidersError
 from ..providers.openai_compatible import OpenAICompatible
+from ._call import Call, Reply, Services
 from ._errors import GatewayError, from_provider_error
 from ._hangup import disconnect_probe
-
-if TYPE_CHECKING:
-    from ._app import Call, Gateway, Reply
 
 __all__ = ["OPENAI_PARAMETERS", "chat_completions"]
 
@@ -45,10 +43,8 @@ OPENAI_PARAMETERS = (
 ) | GATEWAY_FIELDS
 
 
-def chat_completions(gateway: Gateway, call: Call) -> Reply:
+def chat_completions(gateway: Services, call: Call) -> Reply:
     """Answer one chat-completions request (streamed or not)."""
-    from ._app import Reply
-
     body = call.json()
     unknown = sorted(set(body) - OPENAI_PARAMETERS)
     if unknown:
@@ -133,7 +129,7 @@ def _include_usage(options: Any, stream: bool) -> bool:
     return include
 
 
-def _account(gateway: Gateway, call: Call, reply: _Reply) -> None:
+def _account(gateway: Services, call: Call, reply: _Reply) -> None:
     """After the reply: its tokens in the log and against the key's limit."""
     tokens = reply.tokens()
     call.record.tokens = tokens

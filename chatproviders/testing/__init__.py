@@ -39,10 +39,10 @@ from chatproviders.testing._checks import (
     TRUE,
     Kind,
 )
-from chatproviders.testing._protocols import Protocol
+from chatproviders.testing._protocols import LlamaCppServer, Protocol
 from chatproviders.testing._reply import Reply
 from chatproviders.testing._server import EmulatorServer
-from chatproviders.testing._structured import LlamaCppServer, instance_of
+from chatproviders.testing._structured import instance_of
 from chatproviders.testing._traffic import Answer, RecordedRequest
 
 __all__ = [

@@ -330,3 +330,37 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return f"HTTP {status}"
+
+
+class LlamaCppServer(OpenAICompatible):
+    """The openai emulator refusing ``response_format`` types other than
+    ``text`` and ``json_object`` with HTTP 500, as llama-cpp-python's server
+    (0.3) does; ``json_object`` with a ``schema`` is answered from it::
+
+        with serve(LlamaCppServer) as server: ...
+    """
+
+    name = "llamacpp"
+    title = "llama.cpp server"
+
+    def check(self, body: Any) -> Answer | None:
+        answer = super().check(body)
+        format_ = body.get("response_format") if answer is None else None
+        kind = format_.get("type") if isinstance(format_, dict) else None
+        if format_ is None or kind in ("text", "json_object"):
+            return answer
+        error = {
+            "type": "literal_error",
+            "loc": ("body", "response_format", "type"),
+            "msg": "Input should be 'text' or 'json_object'",
+            "input": kind,
+            "ctx": {"expected": "'text' or 'json_object'"},
+        }
+        message = f"1 validation error:\n  {error}"
+        payload = {
+            "message": message,
+            "type": "internal_server_error",
+            "param": None,
+            "code": None,
+        }
+        return _encode.json_answer(500, {"error": payload})

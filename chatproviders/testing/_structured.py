@@ -9,9 +9,9 @@ time. ``json_object`` without a schema gets a small object. A reply whose
 text was set (``queue_reply(text="{not json")``) is sent as it is: that is
 how a test makes the server answer invalid JSON once.
 
-:class:`LlamaCppServer` is the openai emulator with llama-cpp-python's
-server's rule: ``response_format`` takes ``text`` or ``json_object`` only,
-and any other type is refused with its HTTP 500.
+:class:`LlamaCppServer` (in ``_protocols``) is the openai emulator with
+llama-cpp-python's server's rule: ``response_format`` takes ``text`` or
+``json_object`` only, and any other type is refused with its HTTP 500.
 """
 
 from __future__ import annotations
@@ -20,12 +20,9 @@ import json
 from dataclasses import replace
 from typing import Any, Callable
 
-from chatproviders.testing import _encode
-from chatproviders.testing._protocols import OpenAICompatible
 from chatproviders.testing._reply import Reply
-from chatproviders.testing._traffic import Answer
 
-__all__ = ["LlamaCppServer", "instance_of", "structured_reply"]
+__all__ = ["instance_of", "structured_reply"]
 
 #: Values for strings of a known format, so that a validator accepts them.
 FORMATS = {
@@ -180,37 +177,3 @@ def structured_reply(reply: Reply, body: dict[str, Any], greeting: str) -> Reply
         return reply
     text = json.dumps(instance_of(schema or {}), ensure_ascii=False)
     return replace(reply, text=text, chunks=None)
-
-
-class LlamaCppServer(OpenAICompatible):
-    """The openai emulator refusing ``response_format`` types other than
-    ``text`` and ``json_object`` with HTTP 500, as llama-cpp-python's server
-    (0.3) does; ``json_object`` with a ``schema`` is answered from it::
-
-        with serve(LlamaCppServer) as server: ...
-    """
-
-    name = "llamacpp"
-    title = "llama.cpp server"
-
-    def check(self, body: Any) -> Answer | None:
-        answer = super().check(body)
-        format_ = body.get("response_format") if answer is None else None
-        kind = format_.get("type") if isinstance(format_, dict) else None
-        if format_ is None or kind in ("text", "json_object"):
-            return answer
-        error = {
-            "type": "literal_error",
-            "loc": ("body", "response_format", "type"),
-            "msg": "Input should be 'text' or 'json_object'",
-            "input": kind,
-            "ctx": {"expected": "'text' or 'json_object'"},
-        }
-        message = f"1 validation error:\n  {error}"
-        payload = {
-            "message": message,
-            "type": "internal_server_error",
-            "param": None,
-            "code": None,
-        }
-        return _encode.json_answer(500, {"error": payload})
