@@ -180,9 +180,8 @@ def test_the_sdist_holds_what_the_tests_and_docs_read(unpacked: Path) -> None:
 
 def test_the_suite_passes_from_the_sdist(unpacked: Path) -> None:
     """From the unpacked sdist, with its own copy of chatproviders first on the
-    path, the tests that read the sdist's files pass: the changelog, the
-    OpenAI stream data, the README and CI's command, the docs' examples.
-    The slow tests are left out: this one among them would build again."""
+    path, the suite passes: the tests, the README and the docs' examples. The
+    slow tests are left out: this one among them would build again."""
     env = {"PYTHONPATH": str(unpacked), INSIDE_SDIST: "1"}
     where = run(
         [sys.executable, "-c", "import chatproviders; print(chatproviders.__file__)"],
@@ -190,9 +189,7 @@ def test_the_suite_passes_from_the_sdist(unpacked: Path) -> None:
         **env,
     )
     assert Path(where.stdout.strip()).parent.parent == unpacked, where
-    subset = ["tests/test_changelog.py", "tests/test_openai_parity.py",
-              "tests/test_readme.py", "tests/test_packaging.py",
-              "tests/test_emulators.py", "README.rst", "docs"]  # fmt: skip
+    subset = ["tests", "docs", "README.rst"]  # the whole suite, as a packager runs it
     done = run(
         [
             sys.executable,
