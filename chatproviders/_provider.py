@@ -291,16 +291,8 @@ class Provider(Gpt4freeEntryPoints, Client):
                 f"this provider accepts: {accepted}"
             )
         given = {name: value for name, value in params.items() if value is not None}
-        encoded = _json(self.payload(messages, model, **{**self.parameters, **given}))
-        if encoded is None:  # find the value JSON cannot carry, to name it
-            takes = "JSON takes str, numbers (not NaN or infinity), bools, None, "
-            takes += "lists and dicts"
-            for name, value in params.items():
-                if _json(value) is None:
-                    raise UnsupportedParameterError(
-                        f"parameter {name}={value!r} cannot be sent: {takes}"
-                    )
-            raise InvalidMessagesError(f"messages cannot be sent: {takes}")
+        payload = self.payload(messages, model, **{**self.parameters, **given})
+        encoded = encode_body(payload, params, "messages")
         headers = {**self.headers, **self.options.headers}
         if not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/json"
@@ -404,6 +396,24 @@ class Provider(Gpt4freeEntryPoints, Client):
 
     def __repr__(self) -> str:
         return f"<{self.name()} {redact(self.endpoint())}>"
+
+
+def encode_body(body: Any, params: Mapping[str, Any], what: str) -> bytes:
+    """``body`` as strict JSON in UTF-8; when JSON cannot carry it, the error
+    names the parameter of ``params`` at fault, or else ``what`` (the
+    messages, the input).
+    """
+    encoded = _json(body)
+    if encoded is not None:
+        return encoded
+    takes = "JSON takes str, numbers (not NaN or infinity), bools, None, "
+    takes += "lists and dicts"
+    for name, value in params.items():
+        if _json(value) is None:
+            raise UnsupportedParameterError(
+                f"parameter {name}={value!r} cannot be sent: {takes}"
+            )
+    raise InvalidMessagesError(f"{what} cannot be sent: {takes}")
 
 
 def _json(value: Any) -> Optional[bytes]:

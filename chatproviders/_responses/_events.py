@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any, NoReturn, Optional
 
 from .._constants import ERROR_BODY_EXCERPT
@@ -48,16 +47,12 @@ from .._streams.events import (
     Usage,
     UsageReported,
 )
-from .._streams.openai_chunks import _json_object
+from .._streams.openai_chunks import _json_object, one_json_object
+from .._wire.transport import error_class_for_status
 from ..decoders import SSEDecoder
 from ..exceptions import (
     APIError,
-    APIStatusError,
-    AuthenticationError,
-    BadRequestError,
     IncompleteStreamError,
-    InternalServerError,
-    RateLimitError,
     ResponseFormatError,
 )
 
@@ -162,24 +157,17 @@ class ResponsesState(ReplyState):
         return tuple(self.items[index] for index in sorted(self.items))
 
 
-#: ``code`` of an ``error`` or ``response.failed`` event -> the class raised.
-_ERROR_CLASSES: dict[str, type[APIError]] = {
-    "rate_limit_exceeded": RateLimitError,
-    "insufficient_quota": RateLimitError,
-    "server_error": InternalServerError,
-    "internal_error": InternalServerError,
-    "vector_store_timeout": InternalServerError,
-    "invalid_api_key": AuthenticationError,
-    "authentication_error": AuthenticationError,
-    "permission_denied": AuthenticationError,
-}
-
-
-_STATUSES: dict[type[APIError], int] = {
-    RateLimitError: 429,
-    InternalServerError: 500,
-    AuthenticationError: 401,
-    BadRequestError: 400,
+#: ``code`` of an ``error`` or ``response.failed`` event -> the HTTP status
+#: it stands for, and so the class raised.
+_ERROR_STATUSES: dict[str, int] = {
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "server_error": 500,
+    "internal_error": 500,
+    "vector_store_timeout": 500,
+    "invalid_api_key": 401,
+    "authentication_error": 401,
+    "permission_denied": 401,
 }
 
 
@@ -194,18 +182,17 @@ def failure(error: Any, what: str) -> APIError:
     code = error.get("code") or error.get("type")
     code = None if code is None else str(code)
     message = str(error.get("message") or code or "no message")[:300]
-    cls = _ERROR_CLASSES.get(code or "")
-    if cls is None and code and code.startswith(("invalid", "context_length")):
-        cls = BadRequestError
-    cls = cls or APIError
-    where = f" ({code})" if code else ""
+    status = _ERROR_STATUSES.get(code or "")
+    if status is None and code and code.startswith(("invalid", "context_length")):
+        status = 400
+    text = f"{what} ({code}): {message}" if code else f"{what}: {message}"
+    if status is None:
+        return APIError(text, code=code)
+    # The reply's status was 200; the error's is the one its class stands
+    # for, so that retries and fallback treat it as they would that reply.
     body = json.dumps(error)[:ERROR_BODY_EXCERPT]
-    fields: dict[str, Any] = {"code": code}
-    if issubclass(cls, APIStatusError):
-        # The reply's status was 200; the error's is the one its class stands
-        # for, so that retries and fallback treat it as they would that reply.
-        fields.update(body=body, status_code=_STATUSES[cls])
-    return cls(f"{what}{where}: {message}", **fields)
+    cls = error_class_for_status(status)
+    return cls(text, code=code, body=body, status_code=status)
 
 
 class _Items:
@@ -239,17 +226,11 @@ class _Items:
 
 def iter_response_events(chunks: Iterable[bytes]) -> Iterator[Piece]:
     """Text and events of a Responses reply: events, or one response object."""
-    pieces = iter(chunks)
-    head = b""
-    for piece in pieces:
-        head += piece
-        if head.strip():
-            break
-    if head.lstrip().startswith(b"{"):
-        body = b"".join(chain([head], pieces)).decode("utf-8", errors="replace")
-        yield from _whole(_json_object(body, "a reply"))
+    whole, body = one_json_object(chunks)
+    if whole is None:
+        yield from _stream(body)
     else:
-        yield from _stream(chain([head], pieces))
+        yield from _whole(whole)
 
 
 def _stream(chunks: Iterable[bytes]) -> Iterator[Piece]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .._constants import BACKGROUND_QUEUE_SIZE
-from .._provider import PreparedChat, _json
+from .._provider import PreparedChat, encode_body
 from ..exceptions import (
     ChatProvidersError,
     InvalidMessagesError,
@@ -168,21 +168,16 @@ def _prepare_one(
         )
     client._check_open()
     try:
-        return _encode(client, input, model, params, stream)
+        check_input(input)
+        return _encode(client, input, client.choose_model(model), params, stream)
     except ChatProvidersError as error:
         client.locate(error)
         raise
 
 
 def _encode(
-    client: Any,
-    input: Input,
-    model: Optional[str],
-    params: Mapping[str, Any],
-    stream: bool,
+    client: Any, input: Input, chosen: str, params: Mapping[str, Any], stream: bool
 ) -> PreparedResponses:
-    check_input(input)
-    chosen = client.choose_model(model)
     unknown = sorted(params.keys() - PARAMETERS)
     if unknown:
         raise UnsupportedParameterError(
@@ -195,16 +190,7 @@ def _encode(
     extra = given.pop("extra_body", {})
     body.update(given)
     body.update(extra)
-    encoded = _json(body)
-    if encoded is None:
-        takes = "JSON takes str, numbers (not NaN or infinity), bools, None, "
-        takes += "lists and dicts"
-        for name, value in params.items():
-            if _json(value) is None:
-                raise UnsupportedParameterError(
-                    f"parameter {name}={value!r} cannot be sent: {takes}"
-                )
-        raise InvalidMessagesError(f"input cannot be sent: {takes}")
+    encoded = encode_body(body, params, "input")
     headers = {**client.headers, **client.options.headers}
     base = client.base_url or ""
     return PreparedResponses(

@@ -45,6 +45,7 @@ __all__ = [
     "iter_chat_events",
     "iter_chat_reply",
     "iter_chat_reply_events",
+    "one_json_object",
 ]
 
 
@@ -89,12 +90,11 @@ def iter_chat_events(chunks: Iterable[bytes]) -> Iterator[Piece]:
     raise IncompleteStreamError("the stream ended before data: [DONE]")
 
 
-def iter_chat_reply_events(chunks: Iterable[bytes]) -> Iterator[Piece]:
-    """Chunk events, or the text and events of a whole ``chat.completion`` object.
-
-    Which one is decided by the body's first non-blank byte: ``{`` opens a JSON
-    object, anything else is read as server-sent events. So a server that
-    answers a streamed request with one JSON object still works.
+def one_json_object(
+    chunks: Iterable[bytes],
+) -> tuple[Optional[dict[str, Any]], Iterator[bytes]]:
+    """A body that is one JSON object (its first non-blank byte is ``{``),
+    read whole, or None; and the body's chunks, none lost, to read as events.
     """
     pieces = iter(chunks)
     head = b""
@@ -102,11 +102,25 @@ def iter_chat_reply_events(chunks: Iterable[bytes]) -> Iterator[Piece]:
         head += piece
         if head.strip():
             break
+    body = chain([head], pieces)
     if not head.lstrip().startswith(b"{"):
-        yield from iter_chat_events(chain([head], pieces))
+        return None, body
+    text = b"".join(body).decode("utf-8", errors="replace")
+    return _json_object(text, "a reply"), iter(())
+
+
+def iter_chat_reply_events(chunks: Iterable[bytes]) -> Iterator[Piece]:
+    """Chunk events, or the text and events of a whole ``chat.completion`` object.
+
+    Which one is decided by the body's first non-blank byte: ``{`` opens a JSON
+    object, anything else is read as server-sent events. So a server that
+    answers a streamed request with one JSON object still works.
+    """
+    whole, body = one_json_object(chunks)
+    if whole is None:
+        yield from iter_chat_events(body)
         return
-    body = b"".join(chain([head], pieces)).decode("utf-8", errors="replace")
-    data = _json_object(body, "a reply")
+    data = whole
     if "error" in data:
         raise APIError(f"reported an error: {error_text(data['error'])}")
     if not data.get("choices"):

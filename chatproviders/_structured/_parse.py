@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from .._messages import Messages
 from .._numbers import check_count
@@ -17,6 +17,8 @@ from ._response import ParsedResponse
 from ._schema import SchemaMismatch, Target
 
 __all__ = ["extract_json", "open_stream", "parse"]
+
+_T = TypeVar("_T")
 
 logger = logging.getLogger("chatproviders")
 
@@ -48,20 +50,13 @@ def parse(
     """See :meth:`chatproviders.Client.parse`."""
     check_count(max_parse_retries, "max_parse_retries")
     target = Target.of(schema)
-    key, candidates = _candidates(client, mode, model, params)
-    for number, candidate in enumerate(candidates):
-        try:
-            parsed = _parse_in(
-                client, candidate, target, messages, model, params, max_parse_retries
-            )
-        except ChatProvidersError as error:
-            if not _step_down(error, candidate, candidates[number + 1 :], client):
-                raise
-            continue
-        if mode == "auto":
-            _modes.remember(client, key, candidate)
-        return parsed
-    raise AssertionError("unreachable: the last mode raises")
+
+    def attempt(mode: str) -> ParsedResponse[Any]:
+        return _parse_in(
+            client, mode, target, messages, model, params, max_parse_retries
+        )
+
+    return _in_the_best_mode(client, mode, model, params, attempt)
 
 
 def open_stream(
@@ -73,27 +68,46 @@ def open_stream(
 ) -> ChatStream:
     """The reply streamed as it comes; ``stream.parsed`` is set at its end."""
     target = Target.of(schema)
+
+    def attempt(mode: str) -> ChatStream:
+        sent, sent_params = _modes.request(mode, target, messages, params)
+        stream: ChatStream = client.send_prepared(
+            client.prepare(sent, model, sent_params)
+        )
+
+        def on_end(stream: ChatStream) -> None:
+            if stream.refusal is None:
+                stream.parsed = _validate(target, stream, mode)
+
+        stream._on_end = on_end
+        return stream
+
     mode = params.pop("mode", "auto")
+    return _in_the_best_mode(client, mode, model, params, attempt)
+
+
+def _in_the_best_mode(
+    client: Any,
+    mode: str,
+    model: Optional[str],
+    params: dict[str, Any],
+    attempt: Callable[[str], _T],
+) -> _T:
+    """``attempt(mode)`` in ``mode``, or with ``"auto"`` in each mode the
+    client takes, best first, stepping down while the server refuses the
+    request as such; the mode that worked is remembered.
+    """
     key, candidates = _candidates(client, mode, model, params)
     for number, candidate in enumerate(candidates):
-        sent, sent_params = _modes.request(candidate, target, messages, params)
         try:
-            stream: ChatStream = client.send_prepared(
-                client.prepare(sent, model, sent_params)
-            )
+            result = attempt(candidate)
         except ChatProvidersError as error:
             if not _step_down(error, candidate, candidates[number + 1 :], client):
                 raise
             continue
         if mode == "auto":
             _modes.remember(client, key, candidate)
-
-        def on_end(stream: ChatStream, mode: str = candidate) -> None:
-            if stream.refusal is None:
-                stream.parsed = _validate(target, stream, mode)
-
-        stream._on_end = on_end
-        return stream
+        return result
     raise AssertionError("unreachable: the last mode raises")
 
 
