@@ -166,7 +166,6 @@ def _prepare_one(
         raise UnsupportedParameterError(
             f"{client.name()} does not serve the Responses API; OpenAICompatible does"
         )
-    client._check_open()
     try:
         check_input(input)
         return _encode(client, input, client.choose_model(model), params, stream)

@@ -33,7 +33,14 @@ clock = time.monotonic
 #: Gives an error its context (provider, host, partial text); see Provider.locate.
 Locate = Callable[[ChatProvidersError, str], ChatProvidersError]
 
-__all__ = ["ChatResponse", "ChatStream", "ReplySource", "read_first_chunk"]
+__all__ = [
+    "ChatResponse",
+    "ChatStream",
+    "ReplySource",
+    "reached_end",
+    "read_first_chunk",
+    "when_ended",
+]
 
 
 class ReplySource(Protocol):
@@ -357,6 +364,20 @@ class ChatStream(Closing):
             f"<ChatStream {self.provider} {self.model!r} {state}, "
             f"{len(self._parts)} chunks>"
         )
+
+
+def when_ended(stream: ChatStream, callback: Callable[[ChatStream], None]) -> None:
+    """Have ``callback(stream)`` run once ``stream`` has read the reply to its
+    end (not when it is closed early): where a stream opened with a schema
+    validates what it read.
+    """
+    stream._on_end = callback
+
+
+def reached_end(stream: ChatStream) -> bool:
+    """True once ``stream`` has read the reply to its end, False while it
+    reads and when it was closed early."""
+    return stream._ended
 
 
 def read_first_chunk(stream: ChatStream) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 from .._messages import Messages
 from .._numbers import check_count
-from .._streams.chat_stream import ChatStream
+from .._streams.chat_stream import ChatStream, when_ended
 from ..exceptions import ChatProvidersError, StructuredOutputError
 from . import _modes
 from ._response import ParsedResponse
@@ -79,7 +79,7 @@ def open_stream(
             if stream.refusal is None:
                 stream.parsed = _validate(target, stream, mode)
 
-        stream._on_end = on_end
+        when_ended(stream, on_end)
         return stream
 
     mode = params.pop("mode", "auto")

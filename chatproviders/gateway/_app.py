@@ -146,11 +146,7 @@ class Gateway:
         return endpoint.handler(self, call)
 
     def _done(self, call: Call) -> None:
-        for callback in call._closers:
-            try:
-                callback()
-            except Exception:
-                logger.exception("cleaning up after %s failed", call.record.path)
+        call.close()
         self.log.write(call.record)
         with self._idle:
             self._active -= 1

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
@@ -18,6 +19,8 @@ from ._request import read_json_object
 from ._routes import Routes
 
 __all__ = ["Call", "Reply", "Services"]
+
+logger = logging.getLogger("chatproviders.gateway")
 
 
 class Services(Protocol):
@@ -78,3 +81,13 @@ class Call:
     def on_close(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` when the reply has ended (or the client left)."""
         self._closers.append(callback)
+
+    def close(self) -> None:
+        """Run the callbacks of :meth:`on_close`, each once, in order; one
+        that fails is logged and the others still run."""
+        closers, self._closers = self._closers, []
+        for callback in closers:
+            try:
+                callback()
+            except Exception:
+                logger.exception("cleaning up after %s failed", self.record.path)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any, Optional
 
-from .._streams.chat_stream import ChatStream
+from .._streams.chat_stream import ChatStream, reached_end
 from .._streams.events import (
     FinishReported,
     ReasoningDelta,
@@ -218,7 +218,7 @@ class _Reply:
             failure = from_provider_error(error, route)
             yield b"data: " + json.dumps(failure.to_dict()).encode() + b"\n\n"
             return
-        if self.hung_up or not self.stream._ended:
+        if self.hung_up or not reached_end(self.stream):
             call.record.outcome = "hangup" if self.hung_up else "closed"
             return
         finish = finish or ("tool_calls" if self.stream.tool_calls else "stop")
