@@ -28,6 +28,8 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _strict(node: object, *, path: tuple[str, ...], root: dict[str, Any]) -> Any:
+    if isinstance(node, bool):  # true/false: a schema with nothing to close
+        return node
     if not isinstance(node, dict):
         raise TypeError(f"Expected {node} to be a dictionary; path={path}")
     for key in ("$defs", "definitions"):
