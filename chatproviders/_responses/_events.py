@@ -226,6 +226,8 @@ class _Items:
         key = data.get("item_id")
         if key is None and isinstance(item, dict):
             key = item.get("id")
+        if key is not None and type(key) is not str:
+            _malformed("an event whose item id is not a string", data)
         position = data.get("output_index")
         if type(position) is not int or position < 0:
             position = self.by_id.get(key) if key is not None else None
@@ -274,6 +276,8 @@ def _stream(chunks: Iterable[bytes]) -> Iterator[Piece]:
             kind = data.get("type")
             if kind is None:
                 kind = event.event
+            elif type(kind) is not str:
+                _malformed("an event whose type is not a string", data)
             if kind == "response.output_text.delta":
                 delta = data.get("delta")
                 if type(delta) is not str:
@@ -362,7 +366,8 @@ def _item_done(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
     item = data.get("item")
     if not isinstance(item, dict):
         _malformed("an output_item.done event without an item", data)
-    index = items.index(data, added=(item.get("id") not in items.by_id))
+    known = type(item.get("id")) is str and item["id"] in items.by_id
+    index = items.index(data, added=not known)
     kind = item.get("type")
     if kind == "function_call":
         if (index, "call") not in items.streamed:

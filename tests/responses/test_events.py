@@ -491,6 +491,16 @@ def test_a_stream_without_its_end_is_incomplete(end: bytes) -> None:
         b'{"usage": {"input_tokens": -1}}}\n\n',
         b'data: {"type": "response.output_item.added", '
         b'"item": {"type": "function_call", "name": 3}}\n\n',
+        b'data: {"type": ["response.completed"]}\n\n',
+        b'data: {"type": {"a": 1}}\n\n',
+        b'data: {"type": "response.output_text.delta", "item_id": ["m"], '
+        b'"delta": "hi"}\n\n',
+        b'data: {"type": "response.output_text.done", "item_id": {"m": 1}, '
+        b'"text": "hi"}\n\n',
+        b'data: {"type": "response.output_item.added", '
+        b'"item": {"type": "message", "id": ["m"]}}\n\n',
+        b'data: {"type": "response.output_item.done", '
+        b'"item": {"type": "message", "id": {"m": 1}, "content": []}}\n\n',
     ],
 )
 def test_malformed_events_are_format_errors(data: bytes) -> None:
