@@ -203,7 +203,7 @@ def run(
         if book is not None:
             record = item.record(fingerprints[item.index], client_described)
             if structured is not None and item.ok:
-                record["parsed"] = structured.to_record(schema, item.parsed)
+                record.update(structured.to_record(schema, item.parsed))
             try:
                 book.write(record)
             except CheckpointError as exc:
