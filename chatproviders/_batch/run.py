@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Callable, Optional, Protocol, Union
 
 from .._client import Client
@@ -167,11 +168,12 @@ def run(
         options.checkpoint,
     )
     progress, executor, schema = options.progress, options.executor, options.schema
-    structured = None
+    structured: Optional[ModuleType] = None
     if schema is not None:
-        from .._structured import _batch as structured
+        from .._structured import _batch
 
-        structured.check(schema)  # before anything is read or sent
+        _batch.check(schema)  # before anything is read or sent
+        structured = _batch
     fingerprints = [call.fingerprint for call in calls]
     done: dict[int, BatchItem] = {}
     records: dict[int, Mapping[str, Any]] = {}
