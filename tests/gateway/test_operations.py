@@ -370,6 +370,22 @@ def test_limits_in_an_unreachable_redis_are_503_not_unlimited() -> None:
     assert upstream.requests == []
 
 
+def test_a_limits_storage_password_is_never_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A storage URL refused at start is named without its password."""
+    keys = tmp_path / "keys.toml"
+    keys.write_text(
+        '[[keys]]\nname = "h"\nkey = "sk-h-0123456789"\nrequests_per_minute = 1\n'
+    )
+    storage = "rediz://:hunter2@127.0.0.1:9"
+    arguments = ["serve", "cromicle", "--keys", str(keys), "--limits-storage", storage]
+    assert main(arguments) == 2
+    err = capsys.readouterr().err
+    assert "limits_storage 'rediz://***@127.0.0.1:9'" in err
+    assert "hunter2" not in err
+
+
 def test_an_unknown_limits_storage_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
