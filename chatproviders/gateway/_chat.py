@@ -82,7 +82,7 @@ def chat_completions(gateway: Gateway, call: Call) -> Reply:
         stream = route.client.stream(messages, model, **params)
     except ChatProvidersError as error:
         raise from_provider_error(error, route.name) from None
-    provider = route.member_name(stream.provider)
+    provider = route.member_name(stream.provider, stream.host)
     call.record.provider = provider
     reply = _Reply(
         stream,

@@ -200,6 +200,28 @@ def test_a_fallback_route_skips_a_member_that_is_down(running: Running) -> None:
     assert "Cromicle emulator" in reply.json()["choices"][0]["message"]["content"]
 
 
+def test_a_fallback_of_two_members_of_one_class_names_the_one_that_answered() -> None:
+    """fast=openai,openaicompatible (two OpenAI-compatible servers): when the
+    first is down, the reply is said to come from the second, not the first."""
+    with serve("openai") as second:
+        config = {
+            "routes": ["fast=openai,openaicompatible"],
+            "base_urls": {
+                "openai": "http://127.0.0.1:9",
+                "openaicompatible": second.url,
+            },
+            "max_retries": 0,
+        }
+        with gateway(config) as running:
+            body = chat_body("fast/gpt-4o-mini")
+            reply = raw_exchange(running.url, post("/v1/chat/completions", body))
+            log = running.log.getvalue()
+    assert reply.status == 200, reply.raw
+    assert reply.headers["x-chatproviders-provider"] == "openaicompatible"
+    assert reply.json()["model"] == "openaicompatible/gpt-4o-mini"
+    assert "provider=openaicompatible " in log
+
+
 def test_no_key_and_a_wrong_key_are_401(keyed: Running) -> None:
     """Without a key, or with a wrong one: 401, and the key is never echoed."""
     reply = raw_exchange(keyed.url, post("/v1/chat/completions", chat_body()))
