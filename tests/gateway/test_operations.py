@@ -283,6 +283,16 @@ def test_serve_usage_errors_are_one_line(
     assert len(err.strip().splitlines()) == 1
 
 
+def test_a_host_that_cannot_be_listened_on_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--host 999.1.1.1 (no such address): exit 1 and one line, no traceback."""
+    assert main(["serve", "cromicle", "--host", "999.1.1.1", "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot listen on 999.1.1.1:0" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [
