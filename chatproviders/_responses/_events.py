@@ -317,7 +317,33 @@ def _end(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
     response = data.get("response")
     if not isinstance(response, dict):
         _malformed(f"a {data.get('type')} event without a response", data)
+    yield from _unannounced(response, data, items)
     yield from _finish(response, data.get("type") == "response.incomplete")
+
+
+def _unannounced(
+    response: dict[str, Any], data: dict[str, Any], items: _Items
+) -> Iterator[Piece]:
+    """The final output's items that no event announced (a server that sends
+    only the lifecycle events): read whole, as the OpenAI SDK reads them. An
+    item without an id is read only when no item event came at all.
+    """
+    output = response.get("output")
+    first = items.count == 0
+    for position, item in enumerate(output if isinstance(output, list) else ()):
+        if not isinstance(item, dict):
+            continue
+        key = item.get("id")
+        if type(key) is str and key in items.by_id:
+            index = items.by_id[key]
+        elif first:
+            index = position
+        elif type(key) is str:  # an item added after the streamed ones
+            index = items.count
+            items.count += 1
+        else:
+            continue
+        yield from _item_pieces(index, item, data, items)
 
 
 def _finish(response: dict[str, Any], incomplete: bool) -> Iterator[Piece]:
@@ -368,6 +394,14 @@ def _item_done(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
         _malformed("an output_item.done event without an item", data)
     known = type(item.get("id")) is str and item["id"] in items.by_id
     index = items.index(data, added=not known)
+    yield from _item_pieces(index, item, data, items)
+    yield OutputItemDone(index, item)
+
+
+def _item_pieces(
+    index: int, item: dict[str, Any], data: dict[str, Any], items: _Items
+) -> Iterator[Piece]:
+    """What a whole output item holds that its events did not stream."""
     kind = item.get("type")
     if kind == "function_call":
         if (index, "call") not in items.streamed:
@@ -385,7 +419,6 @@ def _item_done(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
         text = "".join(_reasoning_texts(item))
         if text:
             yield ReasoningDelta(text)
-    yield OutputItemDone(index, item)
 
 
 def _text_done(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
