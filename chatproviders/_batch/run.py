@@ -190,6 +190,8 @@ def run(
             raise
         for index, record in records.items():
             item = BatchItem.from_record(calls[index], record)
+            if structured is None and "parsed" in record:
+                continue  # answered to a schema's prompt: ask the plain one
             if structured is not None:
                 kept, parsed = structured.from_record(schema, record)
                 if not kept:  # no value that fits the schema: send it again
