@@ -168,6 +168,19 @@ def test_an_upstream_error_status_is_502(running: Running, upstream: Any) -> Non
     assert_openai_error(reply, 502, "the model is on fire")
 
 
+@pytest.mark.parametrize("status", [400, 422])
+def test_an_upstream_refusing_the_request_is_the_same_status(
+    running: Running, upstream: Any, status: int
+) -> None:
+    """An upstream 400 or 422 refuses the client's own request (a schema, a
+    max_tokens past the context): the client gets that status, which its SDK
+    does not retry and parse() steps down on, not a 502 it retries."""
+    upstream.queue_reply(status=status, body="max_tokens is too large")
+    reply = raw_exchange(running.url, post("/v1/chat/completions", chat_body()))
+    error = assert_openai_error(reply, status, "max_tokens is too large")
+    assert error["type"] == "invalid_request_error"
+
+
 def test_an_upstream_429_keeps_its_retry_after(running: Running, upstream: Any) -> None:
     """The upstream's 429 and Retry-After reach the client."""
     upstream.queue_reply(status=429, body="slow down", headers={"Retry-After": "7"})
