@@ -306,6 +306,16 @@ def test_a_host_that_cannot_be_listened_on_is_one_line(
             'routes = ["cromicle"]\n[[keys]]\nname = "x"\nkey = "short"',
             "at least 8 ASCII",
         ),
+        (
+            'routes = ["cromicle"]\n[[keys]]\nname = "x"\nkey = "sk-x-0123456789"'
+            "\nrequests_per_minute = 0",
+            "requests_per_minute must be at least 1",
+        ),
+        (
+            'routes = ["cromicle"]\n[[keys]]\nname = "x"\nkey = "sk-x-0123456789"'
+            "\ntokens_per_minute = 0",
+            "tokens_per_minute must be at least 1",
+        ),
     ],
 )
 def test_config_errors_name_the_field(tmp_path: Path, text: str, words: str) -> None:
