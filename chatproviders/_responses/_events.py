@@ -324,26 +324,17 @@ def _end(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
 def _unannounced(
     response: dict[str, Any], data: dict[str, Any], items: _Items
 ) -> Iterator[Piece]:
-    """The final output's items that no event announced (a server that sends
-    only the lifecycle events): read whole, as the OpenAI SDK reads them. An
-    item without an id is read only when no item event came at all.
+    """The final output's items, when no item event came at all (a server that
+    sends only the lifecycle events): read whole, as the OpenAI SDK reads
+    them. After any item event, the events are the reply: a server whose
+    final ids differ from its events' must not have its text read twice.
     """
     output = response.get("output")
-    first = items.count == 0
-    for position, item in enumerate(output if isinstance(output, list) else ()):
-        if not isinstance(item, dict):
-            continue
-        key = item.get("id")
-        if type(key) is str and key in items.by_id:
-            index = items.by_id[key]
-        elif first:
-            index = position
-        elif type(key) is str:  # an item added after the streamed ones
-            index = items.count
-            items.count += 1
-        else:
-            continue
-        yield from _item_pieces(index, item, data, items)
+    if items.count or items.streamed or not isinstance(output, list):
+        return
+    for index, item in enumerate(output):
+        if isinstance(item, dict):
+            yield from _item_pieces(index, item, data, items)
 
 
 def _finish(response: dict[str, Any], incomplete: bool) -> Iterator[Piece]:

@@ -395,6 +395,13 @@ def test_the_final_output_does_not_repeat_what_was_streamed() -> None:
         completed(output=[message]),
     )
     assert replay(chunks)["text"] == "hi"
+    renamed = {**message, "id": "another-id"}  # final ids unlike the events'
+    chunks = events(
+        created(),
+        {"type": "response.output_text.delta", "item_id": "m1", "delta": "hi"},
+        completed(output=[renamed]),
+    )
+    assert replay(chunks)["text"] == "hi"
 
 
 def test_done_events_do_not_repeat_deltas() -> None:
