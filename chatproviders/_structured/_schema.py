@@ -16,6 +16,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from urllib.parse import unquote
 
 from ._imports import require
 from ._strict import strict_schema
@@ -223,7 +224,7 @@ def _check_refs(node: Any, root: dict[str, Any]) -> None:
     if isinstance(ref, str) and ref.startswith("#/"):
         found: Any = root
         for part in ref[2:].split("/"):
-            part = part.replace("~1", "/").replace("~0", "~")
+            part = unquote(part).replace("~1", "/").replace("~0", "~")
             if isinstance(found, dict) and part in found:
                 found = found[part]
             else:

@@ -173,6 +173,20 @@ def test_a_ref_that_leads_nowhere_is_refused_before_any_request(
         Target.of(schema)
 
 
+def test_a_ref_in_percent_and_tilde_escapes_is_followed() -> None:
+    """A $ref is a URI fragment: %20 and ~1 in it name a key with a space and
+    a slash, and the schema is taken."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"$ref": "#/$defs/a%20b"},
+            "c": {"$ref": "#/$defs/c~1d"},
+        },
+        "$defs": {"a b": {"type": "string"}, "c/d": {"type": "integer"}},
+    }
+    assert Target.of(schema).validate('{"a": "x", "c": 1}') == {"a": "x", "c": 1}
+
+
 def test_a_true_or_false_subschema_stays_as_it_is_when_made_strict() -> None:
     """``true`` is a valid JSON Schema (anything): strict mode leaves it to the
     server to accept or refuse, it does not crash on it."""
