@@ -185,6 +185,9 @@ def test_a_ref_in_percent_and_tilde_escapes_is_followed() -> None:
         "$defs": {"a b": {"type": "string"}, "c/d": {"type": "integer"}},
     }
     assert Target.of(schema).validate('{"a": "x", "c": 1}') == {"a": "x", "c": 1}
+    schema["properties"]["a"]["description"] = "a $ref with a sibling is inlined"
+    strict = Target.of(schema).strict_schema
+    assert strict["properties"]["a"]["type"] == "string"
 
 
 def test_a_true_or_false_subschema_stays_as_it_is_when_made_strict() -> None:
