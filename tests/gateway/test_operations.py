@@ -466,3 +466,25 @@ def test_a_config_file_finds_its_keys_file_beside_it(tmp_path: Path) -> None:
         assert app.routes.resolve("openai/m1")[1] == "m1"
     finally:
         app.close()
+
+
+def test_a_hangup_callback_that_fails_does_not_stop_the_watcher() -> None:
+    """One stream's close failing must not leave every later hangup unseen:
+    the watcher goes on to the next client that left."""
+    from chatproviders.gateway._hangup import HangupWatcher
+
+    watcher = HangupWatcher(interval=0.001)
+    first_called = threading.Event()
+    second_called = threading.Event()
+
+    def failing() -> None:
+        first_called.set()
+        raise OSError("the upstream socket was already gone")
+
+    try:
+        watcher.watch(lambda: True, failing)
+        assert first_called.wait(WAIT)
+        watcher.watch(lambda: True, second_called.set)
+        assert second_called.wait(WAIT), "the watcher died with the first callback"
+    finally:
+        watcher.stop()
