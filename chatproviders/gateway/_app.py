@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional, TextIO
 
 from ._chat import chat_completions
 from ._config import ConfigSource, KeySpec, load_config
+from ._errors import LONE_SURROGATES as _LONE
 from ._errors import GatewayError
 from ._hangup import HangupWatcher
 from ._keys import KeyRing
@@ -44,7 +45,7 @@ class Reply:
         cls, status: int, value: Any, headers: Iterable[tuple[str, str]] = ()
     ) -> Reply:
         """``value`` as a JSON body with its Content-Type and Content-Length."""
-        data = json.dumps(value, ensure_ascii=False).encode("utf-8")
+        data = json.dumps(value, ensure_ascii=False).encode("utf-8", _LONE)
         return cls(
             status,
             [

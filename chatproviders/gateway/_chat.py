@@ -28,6 +28,7 @@ from .._streams.events import (
 )
 from ..exceptions import ChatProvidersError
 from ..providers.openai_compatible import OpenAICompatible
+from ._errors import LONE_SURROGATES as _LONE
 from ._errors import GatewayError, from_provider_error
 from ._hangup import disconnect_probe
 
@@ -298,4 +299,5 @@ def _estimate(reply: _Reply) -> dict[str, int]:
 
 
 def _event(value: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(value, ensure_ascii=False).encode("utf-8") + b"\n\n"
+    text = json.dumps(value, ensure_ascii=False)
+    return b"data: " + text.encode("utf-8", _LONE) + b"\n\n"

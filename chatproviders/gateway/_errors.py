@@ -36,7 +36,7 @@ from ..exceptions import (
     UnsupportedParameterError,
 )
 
-__all__ = ["GatewayError", "error_body", "from_provider_error"]
+__all__ = ["LONE_SURROGATES", "GatewayError", "error_body", "from_provider_error"]
 
 
 class GatewayError(Exception):
@@ -83,9 +83,14 @@ class GatewayError(Exception):
         return error_body(self.to_dict())
 
 
+#: How a lone surrogate (half an emoji an upstream sent as ``"\\ud83d"``),
+#: which UTF-8 cannot hold, is written: as the same JSON escape, inside its string.
+LONE_SURROGATES = "backslashreplace"
+
+
 def error_body(value: object) -> bytes:
     """``value`` as UTF-8 JSON."""
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", LONE_SURROGATES)
 
 
 def retry_after_header(seconds: Optional[float]) -> list[tuple[str, str]]:

@@ -366,6 +366,32 @@ def test_an_error_after_the_first_byte_is_one_error_event_and_no_done() -> None:
     assert "outcome=error" in running.log.getvalue()
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_lone_surrogate_from_the_upstream_is_passed_on_escaped(stream: bool) -> None:
+    """An upstream's "\\ud83d" (half an emoji) decodes to a str UTF-8 cannot
+    hold: it goes on as the same JSON escape, not as a 500 or a stream cut
+    off without a word."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(headers=sse_head())
+        conn.send(b'data: {"choices": [{"delta": {"content": "A \\ud83d B"}}]}\n\n')
+        conn.send(b"data: [DONE]\n\n")
+        conn.end()
+
+    with LoopbackServer(handler) as server, gateway(_openai(server.url)) as running:
+        body = chat_body("openai/m", stream=stream)
+        reply = raw_exchange(running.url, post("/v1/chat/completions", body))
+    assert reply.status == 200, reply.raw
+    if stream:
+        events = sse_data(reply.body)
+        assert json.loads(events[1])["choices"][0]["delta"] == {"content": "A \ud83d B"}
+        assert events[-1] == "[DONE]"
+    else:
+        message = reply.json()["choices"][0]["message"]
+        assert message["content"] == "A \ud83d B"
+
+
 def test_the_first_token_reaches_the_client_before_the_upstream_finishes() -> None:
     """Each event is flushed as it comes: the client reads the first token
     while the upstream still holds the rest back.
