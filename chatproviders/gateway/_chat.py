@@ -22,6 +22,7 @@ from .._streams.chat_stream import ChatStream
 from .._streams.events import (
     FinishReported,
     ReasoningDelta,
+    RefusalDelta,
     TextDelta,
     ToolCallDelta,
     UsageReported,
@@ -172,6 +173,8 @@ class _Reply:
             message["tool_calls"] = [call.to_dict() for call in response.tool_calls]
         if response.reasoning:
             message["reasoning_content"] = response.reasoning
+        if response.refusal is not None:
+            message["refusal"] = response.refusal
         finish = response.finish_reason or (
             "tool_calls" if response.tool_calls else "stop"
         )
@@ -205,6 +208,8 @@ class _Reply:
                     delta: dict[str, Any] = {"content": event.text}
                 elif isinstance(event, ReasoningDelta):
                     delta = {"reasoning_content": event.text}
+                elif isinstance(event, RefusalDelta):
+                    delta = {"refusal": event.text}
                 elif isinstance(event, ToolCallDelta):
                     delta = {"tool_calls": [indexes.fragment(event)]}
                 elif isinstance(event, FinishReported):

@@ -392,6 +392,25 @@ def test_a_lone_surrogate_from_the_upstream_is_passed_on_escaped(stream: bool) -
         assert message["content"] == "A \ud83d B"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_refusal_reaches_the_client(stream: bool) -> None:
+    """The model's refusal (OpenAI's ``refusal`` field) is passed on, in the
+    message or as refusal deltas: parse() behind the gateway sees a refusal,
+    not an empty answer to ask again."""
+    with serve("openai") as upstream:
+        upstream.queue_reply(refusal="I can't help with that.")
+        with gateway(_openai(upstream.url)) as running:
+            body = chat_body("openai/gpt-4o-mini", stream=stream)
+            reply = raw_exchange(running.url, post("/v1/chat/completions", body))
+    assert reply.status == 200, reply.raw
+    if stream:
+        deltas = [json.loads(e)["choices"] for e in sse_data(reply.body)[:-1]]
+        refusal = "".join(c[0]["delta"].get("refusal", "") for c in deltas if c)
+    else:
+        refusal = reply.json()["choices"][0]["message"]["refusal"]
+    assert refusal == "I can't help with that."
+
+
 def test_the_first_token_reaches_the_client_before_the_upstream_finishes() -> None:
     """Each event is flushed as it comes: the client reads the first token
     while the upstream still holds the rest back.
