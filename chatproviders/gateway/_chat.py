@@ -60,6 +60,7 @@ def chat_completions(gateway: Gateway, call: Call) -> Reply:
             param=unknown[0],
             code="unknown_parameter",
         )
+    _refuse_uncarried(body)
     route, model = gateway.routes.resolve(body.get("model"))
     call.record.route = route.name
     gateway.keys.allow(call.key, route.name)
@@ -112,6 +113,21 @@ def chat_completions(gateway: Gateway, call: Call) -> Reply:
         ("X-Accel-Buffering", "no"),  # nginx in front: do not buffer events
     ]
     return Reply(200, headers, reply.events(route.name, include_usage, call))
+
+
+def _refuse_uncarried(body: dict[str, Any]) -> None:
+    """Parameters whose answer the gateway cannot carry back are refused:
+    the client would get ``logprobs: null`` or no audio, as if none were made.
+    """
+    if body.get("logprobs") or body.get("top_logprobs") is not None:
+        param = "logprobs" if body.get("logprobs") else "top_logprobs"
+        raise GatewayError(
+            400, "logprobs are not passed back by this gateway", param=param
+        )
+    if body.get("audio") is not None:
+        raise GatewayError(
+            400, "audio is not passed back by this gateway", param="audio"
+        )
 
 
 def _include_usage(options: Any, stream: bool) -> bool:

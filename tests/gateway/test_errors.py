@@ -83,6 +83,9 @@ def assert_openai_error(reply: Any, status: int, words: str) -> dict[str, Any]:
         (chat_body(temperature=1, foo=2), "application/json", "Unrecognized request"),
         (chat_body(extra_body={}), "application/json", "Unrecognized request"),
         (chat_body(tools=[]), "application/json", "unsupported parameter(s) tools"),
+        (chat_body(logprobs=True), "application/json", "logprobs are not passed"),
+        (chat_body(top_logprobs=2), "application/json", "logprobs are not passed"),
+        (chat_body(audio={"voice": "x"}), "application/json", "audio is not passed"),
         (chat_body(stream="yes"), "application/json", "stream must be"),
         (
             chat_body(stream_options={"include_usage": True}),
