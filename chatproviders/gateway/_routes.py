@@ -59,6 +59,13 @@ class Routes:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
+        used = {name for members in config.routes.values() for name in members}
+        for table in ("base_urls", "api_keys"):  # a typo would go unnoticed
+            for name in getattr(config, table):
+                if name not in used:
+                    raise ConfigError(
+                        f"{table}.{name}: no route uses a provider called {name!r}"
+                    )
         self.clients: dict[str, Client] = {}
         self.routes: dict[str, Route] = {}
         for alias, members in config.routes.items():

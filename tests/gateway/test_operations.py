@@ -316,6 +316,15 @@ def test_a_host_that_cannot_be_listened_on_is_one_line(
             "\ntokens_per_minute = 0",
             "tokens_per_minute must be at least 1",
         ),
+        (  # a typo: cromicle would go to its public URL, not this one
+            'routes = ["cromicle"]\n[base_urls]\ncromicel = "http://127.0.0.1:9"',
+            "base_urls.cromicel: no route uses a provider called 'cromicel'",
+        ),
+        (
+            'routes = ["openai"]\n[base_urls]\nopenai = "http://127.0.0.1:9"\n'
+            '[api_keys]\nopenia = "sk-0123456789"',
+            "api_keys.openia: no route uses a provider called 'openia'",
+        ),
     ],
 )
 def test_config_errors_name_the_field(tmp_path: Path, text: str, words: str) -> None:
