@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -149,6 +150,13 @@ def describe_client(client: Any) -> dict[str, Any]:
     refused rather than mixed in.
     """
     cls = type(client)
+    resource = sys.modules.get("chatproviders._responses._resource")
+    if resource is not None and isinstance(client, resource.Responses):
+        # client.responses: the client it speaks through is what answers
+        return {
+            "provider": "chatproviders.Responses",
+            "client": describe_client(client._client),
+        }
     ours = cls.__module__.partition(".")[0] == "chatproviders"  # not where it lives
     name = (
         f"chatproviders.{cls.__qualname__}"

@@ -65,13 +65,22 @@ class BatchItem:
     def from_record(cls, call: Call, record: Mapping[str, Any]) -> BatchItem:
         """The item a checkpoint line holds (its ``reply`` is None)."""
         usage = record.get("usage")
+        usage = usage if isinstance(usage, Mapping) else {}
+        given, made, total = (
+            usage.get(name)
+            for name in ("prompt_tokens", "completion_tokens", "total_tokens")
+        )
+        read: Optional[Usage] = None  # none, or a line not written by this version
+        if isinstance(given, int) and isinstance(made, int):
+            total = total if isinstance(total, int) else given + made
+            read = Usage(given, made, total)
         return cls(
             call.index,
             call.id,
             call.input,
             text=record.get("text"),
             provider=record.get("provider"),
-            usage=Usage(**usage) if isinstance(usage, Mapping) else None,
+            usage=read,
         )
 
 

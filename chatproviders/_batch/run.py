@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Callable, Optional, Protocol, Union
 
 from .._client import Client
@@ -189,6 +190,8 @@ def run(
             raise
         for index, record in records.items():
             item = BatchItem.from_record(calls[index], record)
+            if structured is None and "parsed" in record:
+                continue  # answered to a schema's prompt: ask the plain one
             if structured is not None:
                 kept, parsed = structured.from_record(schema, record)
                 if not kept:  # no value that fits the schema: send it again
@@ -204,7 +207,7 @@ def run(
         if book is not None:
             record = item.record(fingerprints[item.index], client_described)
             if structured is not None and item.ok:
-                record["parsed"] = structured.to_record(schema, item.parsed)
+                record.update(structured.to_record(schema, item.parsed))
             try:
                 book.write(record)
             except CheckpointError as exc:

@@ -105,6 +105,8 @@ def _chat(client: Provider, args: argparse.Namespace) -> int:
     """Answer the prompt from argv and stdin, or chat on the terminal."""
     sender: Any = client
     if args.responses:  # the Responses API instead
+        if args.schema is not None:  # parse() speaks chat completions only
+            raise UsageError("--schema cannot be used with --responses")
         if not hasattr(client, "responses"):
             raise UsageError(f"--responses needs -p openai, not {client.name()}")
         from .._responses._chat import ResponsesChat

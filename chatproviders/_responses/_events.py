@@ -213,6 +213,8 @@ class _Items:
         key = data.get("item_id")
         if key is None and isinstance(item, dict):
             key = item.get("id")
+        if key is not None and type(key) is not str:
+            _malformed("an event whose item id is not a string", data)
         position = data.get("output_index")
         if type(position) is not int or position < 0:
             position = self.by_id.get(key) if key is not None else None
@@ -255,6 +257,8 @@ def _stream(chunks: Iterable[bytes]) -> Iterator[Piece]:
             kind = data.get("type")
             if kind is None:
                 kind = event.event
+            elif type(kind) is not str:
+                _malformed("an event whose type is not a string", data)
             if kind == "response.output_text.delta":
                 delta = data.get("delta")
                 if type(delta) is not str:
@@ -294,7 +298,24 @@ def _end(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
     response = data.get("response")
     if not isinstance(response, dict):
         _malformed(f"a {data.get('type')} event without a response", data)
+    yield from _unannounced(response, data, items)
     yield from _finish(response, data.get("type") == "response.incomplete")
+
+
+def _unannounced(
+    response: dict[str, Any], data: dict[str, Any], items: _Items
+) -> Iterator[Piece]:
+    """The final output's items, when no item event came at all (a server that
+    sends only the lifecycle events): read whole, as the OpenAI SDK reads
+    them. After any item event, the events are the reply: a server whose
+    final ids differ from its events' must not have its text read twice.
+    """
+    output = response.get("output")
+    if items.count or items.streamed or not isinstance(output, list):
+        return
+    for index, item in enumerate(output):
+        if isinstance(item, dict):
+            yield from _item_pieces(index, item, data, items)
 
 
 def _finish(response: dict[str, Any], incomplete: bool) -> Iterator[Piece]:
@@ -343,7 +364,16 @@ def _item_done(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
     item = data.get("item")
     if not isinstance(item, dict):
         _malformed("an output_item.done event without an item", data)
-    index = items.index(data, added=(item.get("id") not in items.by_id))
+    known = type(item.get("id")) is str and item["id"] in items.by_id
+    index = items.index(data, added=not known)
+    yield from _item_pieces(index, item, data, items)
+    yield OutputItemDone(index, item)
+
+
+def _item_pieces(
+    index: int, item: dict[str, Any], data: dict[str, Any], items: _Items
+) -> Iterator[Piece]:
+    """What a whole output item holds that its events did not stream."""
     kind = item.get("type")
     if kind == "function_call":
         if (index, "call") not in items.streamed:
@@ -361,7 +391,6 @@ def _item_done(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
         text = "".join(_reasoning_texts(item))
         if text:
             yield ReasoningDelta(text)
-    yield OutputItemDone(index, item)
 
 
 def _text_done(data: dict[str, Any], items: _Items) -> Iterator[Piece]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Optional
 
 from ._schema import SchemaMismatch, Target
@@ -14,17 +16,27 @@ def check(schema: Any) -> None:
     Target.of(schema, "batch(schema=...)")
 
 
-def to_record(schema: Any, parsed: Any) -> Any:
-    """``parsed`` as JSON data for the checkpoint line."""
-    return None if parsed is None else Target.of(schema).to_json(parsed)
+def to_record(schema: Any, parsed: Any) -> dict[str, Any]:
+    """The checkpoint line's fields: ``parsed`` as JSON data, and
+    ``schema_sha``, the schema it was asked for."""
+    target = Target.of(schema)
+    value = None if parsed is None else target.to_json(parsed)
+    return {"parsed": value, "schema_sha": _sha(target)}
+
+
+def _sha(target: Target) -> str:
+    text = json.dumps(target.json_schema, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def from_record(schema: Any, record: dict[str, Any]) -> tuple[bool, Optional[Any]]:
     """A checkpoint record's value read back: ``(True, value)``, or
-    ``(False, None)`` when it has none or no longer fits the schema (the item
-    is then sent again).
+    ``(False, None)`` when it has none, was asked for another schema, or no
+    longer fits the schema (the item is then sent again).
     """
     if "parsed" not in record:  # written by a batch without a schema
+        return False, None
+    if record.get("schema_sha") != _sha(Target.of(schema)):  # asked otherwise
         return False, None
     if record["parsed"] is None:  # the model refused
         return True, None

@@ -8,7 +8,7 @@ import logging
 import re
 from typing import Any, Callable, Optional, TypeVar
 
-from .._messages import Messages
+from .._messages import Messages, validate_messages
 from .._numbers import check_count
 from .._streams.chat_stream import ChatStream, when_ended
 from ..exceptions import ChatProvidersError, StructuredOutputError
@@ -49,6 +49,7 @@ def parse(
 ) -> ParsedResponse[Any]:
     """See :meth:`chatproviders.Client.parse`."""
     check_count(max_parse_retries, "max_parse_retries")
+    messages = validate_messages(messages)  # as the caller wrote them
     target = Target.of(schema)
 
     def attempt(mode: str) -> ParsedResponse[Any]:
@@ -67,6 +68,7 @@ def open_stream(
     params: dict[str, Any],
 ) -> ChatStream:
     """The reply streamed as it comes; ``stream.parsed`` is set at its end."""
+    messages = validate_messages(messages)  # as the caller wrote them
     target = Target.of(schema)
 
     def attempt(mode: str) -> ChatStream:

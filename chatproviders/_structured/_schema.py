@@ -16,6 +16,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from urllib.parse import unquote
 
 from ._imports import require
 from ._strict import strict_schema
@@ -74,10 +75,14 @@ class Target:
 
         if isinstance(schema, type) and issubclass(schema, pydantic.BaseModel):
             model: Any = schema
+            try:
+                json_schema = model.model_json_schema()
+            except pydantic.PydanticUserError as exc:  # a Callable field...
+                raise TypeError(f"schema {schema!r} cannot be used: {exc}") from None
             return cls(
                 schema,
                 schema.__name__,
-                model.model_json_schema(),
+                json_schema,
                 model.model_validate_json,
                 model.model_validate,
                 lambda value: value.model_dump(mode="json"),
@@ -114,6 +119,7 @@ class Target:
             raise ValueError(
                 f"schema is not a valid JSON Schema ({where}): {exc.message}"
             ) from None
+        _check_refs(schema, schema)
         validator = validator_class(schema)
 
         def validate_python(value: Any) -> Any:
@@ -203,3 +209,29 @@ def _pydantic_errors(exc: Any) -> list[str]:
 def _describe(error: Any) -> str:
     where = "/".join(str(part) for part in error.absolute_path) or "the value"
     return f"{where}: {error.message}"
+
+
+def _check_refs(node: Any, root: dict[str, Any]) -> None:
+    """Every local ``$ref`` (``#/...``) must lead to a schema: found now,
+    before a request is paid for, not when the reply is validated."""
+    if isinstance(node, list):
+        for item in node:
+            _check_refs(item, root)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        found: Any = root
+        for part in ref[2:].split("/"):
+            part = unquote(part).replace("~1", "/").replace("~0", "~")
+            if isinstance(found, dict) and part in found:
+                found = found[part]
+            else:
+                found = None
+                break
+        if not isinstance(found, (dict, bool)):
+            raise ValueError(f"schema's $ref {ref!r} leads to no schema")
+    for key, value in node.items():
+        if key not in ("const", "enum", "default", "examples"):
+            _check_refs(value, root)

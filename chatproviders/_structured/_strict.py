@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+from urllib.parse import unquote
 
 __all__ = ["strict_schema"]
 
@@ -28,6 +29,8 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _strict(node: object, *, path: tuple[str, ...], root: dict[str, Any]) -> Any:
+    if isinstance(node, bool):  # true/false: a schema with nothing to close
+        return node
     if not isinstance(node, dict):
         raise TypeError(f"Expected {node} to be a dictionary; path={path}")
     for key in ("$defs", "definitions"):
@@ -80,8 +83,8 @@ def _resolve(root: dict[str, Any], ref: str) -> dict[str, Any]:
     if not ref.startswith("#/"):
         raise ValueError(f"Unexpected $ref format {ref!r}; Does not start with #/")
     resolved: Any = root
-    for key in ref[2:].split("/"):
-        resolved = resolved[key]
+    for key in ref[2:].split("/"):  # a URI fragment: %XX, then ~1 and ~0
+        resolved = resolved.get(unquote(key).replace("~1", "/").replace("~0", "~"))
         if not isinstance(resolved, dict):
             raise ValueError(f"Expected `$ref: {ref}` to resolve to a dictionary")
     return dict(resolved)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
 from ._config import GatewayConfig, KeySpec
-from ._errors import GatewayError
+from ._errors import LONE_SURROGATES, GatewayError
 from ._hangup import HangupWatcher
 from ._keys import KeyRing
 from ._log import AccessRecord
@@ -45,7 +45,7 @@ class Reply:
         cls, status: int, value: Any, headers: Iterable[tuple[str, str]] = ()
     ) -> Reply:
         """``value`` as a JSON body with its Content-Type and Content-Length."""
-        data = json.dumps(value, ensure_ascii=False).encode("utf-8")
+        data = json.dumps(value, ensure_ascii=False).encode("utf-8", LONE_SURROGATES)
         return cls(
             status,
             [

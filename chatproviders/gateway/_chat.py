@@ -22,6 +22,7 @@ from .._streams.chat_stream import ChatStream, reached_end
 from .._streams.events import (
     FinishReported,
     ReasoningDelta,
+    RefusalDelta,
     TextDelta,
     ToolCallDelta,
     UsageReported,
@@ -29,6 +30,7 @@ from .._streams.events import (
 from ..exceptions import ChatProvidersError
 from ..providers.openai_compatible import OpenAICompatible
 from ._call import Call, Reply, Services
+from ._errors import LONE_SURROGATES as _LONE
 from ._errors import GatewayError, from_provider_error
 from ._hangup import disconnect_probe
 
@@ -54,6 +56,7 @@ def chat_completions(gateway: Services, call: Call) -> Reply:
             param=unknown[0],
             code="unknown_parameter",
         )
+    _refuse_uncarried(body)
     route, model = gateway.routes.resolve(body.get("model"))
     call.record.route = route.name
     gateway.keys.allow(call.key, route.name)
@@ -78,7 +81,7 @@ def chat_completions(gateway: Services, call: Call) -> Reply:
         stream = route.client.stream(messages, model, **params)
     except ChatProvidersError as error:
         raise from_provider_error(error, route.name) from None
-    provider = route.member_name(stream.provider)
+    provider = route.member_name(stream.provider, stream.host)
     call.record.provider = provider
     reply = _Reply(
         stream,
@@ -106,6 +109,21 @@ def chat_completions(gateway: Services, call: Call) -> Reply:
         ("X-Accel-Buffering", "no"),  # nginx in front: do not buffer events
     ]
     return Reply(200, headers, reply.events(route.name, include_usage, call))
+
+
+def _refuse_uncarried(body: dict[str, Any]) -> None:
+    """Parameters whose answer the gateway cannot carry back are refused:
+    the client would get ``logprobs: null`` or no audio, as if none were made.
+    """
+    if body.get("logprobs") or body.get("top_logprobs") is not None:
+        param = "logprobs" if body.get("logprobs") else "top_logprobs"
+        raise GatewayError(
+            400, "logprobs are not passed back by this gateway", param=param
+        )
+    if body.get("audio") is not None:
+        raise GatewayError(
+            400, "audio is not passed back by this gateway", param="audio"
+        )
 
 
 def _include_usage(options: Any, stream: bool) -> bool:
@@ -167,6 +185,8 @@ class _Reply:
             message["tool_calls"] = [call.to_dict() for call in response.tool_calls]
         if response.reasoning:
             message["reasoning_content"] = response.reasoning
+        if response.refusal is not None:
+            message["refusal"] = response.refusal
         finish = response.finish_reason or (
             "tool_calls" if response.tool_calls else "stop"
         )
@@ -200,6 +220,8 @@ class _Reply:
                     delta: dict[str, Any] = {"content": event.text}
                 elif isinstance(event, ReasoningDelta):
                     delta = {"reasoning_content": event.text}
+                elif isinstance(event, RefusalDelta):
+                    delta = {"refusal": event.text}
                 elif isinstance(event, ToolCallDelta):
                     delta = {"tool_calls": [indexes.fragment(event)]}
                 elif isinstance(event, FinishReported):
@@ -294,4 +316,5 @@ def _estimate(reply: _Reply) -> dict[str, int]:
 
 
 def _event(value: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(value, ensure_ascii=False).encode("utf-8") + b"\n\n"
+    text = json.dumps(value, ensure_ascii=False)
+    return b"data: " + text.encode("utf-8", _LONE) + b"\n\n"

@@ -227,8 +227,8 @@ def _keys_from(entries: Any, where: str) -> list[KeySpec]:
                 models=None
                 if models is None
                 else frozenset(m.lower() for m in _list_of_str(models, f"{at}.models")),
-                requests_per_minute=_number(entry, "requests_per_minute", at, int),
-                tokens_per_minute=_number(entry, "tokens_per_minute", at, int),
+                requests_per_minute=_limit(entry, "requests_per_minute", at),
+                tokens_per_minute=_limit(entry, "tokens_per_minute", at),
             )
         )
     if len({spec.key for spec in keys}) < len(keys):
@@ -272,6 +272,16 @@ def _list_of_str(value: Any, where: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where} must be a list of strings")
     return list(value)
+
+
+def _limit(data: Mapping[str, Any], name: str, where: str) -> Optional[int]:
+    """A key's limit: 0 would read as no limit at all, so it is refused."""
+    value: Optional[int] = _number(data, name, where, int)
+    if value == 0:
+        raise ConfigError(
+            f"{where}: {name} must be at least 1 (leave it out for no limit)"
+        )
+    return value
 
 
 def _number(data: Mapping[str, Any], name: str, where: str, kind: type) -> Any:

@@ -10,6 +10,7 @@ upstream failure                status  why
 ==============================  ======  =====================================
 a parameter or messages refused  400    the request is wrong for the route
 a model the route lacks          404    as OpenAI answers an unknown model
+an upstream 400 or 422 (every)  same   the upstream refused the request
 rate limited (every try)         429    ``Retry-After`` from the upstream
 timed out (every try)            504    the upstream took too long
 anything else                    502    the upstream failed
@@ -35,7 +36,7 @@ from ..exceptions import (
     UnsupportedParameterError,
 )
 
-__all__ = ["GatewayError", "error_body", "from_provider_error"]
+__all__ = ["LONE_SURROGATES", "GatewayError", "error_body", "from_provider_error"]
 
 
 class GatewayError(Exception):
@@ -82,9 +83,14 @@ class GatewayError(Exception):
         return error_body(self.to_dict())
 
 
+#: How a lone surrogate (half an emoji an upstream sent as ``"\\ud83d"``),
+#: which UTF-8 cannot hold, is written: as the same JSON escape, inside its string.
+LONE_SURROGATES = "backslashreplace"
+
+
 def error_body(value: object) -> bytes:
     """``value`` as UTF-8 JSON."""
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", LONE_SURROGATES)
 
 
 def retry_after_header(seconds: Optional[float]) -> list[tuple[str, str]]:
@@ -126,6 +132,11 @@ def from_provider_error(error: ChatProvidersError, route: str) -> GatewayError:
             code="rate_limit_exceeded",
             headers=retry_after_header(min(known) if known else None),
         )
+    refused = [e.status_code for e in errors if isinstance(e, APIStatusError)]
+    if errors and len(refused) == len(errors) and set(refused) <= {400, 422}:
+        # the upstream refused the client's own request: the client's to fix
+        # (an SDK does not retry it, parse() steps down), not a bad gateway
+        return GatewayError(refused[0], message, code="upstream_refused")
     if errors and all(isinstance(e, APITimeoutError) for e in errors):
         return GatewayError(504, message, type="api_error", code="upstream_timeout")
     return GatewayError(502, message, type="api_error", code="upstream_error")

@@ -16,11 +16,14 @@ write.
 from __future__ import annotations
 
 import itertools
+import logging
 import socket
 import threading
 from typing import Any, Callable, Optional
 
 __all__ = ["POLL_INTERVAL", "HangupWatcher", "disconnect_probe"]
+
+logger = logging.getLogger("chatproviders.gateway")
 
 #: Seconds between two looks at the open connections.
 POLL_INTERVAL = 0.2
@@ -96,4 +99,7 @@ class HangupWatcher:
                     gone = True
                 if gone:
                     self.unwatch(token)
-                    on_hangup()
+                    try:
+                        on_hangup()
+                    except Exception:  # the next client that leaves is still seen
+                        logger.exception("closing the upstream of a client that left")

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from .._options import redact
 from ._config import ConfigError, KeySpec
 from ._errors import GatewayError, retry_after_header
 
@@ -46,7 +47,9 @@ class KeyRing:
             try:
                 backend = storages.storage_from_string(storage)
             except Exception as exc:  # limits' ConfigurationError, a missing redis
-                raise ConfigError(f"limits_storage {storage!r}: {exc}") from None
+                shown = redact(storage)  # a password in the URL is never shown
+                reason = str(exc).replace(storage, shown)
+                raise ConfigError(f"limits_storage {shown!r}: {reason}") from None
             self._limiter = FixedWindowRateLimiter(backend)
             for spec in self.keys:
                 for kind in ("requests", "tokens"):

@@ -34,12 +34,19 @@ class Route:
     members: list[str]
     models: list[str]
 
-    def member_name(self, class_name: str) -> str:
-        """The route name of the member whose class answered."""
-        for member, client in zip(self.members, self._clients()):
-            if type(client).name() == class_name:
+    def member_name(self, class_name: str, host: Optional[str] = None) -> str:
+        """The route name of the member whose class answered, from ``host``
+        when two members are of one class (``openai`` and ``openaicompatible``).
+        """
+        same = [
+            (member, client)
+            for member, client in zip(self.members, self._clients())
+            if type(client).name() == class_name
+        ]
+        for member, client in same:
+            if len(same) == 1 or getattr(client, "host", None) == host:
                 return member
-        return class_name.lower()
+        return same[0][0] if same else class_name.lower()
 
     def _clients(self) -> list[Client]:
         if isinstance(self.client, FallbackProvider):
@@ -52,6 +59,13 @@ class Routes:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
+        used = {name for members in config.routes.values() for name in members}
+        for table in ("base_urls", "api_keys"):  # a typo would go unnoticed
+            for name in getattr(config, table):
+                if name not in used:
+                    raise ConfigError(
+                        f"{table}.{name}: no route uses a provider called {name!r}"
+                    )
         self.clients: dict[str, Client] = {}
         self.routes: dict[str, Route] = {}
         for alias, members in config.routes.items():

@@ -52,20 +52,23 @@ def run(
         raise RuntimeError(
             "chatproviders serve runs on waitress: pip install 'chatproviders[serve]'"
         ) from exc
-    server: Any = waitress.create_server(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        channel_request_lookahead=1,  # read on, to see a client hang up
-        connection_limit=max(100, threads * 4),
-        # waitress reads a whole body before the app sees it: bounded near
-        # max_body (the app answers 413 in OpenAI's shape up to this much,
-        # waitress a plain 413 beyond)
-        max_request_body_size=app.config.max_body + 1024 * 1024,
-        ident="chatproviders",
-        clear_untrusted_proxy_headers=True,
-    )
+    try:
+        server: Any = waitress.create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            channel_request_lookahead=1,  # read on, to see a client hang up
+            connection_limit=max(100, threads * 4),
+            # waitress reads a whole body before the app sees it: bounded near
+            # max_body (the app answers 413 in OpenAI's shape up to this much,
+            # waitress a plain 413 beyond)
+            max_request_body_size=app.config.max_body + 1024 * 1024,
+            ident="chatproviders",
+            clear_untrusted_proxy_headers=True,
+        )
+    except ValueError as exc:  # waitress: a host that resolves to nothing
+        raise OSError(f"{exc} ({host!r})") from None
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):

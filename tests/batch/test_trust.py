@@ -284,6 +284,35 @@ def test_usage_is_kept_as_numbers_and_summed(
     )
 
 
+def test_a_responses_batch_resumes_from_its_checkpoint(
+    openai: EmulatorServer, tmp_path: Path
+) -> None:
+    """A batch over client.responses reads its own checkpoint back (the usage
+    with its reasoning_tokens), sending nothing again."""
+    path = tmp_path / "run.jsonl"
+    client = OpenAICompatible(openai.url, model="llama3.2")
+    openai.set_reply(text="x", usage={"input_tokens": 1, "output_tokens": 2})
+    first = batch(client.responses, ["a"], checkpoint=path)
+    assert first[0].error is None
+    sent = len(openai.requests)
+    second = batch(client.responses, ["a"], checkpoint=path)
+    assert len(openai.requests) == sent
+    assert second[0].text == "x"
+    assert second[0].usage.total_tokens == 3
+
+
+def test_a_responses_checkpoint_of_another_server_is_refused(
+    openai: EmulatorServer, tmp_path: Path
+) -> None:
+    """The Responses API of another base URL or model is another client."""
+    path = tmp_path / "run.jsonl"
+    client = OpenAICompatible(openai.url, model="llama3.2")
+    batch(client.responses, ["a"], checkpoint=path)
+    other = OpenAICompatible(openai.url, model="other")
+    with pytest.raises(ValueError, match="another client"):
+        batch(other.responses, ["a"], checkpoint=path)
+
+
 def test_a_batch_without_usage_sums_to_none(cromicle: EmulatorServer) -> None:
     """No item reported usage: BatchResult.usage is None, not zeros."""
     assert batch(Cromicle(base_url=cromicle.url), ["a"]).usage is None

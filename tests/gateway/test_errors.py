@@ -83,6 +83,9 @@ def assert_openai_error(reply: Any, status: int, words: str) -> dict[str, Any]:
         (chat_body(temperature=1, foo=2), "application/json", "Unrecognized request"),
         (chat_body(extra_body={}), "application/json", "Unrecognized request"),
         (chat_body(tools=[]), "application/json", "unsupported parameter(s) tools"),
+        (chat_body(logprobs=True), "application/json", "logprobs are not passed"),
+        (chat_body(top_logprobs=2), "application/json", "logprobs are not passed"),
+        (chat_body(audio={"voice": "x"}), "application/json", "audio is not passed"),
         (chat_body(stream="yes"), "application/json", "stream must be"),
         (
             chat_body(stream_options={"include_usage": True}),
@@ -168,6 +171,19 @@ def test_an_upstream_error_status_is_502(running: Running, upstream: Any) -> Non
     assert_openai_error(reply, 502, "the model is on fire")
 
 
+@pytest.mark.parametrize("status", [400, 422])
+def test_an_upstream_refusing_the_request_is_the_same_status(
+    running: Running, upstream: Any, status: int
+) -> None:
+    """An upstream 400 or 422 refuses the client's own request (a schema, a
+    max_tokens past the context): the client gets that status, which its SDK
+    does not retry and parse() steps down on, not a 502 it retries."""
+    upstream.queue_reply(status=status, body="max_tokens is too large")
+    reply = raw_exchange(running.url, post("/v1/chat/completions", chat_body()))
+    error = assert_openai_error(reply, status, "max_tokens is too large")
+    assert error["type"] == "invalid_request_error"
+
+
 def test_an_upstream_429_keeps_its_retry_after(running: Running, upstream: Any) -> None:
     """The upstream's 429 and Retry-After reach the client."""
     upstream.queue_reply(status=429, body="slow down", headers={"Retry-After": "7"})
@@ -198,6 +214,28 @@ def test_a_fallback_route_skips_a_member_that_is_down(running: Running) -> None:
     assert reply.headers["x-chatproviders-provider"] == "cromicle"
     assert reply.json()["model"] == "cromicle"
     assert "Cromicle emulator" in reply.json()["choices"][0]["message"]["content"]
+
+
+def test_a_fallback_of_two_members_of_one_class_names_the_one_that_answered() -> None:
+    """fast=openai,openaicompatible (two OpenAI-compatible servers): when the
+    first is down, the reply is said to come from the second, not the first."""
+    with serve("openai") as second:
+        config = {
+            "routes": ["fast=openai,openaicompatible"],
+            "base_urls": {
+                "openai": "http://127.0.0.1:9",
+                "openaicompatible": second.url,
+            },
+            "max_retries": 0,
+        }
+        with gateway(config) as running:
+            body = chat_body("fast/gpt-4o-mini")
+            reply = raw_exchange(running.url, post("/v1/chat/completions", body))
+            log = running.log.getvalue()
+    assert reply.status == 200, reply.raw
+    assert reply.headers["x-chatproviders-provider"] == "openaicompatible"
+    assert reply.json()["model"] == "openaicompatible/gpt-4o-mini"
+    assert "provider=openaicompatible " in log
 
 
 def test_no_key_and_a_wrong_key_are_401(keyed: Running) -> None:
@@ -329,6 +367,51 @@ def test_an_error_after_the_first_byte_is_one_error_event_and_no_done() -> None:
     assert error["type"] == "api_error" and "openai" in error["message"]
     assert "[DONE]" not in events
     assert "outcome=error" in running.log.getvalue()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_lone_surrogate_from_the_upstream_is_passed_on_escaped(stream: bool) -> None:
+    """An upstream's "\\ud83d" (half an emoji) decodes to a str UTF-8 cannot
+    hold: it goes on as the same JSON escape, not as a 500 or a stream cut
+    off without a word."""
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(headers=sse_head())
+        conn.send(b'data: {"choices": [{"delta": {"content": "A \\ud83d B"}}]}\n\n')
+        conn.send(b"data: [DONE]\n\n")
+        conn.end()
+
+    with LoopbackServer(handler) as server, gateway(_openai(server.url)) as running:
+        body = chat_body("openai/m", stream=stream)
+        reply = raw_exchange(running.url, post("/v1/chat/completions", body))
+    assert reply.status == 200, reply.raw
+    if stream:
+        events = sse_data(reply.body)
+        assert json.loads(events[1])["choices"][0]["delta"] == {"content": "A \ud83d B"}
+        assert events[-1] == "[DONE]"
+    else:
+        message = reply.json()["choices"][0]["message"]
+        assert message["content"] == "A \ud83d B"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_refusal_reaches_the_client(stream: bool) -> None:
+    """The model's refusal (OpenAI's ``refusal`` field) is passed on, in the
+    message or as refusal deltas: parse() behind the gateway sees a refusal,
+    not an empty answer to ask again."""
+    with serve("openai") as upstream:
+        upstream.queue_reply(refusal="I can't help with that.")
+        with gateway(_openai(upstream.url)) as running:
+            body = chat_body("openai/gpt-4o-mini", stream=stream)
+            reply = raw_exchange(running.url, post("/v1/chat/completions", body))
+    assert reply.status == 200, reply.raw
+    if stream:
+        deltas = [json.loads(e)["choices"] for e in sse_data(reply.body)[:-1]]
+        refusal = "".join(c[0]["delta"].get("refusal", "") for c in deltas if c)
+    else:
+        refusal = reply.json()["choices"][0]["message"]["refusal"]
+    assert refusal == "I can't help with that."
 
 
 def test_the_first_token_reaches_the_client_before_the_upstream_finishes() -> None:

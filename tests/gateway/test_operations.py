@@ -283,6 +283,16 @@ def test_serve_usage_errors_are_one_line(
     assert len(err.strip().splitlines()) == 1
 
 
+def test_a_host_that_cannot_be_listened_on_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--host 999.1.1.1 (no such address): exit 1 and one line, no traceback."""
+    assert main(["serve", "cromicle", "--host", "999.1.1.1", "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot listen on 999.1.1.1:0" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [
@@ -295,6 +305,25 @@ def test_serve_usage_errors_are_one_line(
         (
             'routes = ["cromicle"]\n[[keys]]\nname = "x"\nkey = "short"',
             "at least 8 ASCII",
+        ),
+        (
+            'routes = ["cromicle"]\n[[keys]]\nname = "x"\nkey = "sk-x-0123456789"'
+            "\nrequests_per_minute = 0",
+            "requests_per_minute must be at least 1",
+        ),
+        (
+            'routes = ["cromicle"]\n[[keys]]\nname = "x"\nkey = "sk-x-0123456789"'
+            "\ntokens_per_minute = 0",
+            "tokens_per_minute must be at least 1",
+        ),
+        (  # a typo: cromicle would go to its public URL, not this one
+            'routes = ["cromicle"]\n[base_urls]\ncromicel = "http://127.0.0.1:9"',
+            "base_urls.cromicel: no route uses a provider called 'cromicel'",
+        ),
+        (
+            'routes = ["openai"]\n[base_urls]\nopenai = "http://127.0.0.1:9"\n'
+            '[api_keys]\nopenia = "sk-0123456789"',
+            "api_keys.openia: no route uses a provider called 'openia'",
         ),
     ],
 )
@@ -370,6 +399,22 @@ def test_limits_in_an_unreachable_redis_are_503_not_unlimited() -> None:
     assert upstream.requests == []
 
 
+def test_a_limits_storage_password_is_never_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A storage URL refused at start is named without its password."""
+    keys = tmp_path / "keys.toml"
+    keys.write_text(
+        '[[keys]]\nname = "h"\nkey = "sk-h-0123456789"\nrequests_per_minute = 1\n'
+    )
+    storage = "rediz://:hunter2@127.0.0.1:9"
+    arguments = ["serve", "cromicle", "--keys", str(keys), "--limits-storage", storage]
+    assert main(arguments) == 2
+    err = capsys.readouterr().err
+    assert "limits_storage 'rediz://***@127.0.0.1:9'" in err
+    assert "hunter2" not in err
+
+
 def test_an_unknown_limits_storage_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -430,3 +475,25 @@ def test_a_config_file_finds_its_keys_file_beside_it(tmp_path: Path) -> None:
         assert app.routes.resolve("openai/m1")[1] == "m1"
     finally:
         app.close()
+
+
+def test_a_hangup_callback_that_fails_does_not_stop_the_watcher() -> None:
+    """One stream's close failing must not leave every later hangup unseen:
+    the watcher goes on to the next client that left."""
+    from chatproviders.gateway._hangup import HangupWatcher
+
+    watcher = HangupWatcher(interval=0.001)
+    first_called = threading.Event()
+    second_called = threading.Event()
+
+    def failing() -> None:
+        first_called.set()
+        raise OSError("the upstream socket was already gone")
+
+    try:
+        watcher.watch(lambda: True, failing)
+        assert first_called.wait(WAIT)
+        watcher.watch(lambda: True, second_called.set)
+        assert second_called.wait(WAIT), "the watcher died with the first callback"
+    finally:
+        watcher.stop()

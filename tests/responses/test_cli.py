@@ -6,6 +6,7 @@ import io
 import json
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,16 @@ def test_responses_needs_an_openai_compatible_provider(
     argv = ["chat", "--responses", "-p", "cromicle", "--base-url", "http://127.0.0.1:9"]
     assert main([*argv, "hi"]) == 2
     assert "--responses needs -p openai" in capsys.readouterr().err
+
+
+def test_schema_with_responses_is_a_usage_error(
+    server: EmulatorServer, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    """--schema parses through chat completions only: with --responses it is
+    refused, not sent to /v1/chat/completions behind the user's back."""
+    schema = tmp_path / "s.json"
+    schema.write_text('{"type": "object"}')
+    argv = ["chat", "--responses", "--base-url", server.url, "--schema", str(schema)]
+    assert main([*argv, "hi"]) == 2
+    assert "--schema" in capsys.readouterr().err
+    assert server.requests == []

@@ -351,6 +351,59 @@ def test_done_events_alone_carry_the_reply() -> None:
     assert result["calls"] == [("c", "f", "{}")]
 
 
+def test_the_final_output_alone_carries_the_reply() -> None:
+    """A server sending only the lifecycle events, the answer in
+    response.completed's output, is read as the OpenAI SDK reads it: the
+    text and the call are there, not an empty reply ending in tool_calls."""
+    message = {
+        "type": "message",
+        "id": "m1",
+        "role": "assistant",
+        "content": [
+            {"type": "output_text", "text": "The answer is 4.", "annotations": []}
+        ],
+    }
+    call = {
+        "type": "function_call",
+        "id": "fc1",
+        "call_id": "c1",
+        "name": "f",
+        "arguments": "{}",
+    }
+    summary = [{"type": "summary_text", "text": "why"}]
+    reasoning = {"type": "reasoning", "id": "rs1", "summary": summary}
+    chunks = events(created(), completed(output=[reasoning, message, call]))
+    result = replay(chunks)
+    assert our_view(result) == sdk_view(sdk_final(chunks))
+    assert result["text"] == "The answer is 4."
+    assert result["calls"] == [("c1", "f", "{}")]
+    assert result["reasoning"] == "why"
+
+
+def test_the_final_output_does_not_repeat_what_was_streamed() -> None:
+    """Items streamed by events are not read a second time from the final
+    output, with or without output_index."""
+    message = {
+        "type": "message",
+        "id": "m1",
+        "content": [{"type": "output_text", "text": "hi"}],
+    }
+    chunks = events(
+        created(),
+        {"type": "response.output_item.added", "item": {**message, "content": []}},
+        {"type": "response.output_text.delta", "item_id": "m1", "delta": "hi"},
+        completed(output=[message]),
+    )
+    assert replay(chunks)["text"] == "hi"
+    renamed = {**message, "id": "another-id"}  # final ids unlike the events'
+    chunks = events(
+        created(),
+        {"type": "response.output_text.delta", "item_id": "m1", "delta": "hi"},
+        completed(output=[renamed]),
+    )
+    assert replay(chunks)["text"] == "hi"
+
+
 def test_done_events_do_not_repeat_deltas() -> None:
     """.done events after their deltas add nothing: the text is not doubled."""
     chunks = stream_bytes(KINDS["reasoning"])
@@ -491,6 +544,16 @@ def test_a_stream_without_its_end_is_incomplete(end: bytes) -> None:
         b'{"usage": {"input_tokens": -1}}}\n\n',
         b'data: {"type": "response.output_item.added", '
         b'"item": {"type": "function_call", "name": 3}}\n\n',
+        b'data: {"type": ["response.completed"]}\n\n',
+        b'data: {"type": {"a": 1}}\n\n',
+        b'data: {"type": "response.output_text.delta", "item_id": ["m"], '
+        b'"delta": "hi"}\n\n',
+        b'data: {"type": "response.output_text.done", "item_id": {"m": 1}, '
+        b'"text": "hi"}\n\n',
+        b'data: {"type": "response.output_item.added", '
+        b'"item": {"type": "message", "id": ["m"]}}\n\n',
+        b'data: {"type": "response.output_item.done", '
+        b'"item": {"type": "message", "id": {"m": 1}, "content": []}}\n\n',
     ],
 )
 def test_malformed_events_are_format_errors(data: bytes) -> None:

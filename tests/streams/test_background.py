@@ -40,6 +40,9 @@ def no_worker_left() -> Iterator[None]:
     """Every test starts and ends with no worker thread alive."""
     assert workers() == []
     yield
+    for launcher in threading.enumerate():  # workers still queued for a start
+        if launcher.name == "chatproviders-launcher":
+            launcher.join(WAIT)
     for thread in workers():
         thread.join(WAIT)
     assert workers() == [], "a worker thread outlived its test"

@@ -30,6 +30,9 @@ def join_workers() -> None:
     """Join every worker, including one the launcher is starting right now
     (listed already, but join() refuses a thread not yet started)."""
     deadline = time.monotonic() + WAIT
+    for launcher in threading.enumerate():  # workers still queued for a start
+        if launcher.name == "chatproviders-launcher":
+            launcher.join(WAIT)
     for thread in workers():
         while True:
             try:

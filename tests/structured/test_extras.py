@@ -89,6 +89,45 @@ def test_checkpoint_of_a_batch_without_schema_is_sent_again(
     assert len(server.requests) == 2
 
 
+class Name(BaseModel):
+    """Only a name: every Person value fits it."""
+
+    name: str
+
+
+def test_checkpoint_of_a_batch_with_another_schema_is_sent_again(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    """A value parsed for another schema is not this schema's answer, even
+    when it happens to validate: the model was asked for something else."""
+    client = OpenAICompatible(server.url, model="gpt-4o-mini")
+    checkpoint = tmp_path / "c.jsonl"
+    server.queue_reply(text=json.dumps(ANN))
+    batch(client, ["Ann, 31"], schema=Person, checkpoint=checkpoint)
+    server.queue_reply(text=json.dumps({"name": "Ann Smith"}))
+    result = batch(client, ["Ann, 31"], schema=Name, checkpoint=checkpoint)
+    assert result.parsed == [Name(name="Ann Smith")]
+    assert len(server.requests) == 2
+    again = batch(client, ["Ann, 31"], schema=Name, checkpoint=checkpoint)
+    assert again.parsed == [Name(name="Ann Smith")]
+    assert len(server.requests) == 2
+
+
+def test_checkpoint_of_a_batch_with_a_schema_is_sent_again_without_one(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    """A reply asked for in a schema's shape is not the answer to the plain
+    prompt: a batch without the schema asks again."""
+    client = OpenAICompatible(server.url, model="gpt-4o-mini")
+    checkpoint = tmp_path / "c.jsonl"
+    server.queue_reply(text=json.dumps(ANN))
+    batch(client, ["Ann, 31"], schema=Person, checkpoint=checkpoint)
+    server.queue_reply(text="Ann is 31.")
+    result = batch(client, ["Ann, 31"], checkpoint=checkpoint)
+    assert result.texts == ["Ann is 31."]
+    assert len(server.requests) == 2
+
+
 # -- tools ------------------------------------------------------------------
 
 

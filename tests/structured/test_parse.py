@@ -13,6 +13,7 @@ from chatproviders import (
     Cromicle,
     FallbackProvider,
     InternalServerError,
+    InvalidMessagesError,
     OpenAICompatible,
     ParsedResponse,
     RateLimitError,
@@ -371,3 +372,29 @@ def test_stream_with_schema_from_an_sse_seed_provider() -> None:
                 pieces = list(stream)
     assert len(pieces) > 5 and stream.parsed == Person(**ANN)
     assert server.requests[0].json["messages"][0]["role"] == "system"
+
+
+@pytest.mark.parametrize("mode", ["auto", "json_object", "prompt"])
+@pytest.mark.parametrize(
+    ("messages", "words"),
+    [
+        ("hi", "must be a list of"),
+        (None, "must be a list of"),
+        ([1], r"messages\[0\] must be a dict"),
+        ([{"role": "user"}], r"messages\[0\] needs a string 'content'"),
+    ],
+)
+def test_bad_messages_are_named_as_chat_names_them(
+    client: OpenAICompatible,
+    server: EmulatorServer,
+    mode: str,
+    messages: Any,
+    words: str,
+) -> None:
+    """parse() and stream(schema=) check messages as complete() does, before
+    any mode adds its instruction: the index is the caller's, nothing is sent."""
+    with pytest.raises(InvalidMessagesError, match=words):
+        client.parse(messages, Person, mode=mode)
+    with pytest.raises(InvalidMessagesError, match=words):
+        client.stream(messages, schema=Person, mode=mode)
+    assert server.requests == []

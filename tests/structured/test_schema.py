@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
 
 import pytest
 
@@ -140,3 +141,60 @@ def test_recursive_model_round_trips() -> None:
         "children": [{"value": 2, "children": []}],
     }
     assert target.from_json(target.to_json(value)) == value
+
+
+def test_a_model_with_no_json_schema_is_refused_before_any_request() -> None:
+    """A model pydantic can validate but not describe (a Callable field) is a
+    TypeError naming the schema, not pydantic's error from deep inside."""
+    import pydantic
+
+    class Hook(pydantic.BaseModel):
+        call: Optional[Callable[[], int]] = None
+
+    with pytest.raises(TypeError, match=r"schema .*Hook.* cannot be used"):
+        Target.of(Hook)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "#/$defs/missing"},
+        {"$ref": "#/$defs/missing", "description": "a $ref with a sibling"},
+        {"type": "object", "properties": {"a": {"$ref": "#/nowhere"}}},
+        {"properties": {"a": {"$ref": "#/x", "title": "t"}}, "x": [1]},
+    ],
+)
+def test_a_ref_that_leads_nowhere_is_refused_before_any_request(
+    schema: dict[str, Any],
+) -> None:
+    """A local $ref that names nothing is a ValueError naming it, before the
+    request is paid for, not jsonschema's error when the reply is validated."""
+    with pytest.raises(ValueError, match=r"\$ref .*#/"):
+        Target.of(schema)
+
+
+def test_a_ref_in_percent_and_tilde_escapes_is_followed() -> None:
+    """A $ref is a URI fragment: %20 and ~1 in it name a key with a space and
+    a slash, and the schema is taken."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"$ref": "#/$defs/a%20b"},
+            "c": {"$ref": "#/$defs/c~1d"},
+        },
+        "$defs": {"a b": {"type": "string"}, "c/d": {"type": "integer"}},
+    }
+    assert Target.of(schema).validate('{"a": "x", "c": 1}') == {"a": "x", "c": 1}
+    schema["properties"]["a"]["description"] = "a $ref with a sibling is inlined"
+    strict = Target.of(schema).strict_schema
+    assert strict["properties"]["a"]["type"] == "string"
+
+
+def test_a_true_or_false_subschema_stays_as_it_is_when_made_strict() -> None:
+    """``true`` is a valid JSON Schema (anything): strict mode leaves it to the
+    server to accept or refuse, it does not crash on it."""
+    schema = {"type": "object", "properties": {"a": True, "b": False}}
+    strict = request("json_schema", Target.of(schema), HI, {})[1]
+    sent = strict["response_format"]["json_schema"]["schema"]
+    assert sent["properties"] == {"a": True, "b": False}
+    assert sent["required"] == ["a", "b"]
