@@ -21,6 +21,7 @@ from ._errors import GatewayError
 from ._hangup import HangupWatcher
 from ._keys import KeyRing
 from ._log import AccessLog, AccessRecord
+from ._responses import responses
 from ._routes import Routes
 
 __all__ = ["Endpoint", "Gateway"]
@@ -61,6 +62,7 @@ class Gateway:
         self.hangups = HangupWatcher()
         self.endpoints: dict[str, dict[str, Endpoint]] = {}
         self.add_endpoint("POST", "/v1/chat/completions", chat_completions)
+        self.add_endpoint("POST", "/v1/responses", responses)
         self.add_endpoint("GET", "/v1/models", _models)
         self.add_endpoint("GET", "/health", _health, needs_key=False)
         self.add_endpoint("GET", "/ready", _ready, needs_key=False)
