@@ -6,13 +6,17 @@ text and a tool call, a seed route refused, a failure after the first byte.
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from chatproviders.testing import EmulatorServer, serve
-from tests.gateway.support import Running, gateway
+from tests.gateway.support import WAIT, Running, gateway, post
+from tests.loopback import Conn, LoopbackServer
 
 openai = pytest.importorskip("openai")  # the test extra has it (Python 3.10+)
 
@@ -71,7 +75,9 @@ def test_create_answers_the_whole_response(
         response.usage.input_tokens + response.usage.output_tokens
     )
     assert response.usage.total_tokens > 0
-    assert "POST /v1/responses status=200" in running.log.getvalue()
+    line = running.log.getvalue().splitlines()[-1]
+    assert "POST /v1/responses status=200 route=openai provider=openai" in line
+    assert f"tokens={response.usage.total_tokens} " in line
 
 
 def test_stream_sends_the_text_in_pieces_then_completed(
@@ -149,6 +155,21 @@ def test_an_unknown_parameter_is_400_naming_it(client: Any) -> None:
     assert caught.value.code == "unknown_parameter"
 
 
+def test_keys_and_their_routes_apply(upstream: EmulatorServer) -> None:
+    keys = [{"name": "alice", "key": "sk-alice-0123456789", "models": ["cromicle"]}]
+    config = {"routes": ["openai"], "base_urls": {"openai": upstream.url}}
+    with gateway({**config, "keys": keys}) as running:
+        for key, error in [
+            ("wrong", openai.AuthenticationError),
+            ("sk-alice-0123456789", openai.PermissionDeniedError),
+        ]:
+            sdk = openai.OpenAI(base_url=running.url + "/v1", api_key=key)
+            with pytest.raises(error):
+                sdk.responses.create(model="openai/gpt-4o-mini", input="hello")
+            sdk.close()
+    assert upstream.requests == []
+
+
 def test_a_failure_after_the_first_byte_is_one_error_event(
     client: Any, upstream: EmulatorServer, running: Running
 ) -> None:
@@ -162,3 +183,39 @@ def test_a_failure_after_the_first_byte_is_one_error_event(
     assert "response.completed" not in kinds
     assert "it broke" in events[-1].message
     assert "outcome=error" in running.log.getvalue()
+
+
+def test_a_client_that_hangs_up_closes_the_upstream() -> None:
+    """The upstream sees its connection close while it is silent mid-stream."""
+    closed = threading.Event()
+    events = [
+        {"type": "response.created", "response": {"id": "resp_1", "output": []}},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {"id": "msg_1", "type": "message", "content": []},
+        },
+        {"type": "response.output_text.delta", "item_id": "msg_1", "delta": "thinking"},
+    ]
+
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send_head(headers=[("Content-Type", "text/event-stream")])
+        for event in events:
+            conn.send(b"data: " + json.dumps(event).encode() + b"\n\n")
+        if conn.wait_closed_by_client(WAIT):
+            closed.set()
+
+    with LoopbackServer(handler) as upstream:
+        config = {"routes": ["openai"], "base_urls": {"openai": upstream.url}}
+        with gateway(config) as running:
+            parts = urlsplit(running.url)
+            body = json.dumps({"model": "openai/m", "input": "hi", "stream": True})
+            with socket.create_connection((parts.hostname, parts.port), WAIT) as sock:
+                sock.sendall(post("/v1/responses", body.encode()))
+                received = b""
+                while b"thinking" not in received:
+                    data = sock.recv(65536)
+                    assert data, received
+                    received += data
+            assert closed.wait(WAIT), "the upstream connection stayed open"
