@@ -21,7 +21,6 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, Callable, Optional, Protocol, Union
 
 from .._client import Client
