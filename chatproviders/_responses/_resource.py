@@ -99,7 +99,7 @@ class Responses:
         """Send ``input`` with ``"stream": true``; returns a :class:`ResponsesStream`
         once the first text, reasoning or tool call is in (or the reply ended).
         """
-        stream = self._client.send_prepared(self._prepare(input, model, params, True))
+        stream = self._client.send_prepared(self.prepare(input, model, params, True))
         assert isinstance(stream, ResponsesStream)
         return stream
 
@@ -107,7 +107,7 @@ class Responses:
         self, input: Input, model: Optional[str] = None, **params: Any
     ) -> ResponsesReply:
         """Send ``input`` with ``"stream": false`` and return the whole reply."""
-        prepared = self._prepare(input, model, params, False)
+        prepared = self.prepare(input, model, params, False)
         stream = self._client.send_prepared(prepared)
         assert isinstance(stream, ResponsesStream)
         return stream.until_done()
@@ -123,17 +123,21 @@ class Responses:
         :class:`~chatproviders.BackgroundStream`, ``async for`` included), and
         :meth:`ResponsesBackgroundStream.response` gives the whole reply.
         """
-        prepared = self._prepare(input, model, params, True)
+        prepared = self.prepare(input, model, params, True)
         send: Any = functools.partial(self._client.send_prepared, prepared)
         return ResponsesBackgroundStream._of_responses(send, maxsize)
 
-    def _prepare(
+    def prepare(
         self,
         input: Input,
         model: Optional[str],
         params: Mapping[str, Any],
         stream: bool,
     ) -> Any:
+        """The call checked and encoded, for the client's ``send_prepared()``
+        (as :meth:`~chatproviders.Client.prepare` is for a chat): bad input
+        or parameters raise here, before any I/O.
+        """
         client = self._client
         providers = getattr(client, "providers", None)
         if providers is None:
@@ -142,7 +146,7 @@ class Responses:
         refused: list[ChatProvidersError] = []
         for index, provider in enumerate(providers):
             try:
-                prepared[index] = Responses(provider)._prepare(
+                prepared[index] = Responses(provider).prepare(
                     input, model, params, stream
                 )
             except (ModelNotSupportedError, UnsupportedParameterError) as error:

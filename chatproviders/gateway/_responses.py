@@ -73,9 +73,7 @@ def responses(gateway: Services, call: Call) -> Reply:
         # ``api.complete()``, with the stream in hand: its host names the
         # member that answered when two members are of one class
         try:
-            stream = route.client.send_prepared(
-                api._prepare(data, model, params, False)
-            )
+            stream = route.client.send_prepared(api.prepare(data, model, params, False))
             assert isinstance(stream, ResponsesStream)
             with stream:
                 reply = stream.until_done()
