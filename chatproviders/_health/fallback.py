@@ -212,7 +212,7 @@ class FallbackProvider(Client):
         self._stop_checks.set()
         for provider in self.providers:
             provider.close()
-        health = sys.modules.get(__package__ + "._health")
+        health = sys.modules.get(__package__ + ".check")
         if health is not None:  # not loaded: no probe ever ran
             health.stop_probes(self.providers)
 

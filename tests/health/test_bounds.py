@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -166,8 +167,10 @@ class Rounds:
 
 
 def gone(threads: list[threading.Thread]) -> bool:
+    """True once every thread has ended, all within one WAIT."""
+    end = time.monotonic() + WAIT
     for thread in threads:
-        thread.join(WAIT)
+        thread.join(max(0.0, end - time.monotonic()))
     return not any(thread.is_alive() for thread in threads)
 
 
