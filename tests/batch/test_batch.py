@@ -337,6 +337,25 @@ def test_a_503_without_retry_after_pauses_for_the_backoff(
     assert pauses.is_set()
 
 
+def test_a_500_is_tried_again_after_the_backoff(clock: FakeClock) -> None:
+    """A 500 asks nobody else to wait, but its own item is sent again after
+    the backoff, and then succeeds."""
+    stamps: list[float] = []
+
+    def answer(conn: Conn, prompt: str) -> None:
+        stamps.append(clock.now)
+        if len(stamps) == 1:
+            reply(conn, "oops", 500)
+        else:
+            reply(conn, prompt)
+
+    with prompt_server(answer) as server:
+        result = batch(Cromicle(base_url=server.url), ["a"], concurrency=1)
+    assert result.texts == ["a"]
+    assert result[0].tries == 2
+    assert stamps[0] == 0.0 and 0.375 <= stamps[1] <= 0.5
+
+
 def test_retries_are_the_batchs_and_bounded(
     clock: FakeClock, cromicle: EmulatorServer
 ) -> None:

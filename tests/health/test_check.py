@@ -10,11 +10,14 @@ import gc
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+import requests
+import requests.adapters
 
 import chatproviders
 from chatproviders import (
@@ -220,6 +223,7 @@ def test_an_empty_answer_is_bad_reply() -> None:
         result = only(check([Cromicle(base_url=server.url)]))
     assert result.status == "bad_reply"
     assert result.ttft is None
+    assert result.error == "answered with no text"
 
 
 def test_a_stream_broken_before_its_text_is_bad_reply() -> None:
@@ -251,6 +255,8 @@ def test_classify_reads_the_exception_classes() -> None:
         E.IncompleteStreamError("cut"): "bad_reply",
         E.APIConnectionError("refused"): "down",
         E.AuthenticationError("no", status_code=401): "auth",
+        E.APIStatusError("forbidden", status_code=403): "auth",  # a plugin's own
+        E.APIStatusError("refused", status_code=401): "auth",
         E.RateLimitError("wait", status_code=429): "rate_limited",
         E.ResponseFormatError("junk"): "bad_reply",
         E.InternalServerError("oops", status_code=500): "error",
@@ -391,7 +397,7 @@ def test_a_client_is_probed_as_it_is_and_left_open(cromicle: EmulatorServer) -> 
 def test_a_class_without_a_default_url_is_an_error_result() -> None:
     """OpenAICompatible by class has nowhere to go: an error result, no request."""
     result = only(check([OpenAICompatible]))
-    assert (result.status, result.url) == ("error", "")
+    assert (result.status, result.url, result.elapsed) == ("error", "", 0.0)
     assert result.error is not None and "base_url" in result.error
 
 
@@ -438,6 +444,12 @@ def test_bad_arguments_raise_before_any_request(cromicle: EmulatorServer) -> Non
         check([client], prompt=" ")
     with pytest.raises(TypeError, match="got int"):
         check([client, 3])  # type: ignore[list-item]
+    with pytest.raises(TypeError) as caught:
+        check(3)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "targets must be clients, provider classes or names (or a list of them),"
+        " got int"
+    )
     assert cromicle.requests == []
 
 
@@ -463,6 +475,9 @@ def test_a_fallback_provider_is_probed_by_one_chat_through_it(
     assert (
         dead.error is not None and "Acytoo" in dead.error and "Cromicle" in dead.error
     )
+    assert dead.error.startswith(
+        "all 2 provider attempt(s) failed: Acytoo: APIConnectionError: "
+    ), dead.error
 
 
 def test_a_probed_fallback_starts_no_background_checks_of_its_own(
@@ -760,3 +775,36 @@ def test_a_model_that_reasons_first_is_ok_at_its_first_reasoning() -> None:
         client = chatproviders.OpenAICompatible(server.url, model="thinker")
         (result,) = chatproviders.check([client], timeout=WAIT)
     assert result.status == "ok", result.error
+
+
+def test_a_probe_closes_what_it_made_when_it_ends(
+    cromicle: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guarded adapters a probe puts in place of a session's own are closed,
+    pools and all, once its result is in."""
+    made: list[Any] = []
+
+    class Recorded(_health.GuardedAdapter):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(_health, "GuardedAdapter", Recorded)
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter())
+    try:
+        result = only(check([Cromicle(base_url=cromicle.url, session=session)]))
+    finally:
+        session.close()
+    assert result.status == "ok"
+    assert made and all(len(adapter.poolmanager.pools) == 0 for adapter in made)
+
+
+def test_a_probe_past_its_deadline_stops_with_a_total_timeout() -> None:
+    """Time left for the next step of a probe: none left is a timeout of the
+    whole probe, never a negative or growing budget."""
+    now = time.monotonic()
+    assert 0 < _health._left(now + 60) <= 60
+    with pytest.raises(chatproviders.APITimeoutError) as caught:
+        _health._left(now - 1)
+    assert caught.value.limit == "total"

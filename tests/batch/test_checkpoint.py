@@ -1,0 +1,190 @@
+"""The checkpoint file on its own: it is locked while open and released on
+close, a torn line is cut off before the next append, records are checked,
+and a rewrite is atomic, hidden while it lasts, and cleans up after itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatproviders._batch import checkpoint as _checkpoint
+from chatproviders._batch.checkpoint import Checkpoint, encode
+from chatproviders.exceptions import CheckpointError
+
+RECORD = {"index": 0, "input_sha": "aa", "error": None}
+
+
+def test_close_releases_the_lock_for_the_next_run(tmp_path: Path) -> None:
+    """After close(), a second checkpoint on the file opens; before, it is refused."""
+    path = tmp_path / "c.jsonl"
+    first = Checkpoint(path, ["aa"])
+    first.open()
+    with pytest.raises(CheckpointError, match="in use by another process"):
+        Checkpoint(path, ["aa"]).open()
+    first.close()
+    second = Checkpoint(path, ["aa"])
+    second.open()
+    second.close()
+
+
+def test_a_checkpoint_on_descriptor_zero_is_read_and_closed(tmp_path: Path) -> None:
+    """With stdin closed the file gets descriptor 0: it is used and closed like any other."""
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(encode(RECORD))
+    saved = os.dup(0)
+    try:
+        os.close(0)
+        book = Checkpoint(path, ["aa"])
+        book.open()
+        assert book._fd == 0
+        assert book.read() == {0: RECORD}  # not opened (and locked) a second time
+        book.close()
+        Checkpoint(path, ["aa"]).open()  # the lock went with descriptor 0
+        os.close(0)
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+
+
+def test_a_torn_last_line_is_cut_off_before_the_next_record(tmp_path: Path) -> None:
+    """A crash mid-write leaves half a line: read() drops it, so the next write starts a line."""
+    path = tmp_path / "c.jsonl"
+    torn = encode({"index": 1, "input_sha": "bb", "error": None})[:-9]
+    path.write_bytes(encode(RECORD) + torn)
+    book = Checkpoint(path, ["aa", "bb"])
+    assert book.read() == {0: RECORD}
+    second = {"index": 1, "input_sha": "bb", "error": None, "text": "x"}
+    book.write(second)
+    book.close()
+    assert path.read_bytes() == encode(RECORD) + encode(second)
+    assert Checkpoint(path, ["aa", "bb"]).read() == {0: RECORD, 1: second}
+
+
+def test_a_record_with_only_the_required_keys_is_read(tmp_path: Path) -> None:
+    """index, input_sha and error are all a record needs."""
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(encode(RECORD))
+    assert Checkpoint(path, ["aa"]).read() == {0: RECORD}
+
+
+@pytest.mark.parametrize("line", [b"not json", b"[1, 2]", b'{"index": 0}'])
+def test_a_line_that_is_no_record_is_named_as_such(tmp_path: Path, line: bytes) -> None:
+    """Not JSON, not an object, or keys missing: the same question, with the line number."""
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(encode(RECORD) + line + b"\n")
+    with pytest.raises(ValueError, match=r"line 2 is not a batch record") as caught:
+        Checkpoint(path, ["aa"]).read()
+    assert not isinstance(caught.value, json.JSONDecodeError)
+
+
+def test_every_changed_client_setting_is_named(tmp_path: Path) -> None:
+    """Two settings changed: both are named, one after the other."""
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(encode({**RECORD, "client": {"a": 1, "b": 2, "c": 3}}))
+    book = Checkpoint(path, ["aa"], client={"a": 9, "b": 8, "c": 3})
+    with pytest.raises(ValueError) as caught:
+        book.read()
+    assert "another client: a was 1, now 9, b was 2, now 8; use" in str(caught.value)
+
+
+def test_an_unreadable_path_is_refused_naming_why(tmp_path: Path) -> None:
+    """A path under a regular file cannot be looked at: CheckpointError with the reason."""
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "c.jsonl"
+    with pytest.raises(CheckpointError) as caught:
+        Checkpoint(path, []).open()
+    assert str(caught.value) == (
+        f"cannot read the checkpoint {path}: {os.strerror(20)}"  # ENOTDIR
+    )
+
+
+def test_a_fifo_put_there_after_the_first_look_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No file at the first look, a FIFO by the open: refused, and nothing left open."""
+    path = tmp_path / "c.jsonl"
+    real_stat = os.stat
+
+    def stat_before_the_fifo(target: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if os.fspath(target) == str(path):
+            os.mkfifo(path)  # appears between the look and the open
+            monkeypatch.setattr(_checkpoint.os, "stat", real_stat)
+            raise FileNotFoundError(2, "No such file or directory")
+        return real_stat(target, *args, **kwargs)
+
+    monkeypatch.setattr(_checkpoint.os, "stat", stat_before_the_fifo)
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(CheckpointError) as caught:
+        Checkpoint(path, []).open()
+    assert str(caught.value) == f"the checkpoint is not a regular file: {path}"
+    assert stat.S_ISFIFO(os.stat(path).st_mode)
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
+def _rewrite(book: Checkpoint, records: Any) -> None:
+    book.open()
+    try:
+        book.rewrite(records)
+    finally:
+        book.close()
+
+
+def test_a_rewrite_replaces_the_file_readable_by_all(tmp_path: Path) -> None:
+    """The new file holds exactly the records, with the usual 0o644 mode."""
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(encode(RECORD) + encode(RECORD))
+    _rewrite(Checkpoint(path, ["aa"]), [RECORD])
+    assert path.read_bytes() == encode(RECORD)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert os.listdir(tmp_path) == ["c.jsonl"]
+
+
+def test_a_rewrite_in_progress_is_a_hidden_file(tmp_path: Path) -> None:
+    """While records are written, the only new file in the folder is a dot file."""
+    path = tmp_path / "c.jsonl"
+    seen: list[str] = []
+
+    def records() -> Iterator[dict[str, Any]]:
+        seen.extend(set(os.listdir(tmp_path)) - {"c.jsonl"})
+        yield RECORD
+
+    _rewrite(Checkpoint(path, ["aa"]), records())
+    assert len(seen) == 1 and seen[0].startswith("."), seen
+
+
+def test_a_rewrite_that_fails_midway_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """An error while the records are produced: it propagates, the old file stays, no litter."""
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(encode(RECORD))
+
+    def records() -> Iterator[dict[str, Any]]:
+        yield RECORD
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        _rewrite(Checkpoint(path, ["aa"]), records())
+    assert os.listdir(tmp_path) == ["c.jsonl"]
+    assert path.read_bytes() == encode(RECORD)
+
+
+def test_a_rewrite_whose_folder_is_gone_raises_checkpoint_error(tmp_path: Path) -> None:
+    """The folder removed under a running batch: CheckpointError naming the file."""
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    path = folder / "c.jsonl"
+    book = Checkpoint(path, ["aa"])
+    book.open()
+    try:
+        path.unlink()
+        folder.rmdir()
+        with pytest.raises(CheckpointError, match="cannot write the checkpoint") as caught:
+            book.rewrite([RECORD])
+        assert caught.value.path == str(path)
+    finally:
+        book.close()
