@@ -34,7 +34,8 @@ def test_close_releases_the_lock_for_the_next_run(tmp_path: Path) -> None:
 
 
 def test_a_checkpoint_on_descriptor_zero_is_read_and_closed(tmp_path: Path) -> None:
-    """With stdin closed the file gets descriptor 0: it is used and closed like any other."""
+    """With stdin closed the file gets descriptor 0: it is used and closed like any
+    other."""
     path = tmp_path / "c.jsonl"
     path.write_bytes(encode(RECORD))
     saved = os.dup(0)
@@ -53,7 +54,8 @@ def test_a_checkpoint_on_descriptor_zero_is_read_and_closed(tmp_path: Path) -> N
 
 
 def test_a_torn_last_line_is_cut_off_before_the_next_record(tmp_path: Path) -> None:
-    """A crash mid-write leaves half a line: read() drops it, so the next write starts a line."""
+    """A crash mid-write leaves half a line: read() drops it, so the next write starts a
+    line."""
     path = tmp_path / "c.jsonl"
     torn = encode({"index": 1, "input_sha": "bb", "error": None})[:-9]
     path.write_bytes(encode(RECORD) + torn)
@@ -75,7 +77,8 @@ def test_a_record_with_only_the_required_keys_is_read(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("line", [b"not json", b"[1, 2]", b'{"index": 0}'])
 def test_a_line_that_is_no_record_is_named_as_such(tmp_path: Path, line: bytes) -> None:
-    """Not JSON, not an object, or keys missing: the same question, with the line number."""
+    """Not JSON, not an object, or keys missing: the same question, with the line
+    number."""
     path = tmp_path / "c.jsonl"
     path.write_bytes(encode(RECORD) + line + b"\n")
     with pytest.raises(ValueError, match=r"line 2 is not a batch record") as caught:
@@ -94,7 +97,8 @@ def test_every_changed_client_setting_is_named(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_path_is_refused_naming_why(tmp_path: Path) -> None:
-    """A path under a regular file cannot be looked at: CheckpointError with the reason."""
+    """A path under a regular file cannot be looked at: CheckpointError with
+    the reason."""
     (tmp_path / "file").write_text("")
     path = tmp_path / "file" / "c.jsonl"
     with pytest.raises(CheckpointError) as caught:
@@ -159,7 +163,8 @@ def test_a_rewrite_in_progress_is_a_hidden_file(tmp_path: Path) -> None:
 
 
 def test_a_rewrite_that_fails_midway_leaves_no_temporary_file(tmp_path: Path) -> None:
-    """An error while the records are produced: it propagates, the old file stays, no litter."""
+    """An error while the records are produced: it propagates, the old file stays, no
+    litter."""
     path = tmp_path / "c.jsonl"
     path.write_bytes(encode(RECORD))
 
@@ -183,7 +188,9 @@ def test_a_rewrite_whose_folder_is_gone_raises_checkpoint_error(tmp_path: Path) 
     try:
         path.unlink()
         folder.rmdir()
-        with pytest.raises(CheckpointError, match="cannot write the checkpoint") as caught:
+        with pytest.raises(
+            CheckpointError, match="cannot write the checkpoint"
+        ) as caught:
             book.rewrite([RECORD])
         assert caught.value.path == str(path)
     finally:
