@@ -16,9 +16,17 @@ from ._hangup import HangupWatcher
 from ._keys import KeyRing
 from ._log import AccessRecord
 from ._request import read_json_object
-from ._routes import Routes
+from ._routes import Route, Routes
 
-__all__ = ["Call", "Reply", "Services"]
+__all__ = [
+    "Call",
+    "Reply",
+    "Services",
+    "check_items",
+    "read_body",
+    "route_of",
+    "stream_flag",
+]
 
 logger = logging.getLogger("chatproviders.gateway")
 
@@ -91,3 +99,54 @@ class Call:
                 callback()
             except Exception:
                 logger.exception("cleaning up after %s failed", self.record.path)
+
+
+def read_body(call: Call, known: Iterable[str]) -> dict[str, Any]:
+    """The request's JSON object; a field not in ``known`` is a 400, as
+    OpenAI's API answers it."""
+    body = call.json()
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise GatewayError(
+            400,
+            f"Unrecognized request argument supplied: {', '.join(unknown)}",
+            param=unknown[0],
+            code="unknown_parameter",
+        )
+    return body
+
+
+def route_of(
+    gateway: Services, call: Call, body: dict[str, Any]
+) -> tuple[Route, Optional[str]]:
+    """The route the body's ``model`` names, and the model to pass on; the
+    caller's key must be allowed it."""
+    route, model = gateway.routes.resolve(body.get("model"))
+    call.record.route = route.name
+    gateway.keys.allow(call.key, route.name)
+    return route, model
+
+
+def check_items(gateway: Services, body: dict[str, Any], name: str) -> None:
+    """Refuse a ``name`` list (``messages``, ``input``) over the configured
+    number of items."""
+    items = body.get(name)
+    limit = gateway.config.max_messages
+    if isinstance(items, list) and len(items) > limit:
+        raise GatewayError(
+            400,
+            f"{name} has {len(items)} items; at most {limit} are accepted",
+            param=name,
+            code="too_many_messages",
+        )
+
+
+def stream_flag(body: dict[str, Any]) -> bool:
+    """The body's ``stream``: absent or null is false; anything but a bool is
+    a 400."""
+    flag = body.get("stream", False)
+    if flag is None:
+        return False
+    if not isinstance(flag, bool):
+        raise GatewayError(400, "stream must be true or false", param="stream")
+    return flag

@@ -29,7 +29,7 @@ from .._streams.events import (
 )
 from ..exceptions import ChatProvidersError
 from ..providers.openai_compatible import OpenAICompatible
-from ._call import Call, Reply, Services
+from ._call import Call, Reply, Services, check_items, read_body, route_of, stream_flag
 from ._errors import LONE_SURROGATES as _LONE
 from ._errors import GatewayError, from_provider_error
 from ._hangup import disconnect_probe
@@ -47,34 +47,13 @@ OPENAI_PARAMETERS = (
 
 def chat_completions(gateway: Services, call: Call) -> Reply:
     """Answer one chat-completions request (streamed or not)."""
-    body = call.json()
-    unknown = sorted(set(body) - OPENAI_PARAMETERS)
-    if unknown:
-        raise GatewayError(
-            400,
-            f"Unrecognized request argument supplied: {', '.join(unknown)}",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
+    body = read_body(call, OPENAI_PARAMETERS)
     _refuse_uncarried(body)
-    route, model = gateway.routes.resolve(body.get("model"))
-    call.record.route = route.name
-    gateway.keys.allow(call.key, route.name)
+    route, model = route_of(gateway, call, body)
+    check_items(gateway, body, "messages")
+    streamed = stream_flag(body)
     messages: Any = body.get("messages")
-    if isinstance(messages, list) and len(messages) > gateway.config.max_messages:
-        raise GatewayError(
-            400,
-            f"messages has {len(messages)} items; at most "
-            f"{gateway.config.max_messages} are accepted",
-            param="messages",
-            code="too_many_messages",
-        )
-    stream_flag = body.get("stream", False)
-    if stream_flag is None:
-        stream_flag = False
-    if not isinstance(stream_flag, bool):
-        raise GatewayError(400, "stream must be true or false", param="stream")
-    include_usage = _include_usage(body.get("stream_options"), stream_flag)
+    include_usage = _include_usage(body.get("stream_options"), streamed)
     params = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
     gateway.keys.admit(call.key)
     try:
@@ -90,7 +69,7 @@ def chat_completions(gateway: Services, call: Call) -> Reply:
     )
     headers = [("x-chatproviders-provider", provider)]
     call.on_close(lambda: _account(gateway, call, reply))
-    if not stream_flag:
+    if not streamed:
         try:
             data = reply.whole()
         except ChatProvidersError as error:

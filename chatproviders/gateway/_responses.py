@@ -23,7 +23,7 @@ from .._responses._resource import PARAMETERS
 from .._streams.chat_stream import reached_end
 from .._streams.events import TextDelta, ToolCallDelta, UsageReported
 from ..exceptions import ChatProvidersError
-from ._call import Call, Reply, Services
+from ._call import Call, Reply, Services, check_items, read_body, route_of, stream_flag
 from ._errors import LONE_SURROGATES, GatewayError, from_provider_error
 from ._hangup import disconnect_probe
 from ._routes import Route
@@ -38,33 +38,12 @@ FIELDS = (PARAMETERS - {"extra_body"}) | {"model", "input", "stream"}
 
 def responses(gateway: Services, call: Call) -> Reply:
     """Answer one Responses request (streamed or not)."""
-    body = call.json()
-    unknown = sorted(set(body) - FIELDS)
-    if unknown:
-        raise GatewayError(
-            400,
-            f"Unrecognized request argument supplied: {', '.join(unknown)}",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
-    route, model = gateway.routes.resolve(body.get("model"))
-    call.record.route = route.name
-    gateway.keys.allow(call.key, route.name)
+    body = read_body(call, FIELDS)
+    route, model = route_of(gateway, call, body)
     _refuse_without_responses(route)
+    check_items(gateway, body, "input")
     data: Any = body.get("input")
-    if isinstance(data, list) and len(data) > gateway.config.max_messages:
-        raise GatewayError(
-            400,
-            f"input has {len(data)} items; at most "
-            f"{gateway.config.max_messages} are accepted",
-            param="input",
-            code="too_many_messages",
-        )
-    streamed = body.get("stream", False)
-    if streamed is None:
-        streamed = False
-    if not isinstance(streamed, bool):
-        raise GatewayError(400, "stream must be true or false", param="stream")
+    streamed = stream_flag(body)
     params = {k: v for k, v in body.items() if k not in ("model", "input", "stream")}
     prompt_chars = len(json.dumps(data, ensure_ascii=False))
     gateway.keys.admit(call.key)
