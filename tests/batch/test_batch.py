@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
@@ -28,38 +27,10 @@ from chatproviders import (
     UnsupportedParameterError,
     batch,
 )
-from chatproviders._batch import run as _batch
 from chatproviders.testing import EmulatorServer, serve
+from tests.batch.clock import FakeClock
 from tests.constants import GREETING
 from tests.loopback import WAIT, Conn, LoopbackServer
-
-
-class FakeClock:
-    """The batch's clock: time moves only when the batch sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """The batch's pacing runs on a clock the test controls."""
-    fake = FakeClock()
-    monkeypatch.setattr(_batch, "monotonic", fake.monotonic)
-    monkeypatch.setattr(_batch, "sleep", fake.sleep)
-    return fake
-
-
-@pytest.fixture
-def cromicle() -> Iterator[EmulatorServer]:
-    with serve("cromicle") as server:
-        yield server
 
 
 def prompts(server: EmulatorServer) -> list[str]:

@@ -34,37 +34,8 @@ from chatproviders._batch import progress as _progress
 from chatproviders._batch import run as _batch
 from chatproviders.exceptions import ChatProvidersError, CheckpointError
 from chatproviders.testing import EmulatorServer, serve
+from tests.batch.clock import FakeClock
 from tests.loopback import WAIT, Conn, LoopbackServer
-
-GREETING = "Hello from the Cromicle emulator — ready."
-
-
-class FakeClock:
-    """The batch's clock: time moves only when the batch sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """The batch's pacing runs on a clock the test controls."""
-    fake = FakeClock()
-    monkeypatch.setattr(_batch, "monotonic", fake.monotonic)
-    monkeypatch.setattr(_batch, "sleep", fake.sleep)
-    return fake
-
-
-@pytest.fixture
-def cromicle() -> Iterator[EmulatorServer]:
-    with serve("cromicle") as server:
-        yield server
 
 
 @pytest.fixture
