@@ -477,6 +477,7 @@ def test_incomplete_is_length() -> None:
         ("rate_limit_exceeded", RateLimitError),
         ("invalid_prompt", BadRequestError),
         ("invalid_api_key", AuthenticationError),
+        ("permission_denied", AuthenticationError),
         ("something_new", APIError),
         (None, APIError),
     ],
@@ -586,3 +587,27 @@ def test_tool_call_events_carry_the_call_id() -> None:
     pieces = list(iter_response_events(stream_bytes(KINDS["tools"])))
     first = next(p for p in pieces if isinstance(p, ToolCallDelta))
     assert (first.id, first.name, first.index) == ("call_0", "get_weather", 0)
+
+
+def test_a_reasoning_delta_that_is_no_text_is_named() -> None:
+    """A reasoning delta whose delta is not a string is a ResponseFormatError
+    naming it."""
+    chunks = events(
+        created(),
+        {"type": "response.reasoning_summary_text.delta", "item_id": "r", "delta": 7},
+    )
+    with pytest.raises(ResponseFormatError, match="sent a reasoning delta"):
+        replay(chunks)
+
+
+@pytest.mark.parametrize(
+    ("usage", "total"),
+    [
+        ({"input_tokens": 7, "output_tokens": 3}, 10),
+        ({"input_tokens": 7, "output_tokens": 3, "total_tokens": 12}, 12),
+    ],
+)
+def test_usage_without_a_total_is_the_sum(usage: dict[str, int], total: int) -> None:
+    """A total the server gives is kept; without one it is input plus output."""
+    chunks = events(created(), completed(usage=usage))
+    assert replay(chunks)["usage"].total_tokens == total

@@ -101,6 +101,31 @@ def test_retries_spent_raise_with_text_and_errors(
     assert "does not match the schema Person" in str(error)
 
 
+def test_the_message_lists_every_problem_and_stays_short(
+    client: OpenAICompatible, server: EmulatorServer
+) -> None:
+    """The message joins the problems with "; ", whole when short, cut to 300
+    characters (ending in "...") when long; .errors keeps them all."""
+    one = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    one["required"] = ["a"]
+    server.queue_reply(text="{}")
+    with pytest.raises(StructuredOutputError) as caught:
+        client.parse(HI, one, mode="prompt", max_parse_retries=0)
+    assert len(caught.value.errors) == 1
+    assert str(caught.value).endswith(f": {caught.value.errors[0]}")
+
+    names = [f"field_number_{i}" for i in range(40)]
+    many = {"type": "object", "properties": {n: {"type": "integer"} for n in names}}
+    many["required"] = names
+    server.queue_reply(text="{}")
+    with pytest.raises(StructuredOutputError) as caught:
+        client.parse(HI, many, mode="prompt", max_parse_retries=0)
+    errors = caught.value.errors
+    assert len(errors) == 40
+    shown = "; ".join(errors)[:297] + "..."
+    assert str(caught.value).endswith(f": {shown}")
+
+
 def test_no_retry_when_told_none(
     client: OpenAICompatible, server: EmulatorServer
 ) -> None:
