@@ -3,6 +3,8 @@
     python benchmarks/gateway.py                     # N = 100, 500; 3 runs each
     python benchmarks/gateway.py --quick             # N = 20; 1 run
     python benchmarks/gateway.py --litellm /path/to/venv/bin/litellm
+    python benchmarks/gateway.py --pin               # the proxy on a CPU of its own
+    python benchmarks/gateway.py --lean              # a lean client, not AsyncOpenAI
     python benchmarks/gateway.py memory              # RSS over 10,000 requests
 
 The upstream is ``concurrency.py``'s paced SSE server in a process of its own:
@@ -48,6 +50,10 @@ import _report
 import concurrency
 
 WAIT = 120.0
+#: With ``--pin``: the CPUs of the proxy process (the others' are the rest).
+PROXY_CPUS: set[int] = set()
+#: Passed on to the client processes (``--lean``).
+CLIENT_OPTIONS: list[str] = []
 #: LiteLLM's proxy refuses to start without a master key; every client sends it.
 MASTER_KEY = "sk-bench-0123456789abcdef"
 
@@ -101,6 +107,68 @@ def client(base_url: str, model: str, streams: int) -> dict[str, Any]:
     return {"delays_ms": delays, "failures": failures}
 
 
+def raw_client(base_url: str, model: str, streams: int) -> dict[str, Any]:
+    """The same N streams read by a lean client: HTTP/1.1 and SSE parsed by hand
+    on asyncio's streams, so that the client's own CPU per token (a tenth of the
+    SDK's or less) leaves the CPUs to the paths measured."""
+    from urllib.parse import urlsplit
+
+    concurrency.raise_file_limit(streams)
+    url = urlsplit(base_url)
+    records: list[list[tuple[float, str]]] = [[] for _ in range(streams)]
+    failures: list[str] = []
+    messages = [{"role": "user", "content": "Hi"}]
+    body = json.dumps({"model": model, "messages": messages, "stream": True}).encode()
+    head = (
+        f"POST {url.path}/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"Authorization: Bearer {MASTER_KEY}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+    async def read(record: list[tuple[float, str]]) -> None:
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        try:
+            writer.write(head + body)
+            status = await reader.readline()
+            if b" 200 " not in status:
+                raise RuntimeError(status.decode(errors="replace").strip())
+            headers = await reader.readuntil(b"\r\n\r\n")
+            if b"chunked" not in headers.lower():
+                raise RuntimeError("not a chunked reply")
+            pending = b""
+            while True:
+                size = int((await reader.readline()).split(b";")[0], 16)
+                if size == 0:
+                    return
+                pending += await reader.readexactly(size)
+                await reader.readexactly(2)
+                *events, pending = pending.split(b"\n\n")
+                for event in events:
+                    data = event.partition(b"data: ")[2]
+                    if data == b"[DONE]":
+                        return
+                    choices = json.loads(data).get("choices") or [{}]
+                    text = choices[0].get("delta", {}).get("content")
+                    if text:
+                        record.append((time.monotonic(), text))
+        except Exception as exc:  # counted, and the first shown
+            failures.append(f"{type(exc).__name__}: {exc}"[:200])
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        await asyncio.gather(*(read(record) for record in records))
+
+    asyncio.run(main())
+    delays = [
+        round((arrival - float(stamp)) * 1000, 3)
+        for record in records
+        for arrival, text in record
+        for stamp in text.split()
+    ]
+    return {"delays_ms": delays, "failures": failures}
+
+
 # -- the proxies ----------------------------------------------------------------
 
 
@@ -139,6 +207,7 @@ def started(command: list[str], url_line: bool, health: str) -> Iterator[Any]:
         stderr=subprocess.DEVNULL,
         text=True,
         env={**concurrency.child_env(), "PYTHONUNBUFFERED": "1"},
+        preexec_fn=_on_proxy_cpu if PROXY_CPUS else None,
     )
     try:
         if url_line:
@@ -155,6 +224,10 @@ def started(command: list[str], url_line: bool, health: str) -> Iterator[Any]:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def _on_proxy_cpu() -> None:  # in the proxy's process, before its exec
+    os.sched_setaffinity(0, PROXY_CPUS)
 
 
 def _wait_health(url: str, process: subprocess.Popen[str]) -> None:
@@ -229,13 +302,13 @@ def measure(path: str, streams: int, litellm: Optional[str]) -> dict[str, Any]:
         proxy(path, upstream, streams, litellm) as (url, model, pid),
     ):
         warm = [sys.executable, __file__, "--client", url, model, "2"]
-        warm += concurrency.pace()
+        warm += concurrency.pace() + CLIENT_OPTIONS
         subprocess.run(
             warm, check=True, stdout=subprocess.DEVNULL, env=concurrency.child_env()
         )
         before = tree_cpu(pid) if pid else 0.0
         argv = [sys.executable, __file__, "--client", url, model, str(streams)]
-        argv += concurrency.pace()
+        argv += concurrency.pace() + CLIENT_OPTIONS
         done = subprocess.run(
             argv,
             check=True,
@@ -370,15 +443,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--litellm", help="the litellm command of its own venv")
     parser.add_argument("--client", nargs=3, metavar=("URL", "MODEL", "N"))
+    parser.add_argument(
+        "--lean",
+        action="store_true",
+        help="read the streams with a lean asyncio client instead of AsyncOpenAI",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the proxy on the last CPU, the client and the upstream on the others",
+    )
     parser.add_argument("--tokens", type=int, default=concurrency.TOKENS)
     parser.add_argument("--interval", type=float, default=concurrency.INTERVAL)
     args = parser.parse_args(argv)
     concurrency.set_pace(args.tokens, args.interval)
     if args.client:
         url, model, streams = args.client
-        print(json.dumps(client(url, model, int(streams))))
+        read = raw_client if args.lean else client
+        print(json.dumps(read(url, model, int(streams))))
         return 0
     print(f"machine: {machine()}")
+    if args.lean:
+        CLIENT_OPTIONS.append("--lean")
+        print("client: the lean asyncio reader")
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            parser.error("--pin needs two CPUs or more")
+        PROXY_CPUS.add(cpus[-1])
+        os.sched_setaffinity(0, cpus[:-1])  # inherited by the client and upstream
+        print(f"pinned: proxy on CPU {cpus[-1]}, client and upstream on {cpus[:-1]}")
     print("load average (1, 5, 15 min) at the start:", _loads())
     if args.section in (None, "latency"):
         ns = args.n or ([20] if args.quick else [100, 500])
