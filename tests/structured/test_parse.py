@@ -136,6 +136,16 @@ def test_no_retry_when_told_none(
     assert len(server.requests) == 1
 
 
+def test_one_retry_by_default(client: OpenAICompatible, server: EmulatorServer) -> None:
+    """Without max_parse_retries, a reply that does not match is asked again
+    once: two requests, then StructuredOutputError."""
+    for _ in range(3):
+        server.queue_reply(text="[]")
+    with pytest.raises(StructuredOutputError):
+        client.parse(HI, Person)
+    assert len(server.requests) == 2
+
+
 def test_refusal_sets_refusal_without_raising(
     client: OpenAICompatible, server: EmulatorServer
 ) -> None:
