@@ -171,3 +171,65 @@ def test_every_registered_client_pickles(name: str) -> None:
     client = cls("http://127.0.0.1:9/v1") if name == "openai" else cls()
     copy = pickle.loads(pickle.dumps(client))
     assert type(copy) is cls and copy.endpoint() == client.endpoint()
+
+
+class Relay(Client):
+    """A client class of one's own: positional-only, positional and ``*args``
+    and ``**options`` arguments, its calls made by a provider inside."""
+
+    def __init__(
+        self, url: str, /, name: str, *spare: str, model: str = "m", **options: Any
+    ) -> None:
+        self.url, self.relay_name, self.spare = url, name, spare
+        self.model, self.options = model, options
+        self.inner = OpenAICompatible(url, model=model, **options)
+
+    def prepare(self, messages: Any, model: Any, params: Any) -> Any:
+        return self.inner.prepare(messages, model, params)
+
+    def send_prepared(self, prepared: Any, **figures: Any) -> Any:
+        return self.inner.send_prepared(prepared, **figures)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def fields(relay: Relay) -> tuple[Any, ...]:
+    return (relay.url, relay.relay_name, relay.spare, relay.model, relay.options)
+
+
+@pytest.mark.parametrize("spare", [(), ("b", "c")])
+def test_a_client_class_of_your_own_copies_and_pickles(spare: tuple[str, ...]) -> None:
+    """A Client subclass whose constructor takes positional-only arguments,
+    *args and **options is copied and unpickled with every one of them."""
+    relay = Relay("http://127.0.0.1:9/v1", "a", *spare, timeout=3.0)
+    assert fields(pickle.loads(pickle.dumps(relay))) == fields(relay)
+    copy = relay.with_options(model="n")
+    assert fields(copy) == ("http://127.0.0.1:9/v1", "a", spare, "n", {"timeout": 3.0})
+    assert fields(relay)[3] == "m"
+
+
+def test_a_client_class_of_your_own_answers_every_call() -> None:
+    """A Client subclass that defines prepare and send_prepared gets stream,
+    complete and stream_in_background, and is not closed, nor is a fallback
+    over it."""
+    with serve("openai", text="Four.") as server:
+        relay = Relay(server.url, "a", model="gpt-4o-mini")
+        assert relay.closed is False
+        assert FallbackProvider([relay]).closed is False
+        with relay.stream(HI) as stream:
+            assert "".join(stream) == "Four."
+        assert relay.complete(HI).text == "Four."
+        background = relay.stream_in_background(HI)
+        assert background.result(10) == "Four."
+        relay.close()
+
+
+def test_with_options_takes_a_new_session_when_given_one() -> None:
+    """with_options(session=...) uses the session given, not the original's."""
+    client = Cromicle()
+    session = requests.Session()
+    copy = client.with_options(session=session)
+    assert copy.session is session and client.session is not session
+    assert pickle.loads(pickle.dumps(copy)).session is not session
+    client.close()

@@ -208,6 +208,9 @@ class _Items:
     def index(self, data: dict[str, Any], added: bool = False) -> int:
         """The item's position: ``output_index`` when sent, else by ``item_id``
         (or the item's ``id``), numbering items in the order they were added.
+        An id not seen before is a new item (a server may send only ``.done``
+        events), unless the last item came without an id: then it names that one.
+        An event with neither belongs to the last item.
         """
         item = data.get("item")
         key = data.get("item_id")
@@ -219,7 +222,9 @@ class _Items:
         if type(position) is not int or position < 0:
             position = self.by_id.get(key) if key is not None else None
             if position is None:
-                position = self.count if added or not self.count else self.count - 1
+                last = self.count - 1
+                named = key is not None and last in self.by_id.values()
+                position = self.count if added or named or last < 0 else last
         if key is not None:
             self.by_id.setdefault(key, position)
         self.count = max(self.count, position + 1)
@@ -364,8 +369,7 @@ def _item_done(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
     item = data.get("item")
     if not isinstance(item, dict):
         _malformed("an output_item.done event without an item", data)
-    known = type(item.get("id")) is str and item["id"] in items.by_id
-    index = items.index(data, added=not known)
+    index = items.index(data, added=True)  # an item seen before keeps its place
     yield from _item_pieces(index, item, data, items)
     yield OutputItemDone(index, item)
 

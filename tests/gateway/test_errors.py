@@ -366,6 +366,7 @@ def test_an_error_after_the_first_byte_is_one_error_event_and_no_done() -> None:
     error = json.loads(events[-1])["error"]
     assert error["type"] == "api_error" and "openai" in error["message"]
     assert "[DONE]" not in events
+    assert reply.body.endswith(b"\n\n")  # a whole event: SSE drops one cut short
     assert "outcome=error" in running.log.getvalue()
 
 

@@ -20,6 +20,7 @@ from chatproviders import (
     FinishReported,
     IncompleteStreamError,
     InternalServerError,
+    ModelReported,
     RateLimitError,
     ReasoningDelta,
     ResponseFormatError,
@@ -78,6 +79,7 @@ def replay(chunks: list[bytes]) -> dict[str, Any]:
         "usage": state.usage,
         "finish": state.finish_reason,
         "id": state.id,
+        "model": state.model,
         "output": state.output,
     }
 
@@ -437,9 +439,10 @@ def test_unknown_event_types_pass_raw() -> None:
         {"type": "response.output_text.delta", "item_id": "m", "delta": "hi"},
         completed(),
     )
-    pieces = list(iter_response_events(chunks))
-    assert ResponseEvent("response.web_search_call.searching", extra) in pieces
-    assert "hi" in pieces
+    for body in (chunks, [b"".join(chunks)]):  # an event a read, or all in one
+        pieces = list(iter_response_events(body))
+        assert ResponseEvent("response.web_search_call.searching", extra) in pieces
+        assert "hi" in pieces
 
 
 def test_the_sse_event_name_stands_in_for_a_missing_type() -> None:
@@ -543,6 +546,7 @@ def test_a_stream_without_its_end_is_incomplete(end: bytes) -> None:
         b'data: {"type": "response.completed"}\n\n',
         b'data: {"type": "response.completed", "response": '
         b'{"usage": {"input_tokens": -1}}}\n\n',
+        b'data: {"type": "response.completed", "response": {"usage": 7}}\n\n',
         b'data: {"type": "response.output_item.added", '
         b'"item": {"type": "function_call", "name": 3}}\n\n',
         b'data: {"type": ["response.completed"]}\n\n',
@@ -611,3 +615,262 @@ def test_usage_without_a_total_is_the_sum(usage: dict[str, int], total: int) -> 
     """A total the server gives is kept; without one it is input plus output."""
     chunks = events(created(), completed(usage=usage))
     assert replay(chunks)["usage"].total_tokens == total
+
+
+def function_call(n: int, name: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": f"fc{n}",
+        "call_id": f"c{n}",
+        "name": name,
+        "arguments": f'{{"n": {n}}}',
+        **fields,
+    }
+
+
+def test_done_events_alone_carry_parallel_calls_and_messages() -> None:
+    """A server sending only .done events, without output_index, for two calls
+    and two messages: each item is its own, nothing is dropped or glued."""
+    chunks = events(
+        created(),
+        {"type": "response.output_text.done", "item_id": "m1", "text": "One. "},
+        {"type": "response.output_text.done", "item_id": "m2", "text": "Two."},
+        {
+            "type": "response.function_call_arguments.done",
+            "item_id": "fc1",
+            "arguments": '{"n": 1}',
+        },
+        {"type": "response.output_item.done", "item": function_call(1, "f")},
+        {
+            "type": "response.function_call_arguments.done",
+            "item_id": "fc2",
+            "arguments": '{"n": 2}',
+        },
+        {"type": "response.output_item.done", "item": function_call(2, "g")},
+        completed(),
+    )
+    result = replay(chunks)
+    assert result["text"] == "One. Two."
+    assert result["calls"] == [("c1", "f", '{"n": 1}'), ("c2", "g", '{"n": 2}')]
+
+
+def test_an_event_without_index_or_id_belongs_to_the_last_item() -> None:
+    """Argument deltas naming no item (no output_index, no item_id) continue
+    the call added last, not a call of their own."""
+    added = function_call(1, "f", arguments="")
+    chunks = events(
+        created(),
+        {"type": "response.output_item.added", "item": function_call(0, "e")},
+        {"type": "response.output_item.added", "item": added},
+        {"type": "response.function_call_arguments.delta", "delta": '{"n": '},
+        {"type": "response.function_call_arguments.delta", "delta": "1}"},
+        completed(),
+    )
+    assert replay(chunks)["calls"] == [
+        ("c0", "e", '{"n": 0}'),
+        ("c1", "f", '{"n": 1}'),
+    ]
+
+
+def test_an_id_first_seen_in_a_delta_names_an_item_added_without_one() -> None:
+    """An item added without an id is the one the next new item_id names."""
+    added = function_call(1, "f", arguments="")
+    del added["id"]
+    chunks = events(
+        created(),
+        {"type": "response.output_item.added", "item": added},
+        {
+            "type": "response.function_call_arguments.delta",
+            "item_id": "fc1",
+            "delta": "{}",
+        },
+        completed(),
+    )
+    assert replay(chunks)["calls"] == [("c1", "f", "{}")]
+
+
+def test_whole_arguments_in_the_added_item_are_not_repeated() -> None:
+    """A call whose arguments come whole in output_item.added, then again in
+    its .done events, has them once."""
+    call = function_call(1, "f")
+    chunks = events(
+        created(),
+        {"type": "response.output_item.added", "item": call},
+        {
+            "type": "response.function_call_arguments.done",
+            "item_id": "fc1",
+            "arguments": call["arguments"],
+        },
+        {"type": "response.output_item.done", "item": call},
+        completed(),
+    )
+    assert replay(chunks)["calls"] == [("c1", "f", '{"n": 1}')]
+
+
+def test_reasoning_done_then_its_item_done_is_read_once() -> None:
+    """A reasoning summary sent whole in its .done event, then again in the
+    finished item, is read once."""
+    summary = [{"type": "summary_text", "text": "why"}]
+    item = {"type": "reasoning", "id": "rs1", "summary": summary}
+    chunks = events(
+        created(),
+        {
+            "type": "response.reasoning_summary_text.done",
+            "item_id": "rs1",
+            "text": "why",
+        },
+        {"type": "response.output_item.done", "item": item},
+        completed(),
+    )
+    assert replay(chunks)["reasoning"] == "why"
+
+
+def test_the_streamed_model_is_reported_once() -> None:
+    """The model of the lifecycle events is reported, once while it stays the
+    same; a model that is not a string is not."""
+
+    def lifecycle(kind: str, model: Any) -> dict[str, Any]:
+        return {"type": kind, "response": {"status": "in_progress", "model": model}}
+
+    chunks = events(
+        lifecycle("response.created", {"name": "m"}),
+        lifecycle("response.in_progress", "gpt-4o-mini"),
+        {"type": "response.output_text.delta", "item_id": "m", "delta": "hi"},
+        completed(model="gpt-4o-mini"),
+    )
+    pieces = list(iter_response_events(chunks))
+    reported = [p for p in pieces if isinstance(p, ModelReported)]
+    assert reported == [ModelReported("gpt-4o-mini")]
+    assert replay(chunks)["model"] == "gpt-4o-mini"
+
+
+def test_items_added_without_ids_are_numbered_in_order() -> None:
+    """Calls added without an id or output_index, each followed by argument
+    deltas naming no item, stay two calls in the order they were added."""
+    first = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": ""}
+    second = {**first, "call_id": "c2", "name": "g"}
+    chunks = events(
+        created(),
+        {"type": "response.output_item.added", "item": first},
+        {"type": "response.function_call_arguments.delta", "delta": "{}"},
+        {"type": "response.output_item.added", "item": second},
+        {"type": "response.function_call_arguments.delta", "delta": "[]"},
+        completed(),
+    )
+    assert replay(chunks)["calls"] == [("c1", "f", "{}"), ("c2", "g", "[]")]
+    pieces = list(iter_response_events(chunks))
+    indexes = [p.index for p in pieces if isinstance(p, ToolCallDelta)]
+    assert indexes == [0, 0, 1, 1]
+
+
+def test_finished_items_without_ids_are_each_read() -> None:
+    """Messages sent whole in output_item.done, without ids or indexes, are
+    each read: the second is not taken for the first."""
+
+    def message(text: str) -> dict[str, Any]:
+        content = [{"type": "output_text", "text": text}]
+        return {"type": "message", "content": content}
+
+    chunks = events(
+        created(),
+        {"type": "response.output_item.done", "item": message("One. ")},
+        {"type": "response.output_item.done", "item": message("Two.")},
+        completed(),
+    )
+    assert replay(chunks)["text"] == "One. Two."
+
+
+@pytest.mark.parametrize("item_first", [False, True])
+def test_each_item_is_read_once_whatever_the_order_of_its_done_events(
+    item_first: bool,
+) -> None:
+    """A finished item and the .done events of its text, arguments or
+    reasoning carry the same content: read once, whichever comes first."""
+    message = {
+        "type": "message",
+        "id": "m1",
+        "content": [{"type": "output_text", "text": "hi"}],
+    }
+    summary = [{"type": "summary_text", "text": "why"}]
+    reasoning = {"type": "reasoning", "id": "rs1", "summary": summary}
+    call = function_call(1, "f")
+    pairs = [
+        (
+            {"type": "response.reasoning_summary_text.done", "item_id": "rs1"}
+            | {"text": "why"},
+            {"type": "response.output_item.done", "item": reasoning},
+        ),
+        (
+            {"type": "response.output_text.done", "item_id": "m1", "text": "hi"},
+            {"type": "response.output_item.done", "item": message},
+        ),
+        (
+            {"type": "response.function_call_arguments.done", "item_id": "fc1"}
+            | {"arguments": call["arguments"]},
+            {"type": "response.output_item.done", "item": call},
+        ),
+    ]
+    ordered = [
+        e
+        for done, item in pairs
+        for e in ((item, done) if item_first else (done, item))
+    ]
+    result = replay(events(created(), *ordered, completed()))
+    assert (result["reasoning"], result["text"]) == ("why", "hi")
+    assert result["calls"] == [("c1", "f", '{"n": 1}')]
+
+
+def test_a_whole_incomplete_reply_finishes_with_length() -> None:
+    """A non-streamed reply with status incomplete ends for length."""
+    chunks = emulator.encode(KINDS["incomplete"], {**BODY, "stream": False}).writes
+    result = replay(chunks)
+    assert (result["text"], result["finish"]) == ("cut sho", "length")
+
+
+def test_an_arguments_delta_that_is_no_text_is_named() -> None:
+    """An arguments delta whose delta is not a string is a ResponseFormatError
+    naming it."""
+    chunks = events(
+        created(),
+        {"type": "response.function_call_arguments.delta", "item_id": "f", "delta": 7},
+    )
+    with pytest.raises(ResponseFormatError, match="sent a function_call_arguments"):
+        replay(chunks)
+
+
+def test_every_event_of_llamacpp_is_read() -> None:
+    """Each event type of llama.cpp's stream is one this module reads."""
+    for body in (LLAMACPP, LLAMA_SERVER):
+        pieces = list(iter_response_events([body]))
+        assert not [p for p in pieces if isinstance(p, ResponseEvent)]
+
+
+def test_a_long_error_message_is_cut_at_300_characters() -> None:
+    """The server's error message is kept to its first 300 characters."""
+    error = {"type": "error", "code": "server_error", "message": "x" * 299 + "yz"}
+    with pytest.raises(InternalServerError) as caught:
+        replay(events(created(), error))
+    assert str(caught.value).endswith(": " + "x" * 299 + "y")
+
+
+def test_a_whole_reply_failed_without_an_error_says_so() -> None:
+    """A non-streamed reply with status failed and no error object raises
+    an APIError that says the response failed."""
+    chunks = [json.dumps({"status": "failed", "output": []}).encode()]
+    with pytest.raises(APIError) as caught:
+        replay(chunks)
+    assert str(caught.value).startswith("the response failed: ")
+    assert "no message" not in str(caught.value)
+
+
+def test_a_call_is_named_once() -> None:
+    """A call announced by output_item.added and finished by output_item.done
+    has its id and name in one event: a reader that joins fragments as the
+    OpenAI SDK does (strings added up) reads them once."""
+    for body in (LLAMACPP, b"".join(stream_bytes(KINDS["tools"]))):
+        pieces = list(iter_response_events([body]))
+        named = [
+            (p.index, p.id, p.name) for p in pieces if isinstance(p, ToolCallDelta)
+        ]
+        named = [fields for fields in named if fields[1] or fields[2]]
+        assert len(named) == len({index for index, _, _ in named}), named

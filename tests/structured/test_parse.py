@@ -126,6 +126,28 @@ def test_the_message_lists_every_problem_and_stays_short(
     assert str(caught.value).endswith(f": {shown}")
 
 
+def test_the_cut_is_at_300_characters_exactly(
+    client: OpenAICompatible, server: EmulatorServer
+) -> None:
+    """A problem of 300 characters is shown whole; one of 301 is cut to 297
+    and "..."."""
+
+    def problem(name: str) -> tuple[str, str]:
+        schema = {"type": "object", "properties": {name: {"type": "integer"}}}
+        schema["required"] = [name]
+        server.queue_reply(text="{}")
+        with pytest.raises(StructuredOutputError) as caught:
+            client.parse(HI, schema, mode="prompt", max_parse_retries=0)
+        (error,) = caught.value.errors
+        return str(caught.value), error
+
+    _, short = problem("a")  # one problem, as long as its name makes it
+    message, error = problem("a" * (1 + 300 - len(short)))
+    assert len(error) == 300 and message.endswith(f": {error}")
+    message, error = problem("a" * (1 + 301 - len(short)))
+    assert len(error) == 301 and message.endswith(f": {error[:297]}...")
+
+
 def test_no_retry_when_told_none(
     client: OpenAICompatible, server: EmulatorServer
 ) -> None:
@@ -134,6 +156,44 @@ def test_no_retry_when_told_none(
     with pytest.raises(StructuredOutputError):
         client.parse(HI, Person, max_parse_retries=0)
     assert len(server.requests) == 1
+
+
+def test_one_retry_by_default(client: OpenAICompatible, server: EmulatorServer) -> None:
+    """Without max_parse_retries, a reply that does not match is asked again
+    once: two requests, then StructuredOutputError."""
+    for _ in range(3):
+        server.queue_reply(text="[]")
+    with pytest.raises(StructuredOutputError):
+        client.parse(HI, Person)
+    assert len(server.requests) == 2
+
+
+def test_asking_again_names_every_problem(
+    client: OpenAICompatible, server: EmulatorServer
+) -> None:
+    """The request asking again quotes the reply's problems, joined by "; "."""
+    server.queue_reply(text="{}")
+    with pytest.raises(StructuredOutputError) as caught:
+        client.parse(HI, Person, max_parse_retries=0)
+    problems = caught.value.errors
+    assert len(problems) == 3  # name, age and member are missing
+    server.queue_reply(text="{}")
+    server.queue_reply(text=json.dumps(ANN))
+    assert client.parse(HI, Person).parsed == Person(**ANN)
+    asked = server.requests[-1].json["messages"][-1]["content"]
+    assert f"not valid: {'; '.join(problems)}. " in asked
+
+
+def test_a_reply_that_starts_as_json_is_not_searched_for_another(
+    client: OpenAICompatible, server: EmulatorServer
+) -> None:
+    """JSON followed by words and a fenced example is a reply to ask again
+    about: the example in the fence is never taken for the answer."""
+    example = {"name": "Bob", "age": 40, "member": False}
+    fence = f"```json\n{json.dumps(example)}\n```"
+    server.queue_reply(text=f"{json.dumps(ANN)}\nAn example of the shape:\n{fence}")
+    with pytest.raises(StructuredOutputError):
+        client.parse(HI, Person, max_parse_retries=0)
 
 
 def test_refusal_sets_refusal_without_raising(
@@ -178,6 +238,10 @@ def test_auto_steps_down_from_llamacpps_500_and_remembers() -> None:
         sent = server.requests[1].json
         assert sent["response_format"]["schema"] == Person.model_json_schema()
         assert "JSON" in sent["messages"][0]["content"]
+        # the client's model, named, is the model already asked
+        client.parse(HI, Person, model="gpt-4o-mini")
+        assert formats(server)[3:] == ["json_object"]
+        del server.requests[3:]
         # another model of the same client starts from the top again
         client.parse(HI, Person, model="gpt-3.5-turbo")
         assert formats(server)[3:] == ["json_schema", "json_object"]
@@ -315,6 +379,20 @@ def test_parameters_reach_the_body(
 
 
 # -- streams ----------------------------------------------------------------
+
+
+def test_stream_with_schema_takes_a_mode(
+    client: OpenAICompatible, server: EmulatorServer
+) -> None:
+    """stream(schema=..., mode="prompt") asks in that mode: the schema in a
+    system message, no response_format."""
+    server.queue_reply(text=json.dumps(ANN))
+    with client.stream(HI, schema=Person, mode="prompt") as stream:
+        stream.until_done()
+    assert stream.parsed == Person(**ANN)
+    sent = server.requests[0].json
+    assert "response_format" not in sent and "mode" not in sent
+    assert '"age"' in sent["messages"][0]["content"]
 
 
 def test_stream_with_schema_sets_parsed_at_the_end(
