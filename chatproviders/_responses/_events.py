@@ -198,11 +198,12 @@ def failure(error: Any, what: str) -> APIError:
 class _Items:
     """Output items by ``item_id`` and position: what each has streamed so far."""
 
-    __slots__ = ("by_id", "count", "streamed")
+    __slots__ = ("by_id", "count", "done", "streamed")
 
     def __init__(self) -> None:
         self.by_id: dict[str, int] = {}
         self.count = 0
+        self.done: set[int] = set()  # items whose output_item.done was read
         self.streamed: set[tuple[int, str]] = set()  # (index, "text"|"arguments"|...)
 
     def index(self, data: dict[str, Any], added: bool = False) -> int:
@@ -369,7 +370,11 @@ def _item_done(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
     item = data.get("item")
     if not isinstance(item, dict):
         _malformed("an output_item.done event without an item", data)
-    index = items.index(data, added=True)  # an item seen before keeps its place
+    # an item seen before keeps its place; one that names none is the last
+    # item, unless that one is done already (a server sending .done alone)
+    fresh = items.count == 0 or items.count - 1 in items.done
+    index = items.index(data, added=fresh)
+    items.done.add(index)
     yield from _item_pieces(index, item, data, items)
     yield OutputItemDone(index, item)
 

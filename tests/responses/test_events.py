@@ -874,3 +874,26 @@ def test_a_call_is_named_once() -> None:
         ]
         named = [fields for fields in named if fields[1] or fields[2]]
         assert len(named) == len({index for index, _, _ in named}), named
+
+
+def test_an_item_without_index_or_id_is_done_once() -> None:
+    """A message added, streamed and done, with neither output_index nor an id
+    anywhere: its .done closes the item it streamed, so its text is read once;
+    a second such item after it is still an item of its own."""
+    content = [{"type": "output_text", "text": "Hello"}]
+    chunks = events(
+        created(),
+        {"type": "response.output_item.added", "item": {"type": "message"}},
+        {"type": "response.output_text.delta", "delta": "Hel"},
+        {"type": "response.output_text.delta", "delta": "lo"},
+        {
+            "type": "response.output_item.done",
+            "item": {"type": "message", "content": content},
+        },
+        {
+            "type": "response.output_item.done",
+            "item": {"type": "message", "content": [dict(content[0], text="!")]},
+        },
+        completed(),
+    )
+    assert replay(chunks)["text"] == "Hello!"
