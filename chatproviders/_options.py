@@ -99,7 +99,8 @@ def check_base_url(base_url: Optional[str]) -> Optional[str]:
         raise ValueError(
             f"base_url must be an http:// or https:// URL with a host, got {shown!r}"
         )
-    if not parts.netloc.isprintable() or " " in parts.netloc:  # older urllib3s
+    # urlsplit drops tabs and line breaks, and older urllib3s let the rest pass
+    if not base_url.isprintable() or " " in parts.netloc:
         raise ValueError(f"base_url has a space or control character: {shown!r}")
     if "?" in base_url or "#" in base_url:  # also an empty query or fragment
         raise ValueError(f"base_url must not have a query or fragment: {shown!r}")
@@ -197,6 +198,7 @@ def without_credentials(url: str, shown: str = "") -> str:
     return _USERINFO.sub(lambda found: (found.group(1) or "") + shown, url, count=1)
 
 
-# The user information runs to the last @: a password may hold @, / or #. A
-# path with an @ in it is hidden too: more than needed, never less.
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^\s'\"]*@")
+# The user information runs to the last @: a password may hold @, /, #, a
+# quote, a space or a line break. A path with an @ in it is hidden too: more
+# than needed, never less.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)?.*@", re.DOTALL)

@@ -141,12 +141,14 @@ def test_list_models_returns_the_ids(server: EmulatorServer) -> None:
         ("[1, 2]", "application/json", "without data"),
         ("[" * 100_000, "application/json", "without data"),
         ("<html><title>UI</title></html>", "text/html", "ends in /v1"),
+        ("Sign in to the network first.", "text/html", "ends in /v1"),
     ],
 )
 def test_list_models_refuses_other_bodies(
     body: str, content_type: str, message: str
 ) -> None:
-    """A model list without data[].id, or a web page, is a ResponseFormatError."""
+    """A model list without data[].id, or a web page (by its start or by its
+    declared type), is a ResponseFormatError."""
     responses.get(f"{OPENAI_BASE}/models", body=body, content_type=content_type)
     with pytest.raises(ResponseFormatError, match=message) as caught:
         client().list_models()

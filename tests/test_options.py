@@ -1,0 +1,106 @@
+"""A client's options as a user sees them: which proxies and URLs it takes,
+and that what it keeps never shows a password or a header's value."""
+
+from __future__ import annotations
+
+import pytest
+import responses
+
+from chatproviders import Cromicle, OpenAICompatible
+from tests.constants import BASE, HI
+from tests.loopback import Conn, LoopbackServer
+
+
+@responses.activate
+def test_an_https_proxy_is_taken_and_used() -> None:
+    """A proxy reached over TLS (https://) is a proxy like any other."""
+    responses.post(f"{BASE}/chat", body="ok")
+    Cromicle(base_url=BASE, proxy="https://127.0.0.1:3128").complete(HI)
+    assert responses.calls[0].request.req_kwargs["proxies"] == {
+        "http": "https://127.0.0.1:3128",
+        "https": "https://127.0.0.1:3128",
+    }
+
+
+def test_no_proxy_in_a_proxy_dict_reaches_its_hosts_directly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """proxy={"no_proxy": ...} is requests' list of hosts the environment's
+    proxy is not used for: taken, not refused as a bad URL, and honoured."""
+
+    def direct(conn: Conn) -> None:
+        request = conn.read_request()
+        assert request is not None
+        conn.respond(200, b"direct to " + request.path.encode())
+
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", BASE)  # nothing listens: would fail
+    with LoopbackServer(direct) as server:
+        client = Cromicle(base_url=server.url, proxy={"no_proxy": "127.0.0.1"})
+        with client:
+            assert client.complete(HI).text == "direct to /chat"
+
+
+def test_a_bad_proxy_after_no_proxy_is_still_refused() -> None:
+    """Every entry of a proxy dict is checked, whatever comes before it."""
+    with pytest.raises(ValueError, match="proxy for 'https'"):
+        Cromicle(proxy={"no_proxy": "127.0.0.1", "https": "ftp://p:1"})
+
+
+def test_the_options_repr_shows_no_header_value_password_or_proxy() -> None:
+    """client.options keeps the headers, base_url and proxies, but its repr,
+    which ends up in logs and tracebacks, shows none of them."""
+    client = Cromicle(
+        base_url="http://alice:s3cret@127.0.0.1:9",
+        proxy="http://bob:pr0xypass@127.0.0.1:3128",
+        headers={"X-Api-Key": "sk-header-secret"},
+        timeout=7,
+    )
+    assert client.options.headers == {"X-Api-Key": "sk-header-secret"}
+    shown = repr(client.options)
+    assert "timeout=7" in shown
+    for secret in ("s3cret", "alice", "pr0xypass", "sk-header-secret"):
+        assert secret not in shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://user:pa ss@127.0.0.1:9", "http://us er:s3cret@127.0.0.1:9"],
+)
+def test_a_space_in_the_user_information_is_refused_without_quoting_it(
+    url: str,
+) -> None:
+    """A base_url with a space before its @ cannot be sent: a ValueError at
+    construction that shows neither the user nor the password."""
+    with pytest.raises(ValueError, match="space or control character") as caught:
+        Cromicle(base_url=url)
+    assert "ss@" not in str(caught.value) and "s3cret" not in str(caught.value)
+    assert "***@127.0.0.1:9" in str(caught.value)
+
+
+@pytest.mark.parametrize("password", ["s3'cret", 's3"cret', "s3@cret"])
+def test_a_password_with_a_quote_or_an_at_sign_is_shown_nowhere(
+    password: str,
+) -> None:
+    """Whatever characters a password holds, the client's repr and host do
+    not show it."""
+    client = OpenAICompatible(f"http://user:{password}@127.0.0.1:9", model="m")
+    for shown in (repr(client), client.host):
+        assert "cret" not in shown and "user" not in shown, shown
+    assert client.host == "127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h\x01st:9",
+        "http://user:p\tw@127.0.0.1:9",
+        "http://user:p\nw@127.0.0.1:9",
+    ],
+)
+def test_a_control_character_in_base_url_is_refused(url: str) -> None:
+    """A tab or other control character, even one urllib would strip out, is
+    a mistake named at construction, not a different URL sent."""
+    with pytest.raises(ValueError, match="base_url"):
+        Cromicle(base_url=url)
