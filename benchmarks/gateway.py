@@ -16,6 +16,8 @@ Linux). Three paths, in the same run:
 
 * ``direct``: the client straight to the upstream;
 * ``gateway``: through ``chatproviders serve`` (waitress, ``--threads N+8``);
+* ``gunicorn`` (``--gunicorn``): the same app on gunicorn, 2 ``gthread``
+  workers of N/2 + 8 threads each, the way the docs run it on several CPUs;
 * ``litellm``: through LiteLLM's proxy (``litellm --config``, one worker),
   when ``--litellm`` names its command (``pip install 'litellm[proxy]'`` in a
   venv of its own: it is not a dependency of this project).
@@ -274,6 +276,24 @@ def proxy(
                 process.pid,
             )
         return
+    if path == "gunicorn":
+        with tempfile.TemporaryDirectory() as folder:
+            config = Path(folder) / "gateway.toml"
+            config.write_text(
+                f'routes = ["openai"]\n[base_urls]\nopenai = "{upstream_url}"\n'
+            )
+            command = [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", "2"]
+            command += ["--threads", str(streams // 2 + 8), "--timeout", "0"]
+            command += ["-b", f"127.0.0.1:{port}", "--log-level", "warning"]
+            command += [f"chatproviders.gateway:make_app({str(config)!r})"]
+            health = f"http://127.0.0.1:{port}/health"
+            with started(command, False, health) as process:
+                yield (
+                    f"http://127.0.0.1:{port}/v1",
+                    f"openai/{concurrency.MODEL}",
+                    process.pid,
+                )
+        return
     assert litellm is not None
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "litellm.yaml"
@@ -442,6 +462,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("-n", type=int, action="append", help="streams (repeatable)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--litellm", help="the litellm command of its own venv")
+    parser.add_argument(
+        "--gunicorn",
+        action="store_true",
+        help="also the gateway on gunicorn: 2 gthread workers, N/2 + 8 threads each",
+    )
     parser.add_argument("--client", nargs=3, metavar=("URL", "MODEL", "N"))
     parser.add_argument(
         "--lean",
@@ -477,7 +502,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.section in (None, "latency"):
         ns = args.n or ([20] if args.quick else [100, 500])
         runs = 1 if args.quick else args.runs
-        paths = ["direct", "gateway"] + (["litellm"] if args.litellm else [])
+        paths = ["direct", "gateway"] + (["gunicorn"] if args.gunicorn else [])
+        paths += ["litellm"] if args.litellm else []
         results = []
         for n in ns:
             for _ in range(runs):
