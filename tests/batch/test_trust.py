@@ -4,6 +4,7 @@ sees it, one process per checkpoint, disk trouble, long Retry-After waits."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -719,6 +720,90 @@ def test_a_bar_unasked_on_a_terminal_or_in_a_notebook(
     assert _progress.watched()
     fake.get_ipython = lambda: type("Shell", (), {})()  # type: ignore[attr-defined]
     assert not _progress.watched()  # terminal IPython: no kernel
+
+
+def test_a_bar_unasked_waits_two_seconds_before_it_shows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """progress=None on a terminal: a run over in under 2 s (tqdm's clock)
+    draws nothing, even when an item fails; one that lasts 2.5 s draws its
+    bar, named and counted."""
+    import tqdm.std
+
+    now = [0.0]
+    monkeypatch.setattr(tqdm.std, "time", lambda: now[0])
+    took = [0.9]
+
+    def answer(conn: Conn, prompt: str) -> None:
+        now[0] += took[0]  # the reply takes this long
+        if prompt == "bad":
+            reply(conn, "no", 400)
+        else:
+            reply(conn, f"re {prompt}")
+
+    tty = TTY()
+    monkeypatch.setattr(sys, "stderr", tty)
+    with prompt_server(answer) as server:
+        client = Cromicle(base_url=server.url, max_retries=0)
+        batch(client, ["a", "bad"], concurrency=1)
+        assert tty.text == ""
+        took[0] = 2.5
+        batch(client, ["a"])
+    bar = "batch: 100%|##########| 1/1 [00:02<00:00,  2.50s/item, failed=0]"
+    assert tty.text.endswith(f"\r{bar}\n")
+
+
+class OldTqdm:
+    """A tqdm before 4.60: it refuses ``delay=``."""
+
+    def __init__(self, **options: Any) -> None:
+        if "delay" in options:
+            raise TypeError("__init__() got an unexpected keyword argument 'delay'")
+
+
+def test_a_tqdm_too_old_for_delay_is_named_or_skipped(
+    cromicle: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed tqdm without ``delay=``: progress=True names the version
+    needed; progress=None runs without a bar, even on a terminal."""
+    old = type(sys)("tqdm.auto")
+    old.tqdm = OldTqdm  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tqdm.auto", old)
+    client = Cromicle(base_url=cromicle.url)
+    with pytest.raises(ImportError, match=r"needs tqdm 4\.60 or later"):
+        batch(client, ["a"], progress=True)
+    monkeypatch.setattr(sys, "stderr", TTY())
+    assert batch(client, ["a"]).texts[0] is not None
+    assert len(cromicle.requests) == 1
+
+
+def test_a_closed_stderr_is_no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stderr closed (or replaced by an object without isatty) is not
+    watched: no bar unasked, and no error."""
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr(sys, "stderr", closed)
+    assert not _progress.watched()
+    monkeypatch.setattr(sys, "stderr", object())
+    assert not _progress.watched()
+
+
+def test_the_bar_counts_a_failure_that_comes_last(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two items succeed, then one fails: the bar ends at failed=1."""
+
+    def answer(conn: Conn, prompt: str) -> None:
+        if prompt == "bad":
+            reply(conn, "no", 400)
+        else:
+            reply(conn, f"re {prompt}")
+
+    with prompt_server(answer) as server:
+        client = Cromicle(base_url=server.url)
+        batch(client, ["a", "b", "bad"], concurrency=1, progress=True)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "failed=1" in err
 
 
 def cli_files(
