@@ -124,14 +124,16 @@ def test_a_checkpoint_of_another_model_is_refused_naming_it(
 def test_a_checkpoint_of_another_client_is_refused_naming_what_changed(
     cromicle: EmulatorServer, tmp_path: Path, before: Any, after: Any, changed: str
 ) -> None:
-    """Another provider class, base URL or fallback member: refused, named."""
+    """Another provider class, base URL or fallback member: refused, naming
+    what changed and nothing else (the parameters did not change)."""
     path = tmp_path / "run.jsonl"
     other = "http://127.0.0.1:9/"
     cromicle.queue_reply(status=400)
     batch(before(cromicle.url, other), ["a", "b"], concurrency=1, checkpoint=path)
     sent = len(cromicle.requests)
-    with pytest.raises(ValueError, match=changed):
+    with pytest.raises(ValueError, match=changed) as refused:
         batch(after(cromicle.url, other), ["a", "b"], checkpoint=path)
+    assert "params was" not in str(refused.value)
     assert len(cromicle.requests) == sent
 
 
@@ -184,6 +186,61 @@ def test_credentials_are_not_in_the_checkpoint_and_do_not_matter(
     )
     assert [item.ok for item in result] == [True, True]
     assert len(openai.requests) == 3  # only the failed item again
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ({"max_retries": 0}, {"max_retries": 5}),
+        ({"timeout": 30}, {"timeout": 5}),
+        ({"total_timeout": 30}, {"total_timeout": 60}),
+        ({"headers": {"X-Trace": "1"}}, {"headers": {"X-Trace": "2"}}),
+        ({"shuffle": False}, {"shuffle": True}),
+        ({"cooldown": 60.0}, {"cooldown": 1.0}),
+        ({"health_interval": None}, {"health_interval": 3600.0}),
+    ],
+    ids=lambda options: next(iter(options)),
+)
+def test_a_client_option_that_changes_no_answer_resumes_the_checkpoint(
+    cromicle: EmulatorServer,
+    tmp_path: Path,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
+    """Retries, timeouts, headers and a fallback's order, cooldown and health
+    checks do not change an answer: changed between runs, the rerun resumes
+    (sends only the failed item), it is not refused."""
+    path = tmp_path / "run.jsonl"
+
+    def client(options: dict[str, Any]) -> Any:
+        if next(iter(options)) in ("shuffle", "cooldown", "health_interval"):
+            return FallbackProvider([Cromicle(base_url=cromicle.url)], **options)
+        return Cromicle(base_url=cromicle.url, **options)
+
+    cromicle.queue_reply(status=400)
+    batch(client(before), ["a", "b"], concurrency=1, checkpoint=path)
+    sent = len(cromicle.requests)
+    changed = client(after)
+    try:
+        result = batch(changed, ["a", "b"], concurrency=1, checkpoint=path)
+    finally:
+        changed.close()
+    assert [item.ok for item in result] == [True, True]
+    assert len(cromicle.requests) == sent + 1  # only the failed item again
+
+
+def test_call_parameters_in_another_order_resume_the_checkpoint(
+    openai: EmulatorServer, tmp_path: Path
+) -> None:
+    """The same parameters given in another order are the same call: resumed."""
+    path = tmp_path / "run.jsonl"
+    client = OpenAICompatible(openai.url, model="llama3.2")
+    openai.queue_reply(status=400)
+    batch(client, ["a", "b"], concurrency=1, checkpoint=path, temperature=0.5, top_p=1)
+    sent = len(openai.requests)
+    again = batch(client, ["a", "b"], checkpoint=path, top_p=1, temperature=0.5)
+    assert [item.ok for item in again] == [True, True]
+    assert len(openai.requests) == sent + 1
 
 
 def test_a_checkpoint_of_another_per_call_model_names_it(
@@ -283,6 +340,19 @@ def test_a_responses_checkpoint_of_another_server_is_refused(
     other = OpenAICompatible(openai.url, model="other")
     with pytest.raises(ValueError, match="another client"):
         batch(other.responses, ["a"], checkpoint=path)
+
+
+def test_a_responses_checkpoint_rerun_through_chat_names_the_switch(
+    openai: EmulatorServer, tmp_path: Path
+) -> None:
+    """client.responses' checkpoint, rerun through the client's chat API:
+    refused, naming the provider each time."""
+    path = tmp_path / "run.jsonl"
+    client = OpenAICompatible(openai.url, model="llama3.2")
+    batch(client.responses, ["a"], checkpoint=path)
+    changed = "provider was 'chatproviders.Responses', now 'chatproviders.Op"
+    with pytest.raises(ValueError, match=re.escape(changed)):
+        batch(client, ["a"], checkpoint=path)
 
 
 def test_a_batch_without_usage_sums_to_none(cromicle: EmulatorServer) -> None:
