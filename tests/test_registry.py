@@ -84,7 +84,8 @@ def echo_site(tmp_path: Path) -> Path:
 
 
 def run(args: list[str], site: Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    # The tree under test, not whatever chatproviders the interpreter has installed.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
     return subprocess.run(
         [sys.executable, *args],
         capture_output=True,

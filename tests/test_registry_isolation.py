@@ -7,6 +7,7 @@ lookups and the command line there.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from chatproviders import Provider
+from tests.constants import ROOT
 
 CROMICLE_AND_ERRORS = (
     "import chatproviders as c\n"
@@ -42,7 +44,12 @@ def run(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, *args],
         capture_output=True,
         text=True,
-        env={"PYTHONPATH": str(site), "PATH": "", "NO_COLOR": "1"},
+        # the tree under test, not whatever chatproviders is installed
+        env={
+            "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]),
+            "PATH": "",
+            "NO_COLOR": "1",
+        },
         timeout=60,
         check=False,
     )
