@@ -4,6 +4,7 @@ installed as a real plugin (an entry point that importlib.metadata finds)."""
 from __future__ import annotations
 
 import configparser
+import importlib.metadata
 import json
 import os
 import re
@@ -268,3 +269,45 @@ def test_a_json_body_gets_a_content_type(clean_registry: None) -> None:
     gprochat = chatproviders.GPROChat().prepare(HI, None, {})
     assert gprochat.headers["content-type"] == "text/plain;charset=UTF-8"
     assert "Content-Type" not in gprochat.headers
+
+
+class OldDistribution(importlib.metadata.PathDistribution):
+    """A distribution as Python 3.9 finds it: no ``_normalized_name``, so
+    its name comes from its metadata."""
+
+    _normalized_name = None  # type: ignore[assignment]
+
+
+class Nameless(importlib.metadata.Distribution):
+    """A distribution of some other finder, without metadata or a path."""
+
+    def read_text(self, filename: str) -> None:
+        return None
+
+    def locate_file(self, path: Any) -> Any:
+        return path
+
+
+def test_distributions_without_a_normalised_name_are_named_by_their_metadata(
+    tmp_path: Path, clean_registry: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where importlib gives no normalised name (Python 3.9), the metadata's
+    Name is used: a second copy of a distribution is skipped, and one whose
+    metadata does not parse is named by its folder, or "unknown"."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    install_plugin(first, "Echo_Plugin", {"one": "no_such_module:One"})
+    install_plugin(second, "echo_plugin", {"two": "no_such_module:Two"})
+    broken = tmp_path / "broken-1.0.dist-info"
+    broken.mkdir()
+    (broken / "METADATA").write_bytes(b"Name: \xff\n")  # no UTF-8: no parse
+    found = [
+        OldDistribution(first / "Echo_Plugin-1.0.dist-info"),
+        OldDistribution(second / "echo_plugin-1.0.dist-info"),
+        OldDistribution(broken),
+        Nameless(),
+    ]
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda: iter(found))
+    assert [point.name for point in _registry._entry_points()] == ["one"]
+    assert _registry._dist_name(found[0]) == "Echo_Plugin"
+    assert _registry._dist_name(found[2]) == re.sub(r"[-_.]+", "_", str(broken))
+    assert _registry._dist_name(found[3]) == "unknown"

@@ -151,3 +151,20 @@ def test_aliases_as_a_tuple_of_names_are_fine() -> None:
         aliases = ("wy",)
 
     assert Wy.aliases == ("wy",)
+
+
+def test_an_egg_without_metadata_on_the_path_breaks_nothing(tmp_path: Path) -> None:
+    """An egg folder on the path whose EGG-INFO has no PKG-INFO (importlib's
+    own entry_points() raises TypeError on it): lookups and listings work."""
+    egg = tmp_path / "foo-1.0-py3.11.egg"
+    (egg / "EGG-INFO").mkdir(parents=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CROMICLE_AND_ERRORS],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": os.pathsep.join([str(egg), str(ROOT)])},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["Cromicle", "True []"]
