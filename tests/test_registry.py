@@ -271,6 +271,41 @@ def test_a_json_body_gets_a_content_type(clean_registry: None) -> None:
     assert "Content-Type" not in gprochat.headers
 
 
+@pytest.mark.parametrize(
+    ("table", "named"),
+    [
+        ({"url": None}, "url = None"),
+        ({"models": "m1"}, "models = 'm1'"),
+        ({"models": None, "aliases": ("ok",)}, "models = None"),
+        ({"aliases": ["a", 1]}, "aliases = ['a', 1]"),
+    ],
+    ids=["url None", "models a str", "models None", "an alias not a str"],
+)
+def test_a_provider_with_a_bad_table_is_refused_naming_it(
+    clean_registry: None, table: dict[str, Any], named: str
+) -> None:
+    """A class whose url, models or aliases would break every listing is
+    refused by register_provider, naming the attribute, its value and what
+    it must be; nothing of it is registered."""
+    attributes = {"url": "https://x.example", "path": "/chat", "default_model": "m"}
+    cls = type("Odd", (Provider,), {**attributes, **table})
+    with pytest.raises(TypeError) as caught:
+        register_provider(cls)
+    assert str(caught.value) == (
+        f"Odd cannot be registered: {named} (url, path and default_model are "
+        "str, models and aliases sequences of str)"
+    )
+    with pytest.raises(ProviderNotFoundError):
+        get_provider("odd")
+
+
+def test_register_provider_refuses_what_is_not_a_class(clean_registry: None) -> None:
+    """An instance or a name is no provider class: a TypeError saying so."""
+    for wrong in ("cromicle", Cromicle(base_url="http://127.0.0.1:9")):
+        with pytest.raises(TypeError, match="takes a Provider subclass"):
+            register_provider(wrong)  # type: ignore[arg-type]
+
+
 class OldDistribution(importlib.metadata.PathDistribution):
     """A distribution as Python 3.9 finds it: no ``_normalized_name``, so
     its name comes from its metadata."""
