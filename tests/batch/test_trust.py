@@ -649,6 +649,46 @@ def test_a_retry_after_longer_than_the_client_allows_stops_the_batch(
     assert again.texts == [f"re p{i}" for i in range(5)]
 
 
+def test_a_request_in_flight_when_the_batch_stops_tries_no_other_provider(
+    clock: FakeClock,
+) -> None:
+    """Once a long Retry-After stops the batch, an item already in flight
+    whose first provider fails is not sent to the next one: it fails with
+    the batch's error, and the second server never sees it."""
+    p1_sent = threading.Event()
+    p0_done = threading.Event()
+    second: list[str] = []
+
+    def first_answer(conn: Conn, prompt: str) -> None:
+        if prompt == "p0":  # once p1 is here too, so it tries this server first
+            assert p1_sent.wait(WAIT)
+            reply(conn, "quota", 429, "Retry-After: 120")
+        else:
+            p1_sent.set()
+            assert p0_done.wait(WAIT)  # the batch has stopped
+            reply(conn, "broken", 500)
+
+    def second_answer(conn: Conn, prompt: str) -> None:
+        second.append(prompt)
+        if prompt == "p0":
+            reply(conn, "quota", 429, "Retry-After: 120")
+        else:
+            reply(conn, f"re {prompt}")
+
+    def shown(item: BatchItem) -> None:
+        if item.index == 0:
+            p0_done.set()
+
+    with prompt_server(first_answer) as one, prompt_server(second_answer) as two:
+        client = FallbackProvider(
+            [Cromicle(base_url=one.url), Cromicle(base_url=two.url)]
+        )
+        result = batch(client, ["p0", "p1", "p2"], concurrency=2, progress=shown)
+    assert second == ["p0"]
+    assert result.texts == [None, None, None]
+    assert result[1].error is result[0].error  # the batch's stop, not p1's 500
+
+
 def test_a_429_pauses_the_batch_even_when_its_item_has_no_try_left(
     clock: FakeClock, pauses: threading.Event
 ) -> None:
