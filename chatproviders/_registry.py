@@ -204,7 +204,10 @@ def _entry_points() -> list[EntryPoint]:
 
 def _dist_name(dist: Any) -> str:
     """A distribution's normalised name, without reading more than needed."""
-    name = getattr(dist, "_normalized_name", None)  # Python 3.10+, cheap
+    try:
+        name = getattr(dist, "_normalized_name", None)  # Python 3.10+, cheap
+    except Exception:  # not in the path (an egg's EGG-INFO): from the metadata
+        name = None
     if not name:
         try:
             name = dist.metadata["Name"]

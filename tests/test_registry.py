@@ -4,6 +4,7 @@ installed as a real plugin (an entry point that importlib.metadata finds)."""
 from __future__ import annotations
 
 import configparser
+import importlib.metadata
 import json
 import os
 import re
@@ -84,7 +85,8 @@ def echo_site(tmp_path: Path) -> Path:
 
 
 def run(args: list[str], site: Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    # The tree under test, not whatever chatproviders the interpreter has installed.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
     return subprocess.run(
         [sys.executable, *args],
         capture_output=True,
@@ -267,3 +269,80 @@ def test_a_json_body_gets_a_content_type(clean_registry: None) -> None:
     gprochat = chatproviders.GPROChat().prepare(HI, None, {})
     assert gprochat.headers["content-type"] == "text/plain;charset=UTF-8"
     assert "Content-Type" not in gprochat.headers
+
+
+@pytest.mark.parametrize(
+    ("table", "named"),
+    [
+        ({"url": None}, "url = None"),
+        ({"models": "m1"}, "models = 'm1'"),
+        ({"models": None, "aliases": ("ok",)}, "models = None"),
+        ({"aliases": ["a", 1]}, "aliases = ['a', 1]"),
+    ],
+    ids=["url None", "models a str", "models None", "an alias not a str"],
+)
+def test_a_provider_with_a_bad_table_is_refused_naming_it(
+    clean_registry: None, table: dict[str, Any], named: str
+) -> None:
+    """A class whose url, models or aliases would break every listing is
+    refused by register_provider, naming the attribute, its value and what
+    it must be; nothing of it is registered."""
+    attributes = {"url": "https://x.example", "path": "/chat", "default_model": "m"}
+    cls = type("Odd", (Provider,), {**attributes, **table})
+    with pytest.raises(TypeError) as caught:
+        register_provider(cls)
+    assert str(caught.value) == (
+        f"Odd cannot be registered: {named} (url, path and default_model are "
+        "str, models and aliases sequences of str)"
+    )
+    with pytest.raises(ProviderNotFoundError):
+        get_provider("odd")
+
+
+def test_register_provider_refuses_what_is_not_a_class(clean_registry: None) -> None:
+    """An instance or a name is no provider class: a TypeError saying so."""
+    for wrong in ("cromicle", Cromicle(base_url="http://127.0.0.1:9")):
+        with pytest.raises(TypeError, match="takes a Provider subclass"):
+            register_provider(wrong)  # type: ignore[arg-type]
+
+
+class OldDistribution(importlib.metadata.PathDistribution):
+    """A distribution as Python 3.9 finds it: no ``_normalized_name``, so
+    its name comes from its metadata."""
+
+    _normalized_name = None  # type: ignore[assignment]
+
+
+class Nameless(importlib.metadata.Distribution):
+    """A distribution of some other finder, without metadata or a path."""
+
+    def read_text(self, filename: str) -> None:
+        return None
+
+    def locate_file(self, path: Any) -> Any:
+        return path
+
+
+def test_distributions_without_a_normalised_name_are_named_by_their_metadata(
+    tmp_path: Path, clean_registry: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where importlib gives no normalised name (Python 3.9), the metadata's
+    Name is used: a second copy of a distribution is skipped, and one whose
+    metadata does not parse is named by its folder, or "unknown"."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    install_plugin(first, "Echo_Plugin", {"one": "no_such_module:One"})
+    install_plugin(second, "echo_plugin", {"two": "no_such_module:Two"})
+    broken = tmp_path / "broken-1.0.dist-info"
+    broken.mkdir()
+    (broken / "METADATA").write_bytes(b"Name: \xff\n")  # no UTF-8: no parse
+    found = [
+        OldDistribution(first / "Echo_Plugin-1.0.dist-info"),
+        OldDistribution(second / "echo_plugin-1.0.dist-info"),
+        OldDistribution(broken),
+        Nameless(),
+    ]
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda: iter(found))
+    assert [point.name for point in _registry._entry_points()] == ["one"]
+    assert _registry._dist_name(found[0]) == "Echo_Plugin"
+    assert _registry._dist_name(found[2]) == re.sub(r"[-_.]+", "_", str(broken))
+    assert _registry._dist_name(found[3]) == "unknown"

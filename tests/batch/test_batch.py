@@ -23,8 +23,10 @@ from chatproviders import (
     Cromicle,
     FallbackProvider,
     InvalidMessagesError,
+    OpenAICompatible,
     RateLimitError,
     UnsupportedParameterError,
+    Usage,
     batch,
 )
 from chatproviders.testing import EmulatorServer, serve
@@ -101,6 +103,7 @@ def test_items_come_back_in_input_order_with_their_own_errors() -> None:
     assert result[0].reply is not None and result[0].reply.text == "re p0"
     assert result[0].provider == "Cromicle"
     assert repr(result) == "<BatchResult of 5 items: 4 succeeded, 1 failed>"
+    assert result.parsed == [None] * 5  # no schema: nothing parsed
 
 
 @pytest.mark.parametrize(
@@ -403,6 +406,60 @@ def test_a_checkpoint_has_one_record_a_finished_item(
     assert first["error"].startswith("BadRequestError: ")
     assert second["text"] == GREETING and second["error"] is None
     assert len(first["input_sha"]) == 16
+
+
+def test_a_resumed_item_is_what_its_line_holds_and_took_no_request(
+    tmp_path: Path,
+) -> None:
+    """A line keeps the answering model; read back, the item has its text,
+    provider and usage, no reply and 0 tries this run, and shows as a short
+    repr (no input, reply or usage in it)."""
+    path = tmp_path / "run.jsonl"
+    inputs = ["a", {"prompt": "b", "id": "row-b"}]
+    with serve("openai", models=["m"]) as server:
+        client = OpenAICompatible(server.url, model="m")
+        server.queue_reply(status=400)  # a fails: a rerun sends it again
+        first = batch(client, inputs, concurrency=1, checkpoint=path)
+        assert [line["model"] for line in lines(path)] == [None, "m"]
+        second = batch(client, inputs, concurrency=1, checkpoint=path)
+    item = second[1]
+    assert (item.text, item.provider) == (first[1].text, "OpenAICompatible")
+    assert item.usage == first[1].usage and item.usage is not None
+    assert (item.reply, item.tries) == (None, 0)
+    assert repr(item) == (
+        f"BatchItem(index=1, id='row-b', text={item.text!r}, error=None, "
+        "provider='OpenAICompatible', tries=0, parsed=None)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("usage", "read"),
+    [
+        ({"prompt_tokens": 3, "completion_tokens": 4}, Usage(3, 4, 7)),
+        (
+            {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 9},
+            Usage(3, 4, 9),
+        ),
+        ({"prompt_tokens": 3}, None),
+        ("Usage(prompt_tokens=3, completion_tokens=4, total_tokens=7)", None),
+    ],
+    ids=["no total", "its own total", "no completion", "a repr"],
+)
+def test_a_line_with_usage_of_another_shape_reads_back(
+    cromicle: EmulatorServer, tmp_path: Path, usage: Any, read: Any
+) -> None:
+    """A line's usage reads back as written; without its total, summed;
+    without both counts (or an older version's repr), as no usage, never an
+    error."""
+    path = tmp_path / "run.jsonl"
+    client = Cromicle(base_url=cromicle.url)
+    batch(client, ["a"], checkpoint=path)
+    record = lines(path)[0]
+    record["usage"] = usage
+    path.write_text(json.dumps(record) + "\n", "utf-8")
+    again = batch(client, ["a"], checkpoint=path)
+    assert len(cromicle.requests) == 1  # read back, not sent
+    assert again[0].usage == read
 
 
 def test_a_rerun_sends_only_what_did_not_succeed(

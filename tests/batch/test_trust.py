@@ -4,6 +4,7 @@ sees it, one process per checkpoint, disk trouble, long Retry-After waits."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -123,14 +124,16 @@ def test_a_checkpoint_of_another_model_is_refused_naming_it(
 def test_a_checkpoint_of_another_client_is_refused_naming_what_changed(
     cromicle: EmulatorServer, tmp_path: Path, before: Any, after: Any, changed: str
 ) -> None:
-    """Another provider class, base URL or fallback member: refused, named."""
+    """Another provider class, base URL or fallback member: refused, naming
+    what changed and nothing else (the parameters did not change)."""
     path = tmp_path / "run.jsonl"
     other = "http://127.0.0.1:9/"
     cromicle.queue_reply(status=400)
     batch(before(cromicle.url, other), ["a", "b"], concurrency=1, checkpoint=path)
     sent = len(cromicle.requests)
-    with pytest.raises(ValueError, match=changed):
+    with pytest.raises(ValueError, match=changed) as refused:
         batch(after(cromicle.url, other), ["a", "b"], checkpoint=path)
+    assert "params was" not in str(refused.value)
     assert len(cromicle.requests) == sent
 
 
@@ -183,6 +186,61 @@ def test_credentials_are_not_in_the_checkpoint_and_do_not_matter(
     )
     assert [item.ok for item in result] == [True, True]
     assert len(openai.requests) == 3  # only the failed item again
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ({"max_retries": 0}, {"max_retries": 5}),
+        ({"timeout": 30}, {"timeout": 5}),
+        ({"total_timeout": 30}, {"total_timeout": 60}),
+        ({"headers": {"X-Trace": "1"}}, {"headers": {"X-Trace": "2"}}),
+        ({"shuffle": False}, {"shuffle": True}),
+        ({"cooldown": 60.0}, {"cooldown": 1.0}),
+        ({"health_interval": None}, {"health_interval": 3600.0}),
+    ],
+    ids=lambda options: next(iter(options)),
+)
+def test_a_client_option_that_changes_no_answer_resumes_the_checkpoint(
+    cromicle: EmulatorServer,
+    tmp_path: Path,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
+    """Retries, timeouts, headers and a fallback's order, cooldown and health
+    checks do not change an answer: changed between runs, the rerun resumes
+    (sends only the failed item), it is not refused."""
+    path = tmp_path / "run.jsonl"
+
+    def client(options: dict[str, Any]) -> Any:
+        if next(iter(options)) in ("shuffle", "cooldown", "health_interval"):
+            return FallbackProvider([Cromicle(base_url=cromicle.url)], **options)
+        return Cromicle(base_url=cromicle.url, **options)
+
+    cromicle.queue_reply(status=400)
+    batch(client(before), ["a", "b"], concurrency=1, checkpoint=path)
+    sent = len(cromicle.requests)
+    changed = client(after)
+    try:
+        result = batch(changed, ["a", "b"], concurrency=1, checkpoint=path)
+    finally:
+        changed.close()
+    assert [item.ok for item in result] == [True, True]
+    assert len(cromicle.requests) == sent + 1  # only the failed item again
+
+
+def test_call_parameters_in_another_order_resume_the_checkpoint(
+    openai: EmulatorServer, tmp_path: Path
+) -> None:
+    """The same parameters given in another order are the same call: resumed."""
+    path = tmp_path / "run.jsonl"
+    client = OpenAICompatible(openai.url, model="llama3.2")
+    openai.queue_reply(status=400)
+    batch(client, ["a", "b"], concurrency=1, checkpoint=path, temperature=0.5, top_p=1)
+    sent = len(openai.requests)
+    again = batch(client, ["a", "b"], checkpoint=path, top_p=1, temperature=0.5)
+    assert [item.ok for item in again] == [True, True]
+    assert len(openai.requests) == sent + 1
 
 
 def test_a_checkpoint_of_another_per_call_model_names_it(
@@ -282,6 +340,19 @@ def test_a_responses_checkpoint_of_another_server_is_refused(
     other = OpenAICompatible(openai.url, model="other")
     with pytest.raises(ValueError, match="another client"):
         batch(other.responses, ["a"], checkpoint=path)
+
+
+def test_a_responses_checkpoint_rerun_through_chat_names_the_switch(
+    openai: EmulatorServer, tmp_path: Path
+) -> None:
+    """client.responses' checkpoint, rerun through the client's chat API:
+    refused, naming the provider each time."""
+    path = tmp_path / "run.jsonl"
+    client = OpenAICompatible(openai.url, model="llama3.2")
+    batch(client.responses, ["a"], checkpoint=path)
+    changed = "provider was 'chatproviders.Responses', now 'chatproviders.Op"
+    with pytest.raises(ValueError, match=re.escape(changed)):
+        batch(client, ["a"], checkpoint=path)
 
 
 def test_a_batch_without_usage_sums_to_none(cromicle: EmulatorServer) -> None:
@@ -578,6 +649,46 @@ def test_a_retry_after_longer_than_the_client_allows_stops_the_batch(
     assert again.texts == [f"re p{i}" for i in range(5)]
 
 
+def test_a_request_in_flight_when_the_batch_stops_tries_no_other_provider(
+    clock: FakeClock,
+) -> None:
+    """Once a long Retry-After stops the batch, an item already in flight
+    whose first provider fails is not sent to the next one: it fails with
+    the batch's error, and the second server never sees it."""
+    p1_sent = threading.Event()
+    p0_done = threading.Event()
+    second: list[str] = []
+
+    def first_answer(conn: Conn, prompt: str) -> None:
+        if prompt == "p0":  # once p1 is here too, so it tries this server first
+            assert p1_sent.wait(WAIT)
+            reply(conn, "quota", 429, "Retry-After: 120")
+        else:
+            p1_sent.set()
+            assert p0_done.wait(WAIT)  # the batch has stopped
+            reply(conn, "broken", 500)
+
+    def second_answer(conn: Conn, prompt: str) -> None:
+        second.append(prompt)
+        if prompt == "p0":
+            reply(conn, "quota", 429, "Retry-After: 120")
+        else:
+            reply(conn, f"re {prompt}")
+
+    def shown(item: BatchItem) -> None:
+        if item.index == 0:
+            p0_done.set()
+
+    with prompt_server(first_answer) as one, prompt_server(second_answer) as two:
+        client = FallbackProvider(
+            [Cromicle(base_url=one.url), Cromicle(base_url=two.url)]
+        )
+        result = batch(client, ["p0", "p1", "p2"], concurrency=2, progress=shown)
+    assert second == ["p0"]
+    assert result.texts == [None, None, None]
+    assert result[1].error is result[0].error  # the batch's stop, not p1's 500
+
+
 def test_a_429_pauses_the_batch_even_when_its_item_has_no_try_left(
     clock: FakeClock, pauses: threading.Event
 ) -> None:
@@ -719,6 +830,90 @@ def test_a_bar_unasked_on_a_terminal_or_in_a_notebook(
     assert _progress.watched()
     fake.get_ipython = lambda: type("Shell", (), {})()  # type: ignore[attr-defined]
     assert not _progress.watched()  # terminal IPython: no kernel
+
+
+def test_a_bar_unasked_waits_two_seconds_before_it_shows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """progress=None on a terminal: a run over in under 2 s (tqdm's clock)
+    draws nothing, even when an item fails; one that lasts 2.5 s draws its
+    bar, named and counted."""
+    import tqdm.std
+
+    now = [0.0]
+    monkeypatch.setattr(tqdm.std, "time", lambda: now[0])
+    took = [0.9]
+
+    def answer(conn: Conn, prompt: str) -> None:
+        now[0] += took[0]  # the reply takes this long
+        if prompt == "bad":
+            reply(conn, "no", 400)
+        else:
+            reply(conn, f"re {prompt}")
+
+    tty = TTY()
+    monkeypatch.setattr(sys, "stderr", tty)
+    with prompt_server(answer) as server:
+        client = Cromicle(base_url=server.url, max_retries=0)
+        batch(client, ["a", "bad"], concurrency=1)
+        assert tty.text == ""
+        took[0] = 2.5
+        batch(client, ["a"])
+    bar = "batch: 100%|##########| 1/1 [00:02<00:00,  2.50s/item, failed=0]"
+    assert tty.text.endswith(f"\r{bar}\n")
+
+
+class OldTqdm:
+    """A tqdm before 4.60: it refuses ``delay=``."""
+
+    def __init__(self, **options: Any) -> None:
+        if "delay" in options:
+            raise TypeError("__init__() got an unexpected keyword argument 'delay'")
+
+
+def test_a_tqdm_too_old_for_delay_is_named_or_skipped(
+    cromicle: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed tqdm without ``delay=``: progress=True names the version
+    needed; progress=None runs without a bar, even on a terminal."""
+    old = type(sys)("tqdm.auto")
+    old.tqdm = OldTqdm  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tqdm.auto", old)
+    client = Cromicle(base_url=cromicle.url)
+    with pytest.raises(ImportError, match=r"needs tqdm 4\.60 or later"):
+        batch(client, ["a"], progress=True)
+    monkeypatch.setattr(sys, "stderr", TTY())
+    assert batch(client, ["a"]).texts[0] is not None
+    assert len(cromicle.requests) == 1
+
+
+def test_a_closed_stderr_is_no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stderr closed (or replaced by an object without isatty) is not
+    watched: no bar unasked, and no error."""
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr(sys, "stderr", closed)
+    assert not _progress.watched()
+    monkeypatch.setattr(sys, "stderr", object())
+    assert not _progress.watched()
+
+
+def test_the_bar_counts_a_failure_that_comes_last(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two items succeed, then one fails: the bar ends at failed=1."""
+
+    def answer(conn: Conn, prompt: str) -> None:
+        if prompt == "bad":
+            reply(conn, "no", 400)
+        else:
+            reply(conn, f"re {prompt}")
+
+    with prompt_server(answer) as server:
+        client = Cromicle(base_url=server.url)
+        batch(client, ["a", "b", "bad"], concurrency=1, progress=True)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "failed=1" in err
 
 
 def cli_files(
