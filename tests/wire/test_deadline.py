@@ -4,10 +4,12 @@ after it has dropped the guards that finished."""
 
 from __future__ import annotations
 
+import queue
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Optional
 
 import pytest
 
@@ -165,35 +167,32 @@ def test_the_deadline_cuts_a_reused_connection_that_trickles() -> None:
         assert cut.wait(WAIT)
 
 
-def idle_cpu(seconds: float = 0.25) -> float:
-    """The CPU time the process uses while this thread waits ``seconds``."""
-    began = time.process_time()
-    threading.Event().wait(seconds)
-    return time.process_time() - began
+class _Waits(threading.Condition):
+    """A condition that reports each wait, by the timeout it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: queue.Queue[Optional[float]] = queue.Queue()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        self.timeouts.put(timeout)
+        return super().wait(timeout)
 
 
-def test_the_watchdog_uses_no_cpu_between_deadlines(
-    pair: tuple[socket.socket, socket.socket],
-) -> None:
-    """While the next deadline is far, once a guard it shut waits for its
-    exchange to end, and with nothing queued, the watchdog's thread sleeps."""
-    ours, _ = pair
+def test_the_watchdog_sleeps_until_the_next_deadline_or_a_change() -> None:
+    """Between deadlines the watchdog's thread sleeps: until the next deadline
+    while one is queued, and without a timeout once none is. It never polls."""
     watchdog = _deadline._Watchdog()
+    watchdog._changed = waits = _Waits()
     far = watched(watchdog, time.monotonic() + 1e6)
-    assert idle_cpu() < 0.1
-    past = Guard()
-    past.add(ours)
-    past.deadline = time.monotonic()
-    watchdog.watch(past)
-    assert ours.recv(64) == b""  # shut by the watchdog, not yet finished
-    assert idle_cpu() < 0.1
-    for guard in (far, past):
-        guard.finish()
+    assert 1e6 - WAIT < waits.timeouts.get(timeout=WAIT) <= 1e6  # type: ignore[operator]
+    far.finish()
     ended = Guard()
     ended.deadline = time.monotonic() + 1e6
     ended.finish()
-    watchdog.watch(ended)  # wakes it: it drops the three and has nothing left
-    assert idle_cpu() < 0.1
+    watchdog.watch(ended)  # wakes it: both are done, and nothing is left
+    assert waits.timeouts.get(timeout=WAIT) is None
+    assert waits.timeouts.empty()
 
 
 def test_an_expired_exchange_not_yet_ended_holds_back_no_other_deadline(
