@@ -897,3 +897,35 @@ def test_an_item_without_index_or_id_is_done_once() -> None:
         completed(),
     )
     assert replay(chunks)["text"] == "Hello!"
+
+
+def test_done_before_completed_says_what_is_missing() -> None:
+    chunks = [*events(created()), b"data: [DONE]\n\n"]
+    missing = r"ended before response\.completed"
+    with pytest.raises(IncompleteStreamError, match=missing):
+        list(iter_response_events(chunks))
+
+
+def test_an_event_with_empty_data_is_named_not_read_as_the_one_before() -> None:
+    """``data:`` with nothing after it is an event (the SSE rules dispatch
+    it), whose data is not JSON: an error naming it, never the previous
+    event's delta a second time."""
+    delta = {"type": "response.output_text.delta", "item_id": "m", "delta": "Hi"}
+    chunks = [*events(created(), delta), b"data:\n\n", *events(completed())]
+    pieces = iter_response_events(chunks)
+    assert "Hi" in [next(pieces), next(pieces)]
+    with pytest.raises(ResponseFormatError, match="an event"):
+        list(pieces)
+
+
+def test_a_whole_response_with_an_error_says_it_failed() -> None:
+    error = {"message": "boom", "code": "boom_code"}
+    body = {"id": "r1", "status": "failed", "error": error, "output": []}
+    with pytest.raises(APIError, match=r"^the response failed \(boom_code\): boom$"):
+        replay([json.dumps(body).encode()])
+
+
+def test_a_whole_response_with_an_item_that_is_not_an_object_is_named() -> None:
+    body = {"id": "r1", "status": "completed", "output": [42]}
+    with pytest.raises(ResponseFormatError, match="an output item that is not an"):
+        replay([json.dumps(body).encode()])
