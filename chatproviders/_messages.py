@@ -92,10 +92,8 @@ def check_plain(messages: Messages, provider: str = "", host: str = "") -> None:
         elif not isinstance(content, str):
             kind = "content parts" if isinstance(content, list) else "no text"
             problem = f"has {kind} in 'content'"
-        else:
-            for key in ("tool_calls", "tool_call_id"):
-                if message.get(key) is not None:
-                    problem = f"has {key!r}"
+        elif message.get("tool_calls") is not None:  # tool_call_id: role 'tool'
+            problem = "has 'tool_calls'"
         if problem:
             raise InvalidMessagesError(
                 f"messages[{index}] {problem}, which {who} cannot carry: it "

@@ -54,6 +54,23 @@ def test_every_role_and_content_shape_is_sent_verbatim() -> None:
     assert json.loads(responses.calls[0].request.body)["messages"] == TOOL_LOOP
 
 
+@responses.activate
+def test_an_assistant_refusal_part_is_sent_verbatim() -> None:
+    """A refusal part, as OpenAI returns it, is history an assistant message
+    may carry; another part type in an assistant message is refused."""
+    responses.post(f"{OPENAI_BASE}/chat/completions", body=SSE)
+    refusal = {"role": "assistant", "content": [{"type": "refusal", "refusal": "No."}]}
+    messages = [{"role": "user", "content": "hi"}, refusal]
+    with OpenAICompatible(OPENAI_BASE, model="m").stream(messages) as stream:
+        assert list(stream) == ["ok"]
+    assert json.loads(responses.calls[0].request.body)["messages"] == messages
+    image = {"type": "image_url", "image_url": {"url": "data:,"}}
+    with pytest.raises(InvalidMessagesError, match="has type 'image_url'"):
+        OpenAICompatible(OPENAI_BASE, model="m").stream(
+            [{"role": "assistant", "content": [image]}]
+        )
+
+
 @pytest.mark.parametrize(
     ("message", "problem"),
     [
@@ -96,7 +113,16 @@ def test_every_role_and_content_shape_is_sent_verbatim() -> None:
                 "content": "",
                 "tool_calls": [{**CALL, "function": {"name": "f", "arguments": {}}}],
             },
-            r"'tool_calls'\[0\]\['function'\] needs a string 'arguments', got dict",
+            r"'tool_calls'\[0\]\['function'\] needs a string 'arguments', got dict"
+            r" \(arguments are a JSON string\)$",
+        ),
+        (
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{**CALL, "function": {"name": 7, "arguments": "{}"}}],
+            },
+            r"'tool_calls'\[0\]\['function'\] needs a string 'name', got int$",
         ),
         ({"role": "user", "content": "x", "name": 3}, r"'name' must be a string"),
     ],
