@@ -204,7 +204,10 @@ class _Items:
         self.by_id: dict[str, int] = {}
         self.count = 0
         self.done: set[int] = set()  # items whose output_item.done was read
-        self.streamed: set[tuple[int, str]] = set()  # (index, "text"|"arguments"|...)
+        # (index, "text"|"reasoning"|"arguments"|"call"): some of it came in
+        # events; (index, "text"|"reasoning", part...): that part did, or
+        # "whole": the finished item was read whole
+        self.streamed: set[tuple[Any, ...]] = set()
 
     def index(self, data: dict[str, Any], added: bool = False) -> int:
         """The item's position: ``output_index`` when sent, else by ``item_id``
@@ -269,10 +272,10 @@ def _stream(chunks: Iterable[bytes]) -> Iterator[Piece]:
                 delta = data.get("delta")
                 if type(delta) is not str:
                     _malformed("an output_text delta", data)
-                key = data.get("item_id")
+                key = (data.get("item_id"), data.get("content_index"))
                 if key != text_item:
                     text_item = key
-                    items.streamed.add((items.index(data), "text"))
+                    items.streamed.update(_part(items.index(data), "text", data))
                 if delta:
                     yield delta
                 continue
@@ -391,24 +394,45 @@ def _item_pieces(
             items.streamed.add((index, "arguments"))
             yield _call_delta(index, {"arguments": item.get("arguments")}, data)
     elif kind == "message" and (index, "text") not in items.streamed:
-        items.streamed.add((index, "text"))
+        items.streamed.update(((index, "text"), (index, "text", "whole")))
         text = "".join(_texts(item.get("content"), "output_text"))
         if text:
             yield text
     elif kind == "reasoning" and (index, "reasoning") not in items.streamed:
-        items.streamed.add((index, "reasoning"))
+        items.streamed.update(((index, "reasoning"), (index, "reasoning", "whole")))
         text = "".join(_reasoning_texts(item))
         if text:
             yield ReasoningDelta(text)
 
 
+def _part(index: int, kind: str, data: dict[str, Any]) -> tuple[Any, ...]:
+    """The keys a text or reasoning event marks as read: its item's, and its
+    part's (by ``summary_index`` and ``content_index``, when sent)."""
+    part = (index, kind, data.get("summary_index"), data.get("content_index"))
+    return (index, kind), part
+
+
+def _fresh(index: int, kind: str, data: dict[str, Any], items: _Items) -> bool:
+    """Whether a ``.done`` event's whole text is new: its part was not
+    streamed, nor its item read whole. Marks it read. Without part indexes,
+    any text of its item is its own; deltas without them cover every part.
+    """
+    item, part = _part(index, kind, data)
+    if part[2:] == (None, None):
+        seen = item in items.streamed
+    else:
+        seen = part in items.streamed or (index, kind, None, None) in items.streamed
+    if seen or (index, kind, "whole") in items.streamed:
+        return False
+    items.streamed.update((item, part))
+    return True
+
+
 def _text_done(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
     index = items.index(data)
     text = data.get("text")
-    if (index, "text") not in items.streamed and isinstance(text, str):
-        items.streamed.add((index, "text"))
-        if text:
-            yield text
+    if isinstance(text, str) and _fresh(index, "text", data, items) and text:
+        yield text
 
 
 def _arguments_delta(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
@@ -429,7 +453,7 @@ def _arguments_done(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
 
 
 def _reasoning_delta(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
-    items.streamed.add((items.index(data), "reasoning"))
+    items.streamed.update(_part(items.index(data), "reasoning", data))
     delta = data.get("delta")
     if type(delta) is not str:
         _malformed("a reasoning delta", data)
@@ -440,8 +464,7 @@ def _reasoning_delta(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
 def _reasoning_done(data: dict[str, Any], items: _Items) -> Iterator[Piece]:
     index = items.index(data)
     text = data.get("text")
-    if (index, "reasoning") not in items.streamed and isinstance(text, str) and text:
-        items.streamed.add((index, "reasoning"))
+    if isinstance(text, str) and text and _fresh(index, "reasoning", data, items):
         yield ReasoningDelta(text)
 
 

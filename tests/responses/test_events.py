@@ -929,3 +929,78 @@ def test_a_whole_response_with_an_item_that_is_not_an_object_is_named() -> None:
     body = {"id": "r1", "status": "completed", "output": [42]}
     with pytest.raises(ResponseFormatError, match="an output item that is not an"):
         replay([json.dumps(body).encode()])
+
+
+def test_done_events_alone_carry_every_part() -> None:
+    """A server sending only .done events reads every part of an item: two
+    summary parts of one reasoning item and two text parts of one message,
+    each once, the finished items after them adding nothing."""
+    summary = [{"type": "summary_text", "text": t} for t in ("First. ", "Then.")]
+    reasoning = {"type": "reasoning", "id": "rs1", "summary": summary}
+    content = [{"type": "output_text", "text": t} for t in ("Hel", "lo")]
+    message = {"type": "message", "id": "m1", "content": content}
+
+    def summary_done(part: int) -> dict[str, Any]:
+        kind = "response.reasoning_summary_text.done"
+        return {"type": kind, "item_id": "rs1", "summary_index": part} | {
+            "text": summary[part]["text"]
+        }
+
+    def text_done(part: int) -> dict[str, Any]:
+        kind = "response.output_text.done"
+        return {"type": kind, "item_id": "m1", "content_index": part} | {
+            "text": content[part]["text"]
+        }
+
+    chunks = events(
+        created(),
+        summary_done(0),
+        summary_done(1),
+        {"type": "response.output_item.done", "item": reasoning},
+        text_done(0),
+        text_done(1),
+        {"type": "response.output_item.done", "item": message},
+        completed(),
+    )
+    result = replay(chunks)
+    assert (result["reasoning"], result["text"]) == ("First. Then.", "Hello")
+
+
+@pytest.mark.parametrize("indexed", ["deltas", "dones"])
+def test_parts_indexed_on_one_side_only_are_read_once(indexed: str) -> None:
+    """Deltas and their .done events of which only one side sends part
+    indexes: the text is read once, not twice."""
+    part = {"content_index": 0, "summary_index": 0}
+
+    def event(kind: str, **fields: Any) -> dict[str, Any]:
+        sides = {"deltas": kind.endswith(".delta"), "dones": kind.endswith(".done")}
+        return {"type": kind, **fields, **(part if sides[indexed] else {})}
+
+    chunks = events(
+        created(),
+        event("response.reasoning_summary_text.delta", item_id="rs1", delta="why"),
+        event("response.reasoning_summary_text.done", item_id="rs1", text="why"),
+        event("response.output_text.delta", item_id="m1", delta="hi"),
+        event("response.output_text.done", item_id="m1", text="hi"),
+        completed(),
+    )
+    result = replay(chunks)
+    assert (result["reasoning"], result["text"]) == ("why", "hi")
+
+
+def test_streamed_parts_are_not_repeated_by_their_done_events() -> None:
+    """Two text parts streamed as deltas, then each part's .done: each once."""
+    chunks = events(
+        created(),
+        *(
+            {"type": "response.output_text.delta", "item_id": "m1"}
+            | {"content_index": part, "delta": text}
+            for part, text in ((0, "Hel"), (0, "l"), (1, "o"))
+        ),
+        {"type": "response.output_text.done", "item_id": "m1", "content_index": 0}
+        | {"text": "Hell"},
+        {"type": "response.output_text.done", "item_id": "m1", "content_index": 1}
+        | {"text": "o"},
+        completed(),
+    )
+    assert replay(chunks)["text"] == "Hello"
