@@ -30,10 +30,9 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chatproviders._chat_chunks import iter_chat_reply_events
-from chatproviders._streaming import ChatStream
-
 from chatproviders._responses import ResponsesStream, iter_response_events
+from chatproviders._streams.chat_stream import ChatStream
+from chatproviders._streams.openai_chunks import iter_chat_reply_events
 
 WORDS = ["Hello", " wor", "ld", " \u2014", " ça", " va", "?", " 42"]
 
