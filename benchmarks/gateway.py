@@ -23,7 +23,9 @@ Linux). Three paths, in the same run:
   venv of its own: it is not a dependency of this project).
 
 Reported per path: the delay's p50 and p99, the p99 it adds over ``direct``,
-and the proxy process's CPU seconds (user + system, its children included)
+the same two for the tokens written once every stream had begun (``steady``:
+the load apart from the instant when all N requests arrive), and the proxy
+process's CPU seconds (user + system, its children included)
 per 1,000 streamed tokens. Targets (issue 25): added p99 < 2 ms at N = 100 and
 < 100 ms at N = 500; CPU per 1,000 tokens <= 0.5x LiteLLM's.
 
@@ -37,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import subprocess
@@ -100,13 +103,7 @@ def client(base_url: str, model: str, streams: int) -> dict[str, Any]:
         await api.close()
 
     asyncio.run(main())
-    delays = [
-        round((arrival - float(stamp)) * 1000, 3)
-        for record in records
-        for arrival, text in record
-        for stamp in text.split()
-    ]
-    return {"delays_ms": delays, "failures": failures}
+    return delays(records, failures)
 
 
 def raw_client(base_url: str, model: str, streams: int) -> dict[str, Any]:
@@ -162,13 +159,32 @@ def raw_client(base_url: str, model: str, streams: int) -> dict[str, Any]:
         await asyncio.gather(*(read(record) for record in records))
 
     asyncio.run(main())
-    delays = [
-        round((arrival - float(stamp)) * 1000, 3)
+    return delays(records, failures)
+
+
+def delays(
+    records: Sequence[list[tuple[float, str]]], failures: list[str]
+) -> dict[str, Any]:
+    """Every token's delay in ms, and those of the tokens the upstream wrote
+    once every stream had begun (``steady_ms``): the start, when all N requests
+    reach the proxy in the same instant, apart from the load it then carries."""
+    tokens = [
+        (float(stamp), arrival)
         for record in records
         for arrival, text in record
         for stamp in text.split()
     ]
-    return {"delays_ms": delays, "failures": failures}
+    firsts = [float(record[0][1].split()[0]) for record in records if record]
+    begun = max(firsts, default=0.0)
+    return {
+        "delays_ms": [round((arrival - stamp) * 1000, 3) for stamp, arrival in tokens],
+        "steady_ms": [
+            round((arrival - stamp) * 1000, 3)
+            for stamp, arrival in tokens
+            if stamp > begun
+        ],
+        "failures": failures,
+    }
 
 
 # -- the proxies ----------------------------------------------------------------
@@ -348,38 +364,59 @@ def report(results: Sequence[dict[str, Any]], runs: int) -> None:
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for result in results:
         groups.setdefault((result["path"], result["streams"]), []).append(result)
+
+    def p99(group: Sequence[dict[str, Any]], key: str) -> list[float]:
+        return [_report.percentile(r[key] or [math.nan], 0.99) for r in group]
+
     direct = {
-        n: [_report.percentile(r["delays_ms"], 0.99) for r in group]
+        (n, key): p99(group, key)
         for (path, n), group in groups.items()
         if path == "direct"
+        for key in ("delays_ms", "steady_ms")
     }
     rows = []
     for (path, n), group in groups.items():
-        p50 = [_report.percentile(r["delays_ms"], 0.5) for r in group]
-        p99 = [_report.percentile(r["delays_ms"], 0.99) for r in group]
-        added = [p - d for p, d in zip(p99, direct.get(n, [0.0] * len(p99)))]
-        cpu = [r["cpu_per_1000"] for r in group]
-        lost = sum(r["streams"] * concurrency.TOKENS - r["tokens"] for r in group)
-        rows.append(
-            [
-                path,
-                str(n),
-                concurrency.spread(p50, 1),
-                concurrency.spread(p99, 1),
-                "-" if path == "direct" else concurrency.spread(added, 1),
-                "-" if path == "direct" else concurrency.spread(cpu, 3),
-                str(lost),
-            ]
+        row = [path, str(n)]
+        row.append(
+            concurrency.spread(
+                [_report.percentile(r["delays_ms"], 0.5) for r in group], 1
+            )
         )
+        for key in ("delays_ms", "steady_ms"):
+            mine = p99(group, key)
+            added = [
+                p - d for p, d in zip(mine, direct.get((n, key), [0.0] * len(mine)))
+            ]
+            row.append(concurrency.spread(mine, 1))
+            row.append("-" if path == "direct" else concurrency.spread(added, 1))
+        cpu = [r["cpu_per_1000"] for r in group]
+        row.append("-" if path == "direct" else concurrency.spread(cpu, 3))
+        row.append(
+            str(sum(r["streams"] * concurrency.TOKENS - r["tokens"] for r in group))
+        )
+        rows.append(row)
         failures = [f for r in group for f in r["failures"]]
         if failures:
             print(f"  {path} N={n}: {len(failures)} failed streams, e.g. {failures[0]}")
     _report.table(
         "token delay, upstream write to client (ms); proxy CPU per 1000 tokens",
-        ["path", "N", "p50 ms", "p99 ms", "added p99 ms", "CPU s/1000 tok", "lost"],
+        [
+            "path",
+            "N",
+            "p50 ms",
+            "p99 ms",
+            "added p99",
+            "steady p99",
+            "added steady p99",
+            "CPU s/1000 tok",
+            "lost",
+        ],
         rows,
     )
-    print(f"  {runs} run(s) each; a range is the spread over the runs")
+    print(
+        f"  {runs} run(s) each; a range is the spread over the runs; steady: the"
+        " tokens written once all N streams had begun"
+    )
 
 
 # -- memory ---------------------------------------------------------------------
