@@ -10,6 +10,7 @@ import socket
 import ssl
 import threading
 import zlib
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
@@ -33,6 +34,8 @@ from chatproviders.testing import serve
 from tests.constants import HI
 from tests.loopback import WAIT, Conn, LoopbackServer
 
+#: The folder of the chatproviders under test, for subprocesses.
+ROOT = str(Path(chatproviders.__file__).resolve().parent.parent)
 TRICKLE = 0.05  # the pace of a trickling server, not a synchronization
 EMPTY_DEFLATE_BLOCK = b"\x00\x00\x00\xff\xff"  # stored, not final, no bytes
 
@@ -848,7 +851,8 @@ def test_a_plugin_that_exits_at_import_is_recorded_and_the_rest_load(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+        # the plugins, then the chatproviders under test (not an installed one)
+        env={"PYTHONPATH": os.pathsep.join([str(tmp_path), ROOT]), "PATH": ""},
         timeout=60,
         check=False,
     )
