@@ -79,4 +79,6 @@ class AccessLog:
 
 def _printable(text: str) -> str:
     """No line break or control character from a path can forge a log line."""
+    if text.isprintable():
+        return text
     return "".join(c if c.isprintable() else "?" for c in text)

@@ -261,6 +261,17 @@ def test_one_access_log_line_per_request_with_its_figures() -> None:
     ), lines[1]
 
 
+def test_a_path_with_line_breaks_cannot_forge_a_log_line() -> None:
+    """A request path decoded to a line break or an escape is logged on one
+    line, each such character a question mark."""
+    with gateway({"routes": ["cromicle"]}) as running:
+        path = "/a%0A2026-01-01T00:00:00Z%20POST%20/v1/forged%1B[2J"
+        assert raw_exchange(running.url, post(path, b"", None, [], "GET")).status
+        assert running.app.wait_idle(WAIT)
+    (line,) = running.log.getvalue().splitlines()
+    assert " GET /a?2026-01-01T00:00:00Z POST /v1/forged?[2J status=404 " in line
+
+
 @pytest.mark.parametrize(
     ("arguments", "words"),
     [
