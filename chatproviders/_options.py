@@ -87,7 +87,8 @@ def check_base_url(base_url: Optional[str]) -> Optional[str]:
         return None
     if not isinstance(base_url, str):
         raise TypeError(f"base_url must be a str, got {type(base_url).__name__}")
-    shown = redact(base_url)
+    # a query can carry a key (``?key=...``): errors show only where it starts
+    shown = re.sub(r"([?#]).*", r"\1...", redact(base_url), count=1, flags=re.S)
     try:
         parts = urlsplit(base_url)
         parts.port  # noqa: B018 (raises for a port out of range or not a number)

@@ -460,6 +460,25 @@ def test_a_base_url_with_an_empty_query_or_fragment_is_refused(suffix: str) -> N
         Cromicle("http://127.0.0.1:9" + suffix)
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://h/v1?key=SECRET", "'http://h/v1?...'"),
+        ("http://u:pw@h/v1#SECRET", "'http://***@h/v1#...'"),
+        ("htp://h/v1?key=SECRET", "'htp://h/v1?...'"),
+        ("http://u:p?w@h/v1?key=SECRET", "'http://***@h/v1?...'"),
+    ],
+)
+def test_a_base_url_error_shows_no_query_or_fragment(url: str, shown: str) -> None:
+    """A query or fragment may carry a key: a refused base_url is shown up to
+    where it starts, and never a password."""
+    with pytest.raises(ValueError) as refused:
+        OpenAICompatible(url, model="m")
+    assert str(refused.value).endswith(shown)
+    assert "SECRET" not in str(refused.value)
+    assert "pw" not in str(refused.value)
+
+
 def test_request_bodies_are_utf8_not_escaped() -> None:
     """A non-Latin prompt goes as UTF-8 bytes, not as \\u escapes thrice the size."""
     prepared = Acytoo().prepare([{"role": "user", "content": "привет"}], None, {})
