@@ -533,7 +533,9 @@ def test_a_stream_without_its_end_is_incomplete(end: bytes) -> None:
     )
     pieces = iter_response_events([*chunks, end])
     assert "half" in [next(pieces), next(pieces)]
-    with pytest.raises(IncompleteStreamError):
+    with pytest.raises(
+        IncompleteStreamError, match=r"ended before response\.completed"
+    ):
         list(pieces)
 
 
@@ -1004,3 +1006,45 @@ def test_streamed_parts_are_not_repeated_by_their_done_events() -> None:
         completed(),
     )
     assert replay(chunks)["text"] == "Hello"
+
+
+@pytest.mark.parametrize("usage", [b'{"input_tokens": -1}', b"7"])
+def test_a_malformed_usage_is_named(usage: bytes) -> None:
+    data = b'data: {"type": "response.completed", "response": {"usage": %s}}\n\n'
+    with pytest.raises(ResponseFormatError, match="sent a malformed usage"):
+        list(iter_response_events([data % usage]))
+
+
+def test_an_item_read_whole_is_not_repeated_by_its_parts_done_events() -> None:
+    """A finished message and reasoning item read whole, then the .done
+    events of their parts, with part indexes: each text once."""
+    summary = [{"type": "summary_text", "text": "why"}]
+    reasoning = {"type": "reasoning", "id": "rs1", "summary": summary}
+    content = [{"type": "output_text", "text": "hi"}]
+    message = {"type": "message", "id": "m1", "content": content}
+    chunks = events(
+        created(),
+        {"type": "response.output_item.done", "item": reasoning},
+        {"type": "response.reasoning_summary_text.done", "item_id": "rs1"}
+        | {"summary_index": 0, "text": "why"},
+        {"type": "response.output_item.done", "item": message},
+        {"type": "response.output_text.done", "item_id": "m1"}
+        | {"content_index": 0, "text": "hi"},
+        completed(),
+    )
+    result = replay(chunks)
+    assert (result["reasoning"], result["text"]) == ("why", "hi")
+
+
+def test_an_item_done_twice_is_read_once() -> None:
+    """A server that sends an item's output_item.done twice: its text and
+    reasoning are read once."""
+    summary = [{"type": "summary_text", "text": "why"}]
+    reasoning = {"type": "reasoning", "id": "rs1", "summary": summary}
+    content = [{"type": "output_text", "text": "hi"}]
+    message = {"type": "message", "id": "m1", "content": content}
+    done = [
+        {"type": "response.output_item.done", "item": i} for i in (reasoning, message)
+    ]
+    result = replay(events(created(), *done, *done, completed()))
+    assert (result["reasoning"], result["text"]) == ("why", "hi")
