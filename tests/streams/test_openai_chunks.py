@@ -328,3 +328,17 @@ def test_usage_keeps_the_servers_total_or_adds_it_up(
     body = events({"choices": [], "usage": usage})
     (reported,) = [p for p in iter_chat_events([body]) if isinstance(p, UsageReported)]
     assert reported.usage.total_tokens == total
+
+
+def test_a_reasoning_field_that_is_no_text_is_not_reasoning() -> None:
+    """A server whose ``reasoning`` is an object (effort, a summary setting)
+    gives no reasoning delta; its text comes through."""
+    from chatproviders._streams.events import ReasoningDelta
+    from chatproviders._streams.openai_chunks import iter_chat_events
+
+    body = events(
+        {"choices": [{"delta": {"reasoning": {"effort": "low"}, "content": "hi"}}]},
+        {"choices": [{"delta": {"reasoning_content": "", "reasoning": "why"}}]},
+    )
+    pieces = list(iter_chat_events([body]))
+    assert pieces == ["hi", ReasoningDelta("why")]
