@@ -251,3 +251,34 @@ def test_a_str_subclass_from_a_decoder_is_text() -> None:
     stream, _ = stream_of(Chunks([Piece("he"), "llo"]))
     assert list(stream) == ["he", "llo"] and stream.text == "hello"
     assert type(stream.text) is str
+
+
+def test_a_chunk_that_is_neither_text_nor_an_event_is_a_type_error_that_closes() -> (
+    None
+):
+    """A provider's decoder yielding something else is the provider's bug: a
+    TypeError naming it, and the stream and its response closed."""
+    stream, response = stream_of(Chunks(["a", 3]))  # type: ignore[list-item]
+    assert next(stream) == "a"
+    with pytest.raises(TypeError, match=r"Echo\.iter_text yielded int, not str"):
+        next(stream)
+    assert stream.closed and response.closed
+
+
+def test_the_end_hook_runs_once_when_the_reply_is_read_to_its_end() -> None:
+    """when_ended()'s callback runs as the loop over the stream ends, once,
+    and never for a stream closed early."""
+    from chatproviders._streams.chat_stream import when_ended
+
+    ended: list[str] = []
+    stream, _ = stream_of(Chunks(["a", "b"]))
+    when_ended(stream, lambda s: ended.append(s.text))
+    assert list(stream) == ["a", "b"]
+    assert ended == ["ab"]
+    assert list(stream) == [] and ended == ["ab"]
+
+    early, _ = stream_of(Chunks(["a", "b"]))
+    when_ended(early, lambda s: ended.append("early"))
+    assert next(early) == "a"
+    early.close()
+    assert list(early) == [] and ended == ["ab"]
