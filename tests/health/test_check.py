@@ -808,3 +808,33 @@ def test_a_probe_past_its_deadline_stops_with_a_total_timeout() -> None:
     with pytest.raises(chatproviders.APITimeoutError) as caught:
         _health._left(now - 1)
     assert caught.value.limit == "total"
+
+
+def test_a_background_check_that_raises_does_not_end_the_checks(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in one round of background checks is logged; the next round runs."""
+    rounds = Rounds()
+    monkeypatch.setattr(_fallback, "wait_interval", rounds.wait)
+    with serve("cromicle") as server:
+        before = health_threads()
+        fallback = FallbackProvider([Cromicle(base_url=server.url)], health_interval=30)
+        (thread,) = health_threads() - before
+        check = fallback.check
+        failures = iter([RuntimeError("a bug")])
+
+        def failing_once(**options: Any) -> Any:
+            for error in failures:
+                raise error
+            return check(**options)
+
+        monkeypatch.setattr(fallback, "check", failing_once)
+        rounds.run()  # the check raises
+        assert "background check of" in caplog.text and "a bug" in caplog.text
+        assert server.requests == []
+        rounds.run()  # the next round still checks
+        assert len(server.requests) == 1
+        fallback.close()
+        rounds.wake()
+        thread.join(WAIT)
+        assert not thread.is_alive()
