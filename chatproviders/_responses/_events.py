@@ -405,11 +405,15 @@ def _item_pieces(
             yield ReasoningDelta(text)
 
 
-def _part(index: int, kind: str, data: dict[str, Any]) -> tuple[Any, ...]:
+def _part(
+    index: int, kind: str, data: dict[str, Any]
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """The keys a text or reasoning event marks as read: its item's, and its
     part's (by ``summary_index`` and ``content_index``, when sent)."""
-    part = (index, kind, data.get("summary_index"), data.get("content_index"))
-    return (index, kind), part
+    numbers = (data.get("summary_index"), data.get("content_index"))
+    if not all(number is None or type(number) is int for number in numbers):
+        _malformed("an event whose part index is not a number", data)
+    return (index, kind), (index, kind, *numbers)
 
 
 def _fresh(index: int, kind: str, data: dict[str, Any], items: _Items) -> bool:

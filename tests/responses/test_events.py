@@ -561,6 +561,12 @@ def test_a_stream_without_its_end_is_incomplete(end: bytes) -> None:
         b'"item": {"type": "message", "id": ["m"]}}\n\n',
         b'data: {"type": "response.output_item.done", '
         b'"item": {"type": "message", "id": {"m": 1}, "content": []}}\n\n',
+        b'data: {"type": "response.output_text.delta", "item_id": "m", '
+        b'"content_index": [0], "delta": "hi"}\n\n',
+        b'data: {"type": "response.output_text.done", "item_id": "m", '
+        b'"content_index": {"a": 0}, "text": "hi"}\n\n',
+        b'data: {"type": "response.reasoning_summary_text.delta", "item_id": "r", '
+        b'"summary_index": "0", "delta": "why"}\n\n',
     ],
 )
 def test_malformed_events_are_format_errors(data: bytes) -> None:
