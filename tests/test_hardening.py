@@ -430,14 +430,17 @@ def test_untyped_text_that_only_starts_like_html_is_a_reply(
         assert Cromicle(server.url).complete(HI).text == text
 
 
-def test_the_first_chunk_is_not_held_back_by_the_html_check() -> None:
+@pytest.mark.parametrize("typed", [False, True])
+def test_the_first_chunk_is_not_held_back_by_the_html_check(typed: bool) -> None:
     """A reply whose first byte cannot start a page is handed over at once,
-    while the server still waits for the client."""
+    while the server still waits for the client: with no Content-Type (the
+    sniffed case) and with one."""
     got_first = threading.Event()
+    headers = [("Content-Type", "text/plain")] if typed else []
 
     def handler(conn: Conn) -> None:
         conn.read_request()
-        conn.send_head(framing="chunked")
+        conn.send_head(headers=headers, framing="chunked")
         conn.send(b"H")
         assert got_first.wait(WAIT), "the first chunk was held back"
         conn.send(b"ello")
