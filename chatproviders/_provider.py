@@ -381,6 +381,7 @@ class Provider(Gpt4freeEntryPoints, Client):
         for stream in list(self._streams):
             stream.close()
         if self._owns_session:
+            _close_pools(self.session)
             self.session.close()
 
     @property
@@ -455,12 +456,31 @@ def _forget_connections() -> None:
     for it forever.
     """
     for session in list(_sessions):
-        for adapter in list(session.adapters.values()):
-            managers = [getattr(adapter, "poolmanager", None)]
-            managers += getattr(adapter, "proxy_manager", {}).values()
-            for manager in managers:
-                if manager is not None:
-                    _drop_pools(manager)
+        for manager in _managers(session):
+            _drop_pools(manager)
+
+
+def _managers(session: requests.Session) -> list[Any]:
+    """The pool managers of ``session``'s adapters, proxies' included."""
+    managers = []
+    for adapter in list(session.adapters.values()):
+        managers.append(getattr(adapter, "poolmanager", None))
+        managers += getattr(adapter, "proxy_manager", {}).values()
+    return [manager for manager in managers if manager is not None]
+
+
+def _close_pools(session: requests.Session) -> None:
+    """Close every pool of ``session`` now: its idle connections at once, the
+    ones in use when they come back. urllib3 2's ``PoolManager.clear()``
+    (what ``Session.close()`` calls) only forgets the pools, whose sockets
+    then close when nothing refers to them, and any response held does.
+    """
+    for manager in _managers(session):
+        # urllib3's container refuses iteration (not thread-safe); keys() copies
+        for key in manager.pools.keys():  # noqa: SIM118
+            pool = manager.pools.get(key)
+            if pool is not None:
+                pool.close()
 
 
 def _drop_pools(manager: Any) -> None:

@@ -4,6 +4,7 @@ without stating it, the request it makes, and a client's life and secrets."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from chatproviders import (
     UnsupportedParameterError,
 )
 from tests.constants import BASE, HI, OPENAI_BASE
-from tests.loopback import Conn, LoopbackServer
+from tests.loopback import WAIT, Conn, LoopbackServer
 
 
 class House(Provider):
@@ -101,6 +102,27 @@ def test_closed_is_a_bool_that_turns_true_on_close() -> None:
     assert client.closed is False
     client.close()
     assert client.closed is True
+
+
+def test_close_closes_the_pooled_connection_while_a_reply_is_still_held() -> None:
+    """close() closes the client's idle keep-alive connections at once, even
+    while the caller still holds a stream whose connection went back to the
+    pool (urllib3 2 would close them only when the pool is freed)."""
+    hung_up = threading.Event()
+
+    def keep_alive(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            conn.respond(200, b"Hello")
+        hung_up.set()
+
+    with LoopbackServer(keep_alive) as server:
+        client = House(base_url=server.url)
+        stream = client.stream(HI)
+        assert "".join(stream) == "Hello"
+        assert client.complete(HI).text == "Hello"  # the same connection, again
+        client.close()
+        assert hung_up.wait(WAIT), "the pooled connection is still open"
+        assert stream.closed
 
 
 def test_a_call_prepared_before_close_is_not_sent_after_it() -> None:
