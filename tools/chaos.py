@@ -1,17 +1,19 @@
 """The chaos run: attack chatproviders as an adversary and a careless user
 would, and check that nothing silently goes wrong.
 
-One scenario so far, against emulators on 127.0.0.1 only:
+Two scenarios, each against emulators and raw sockets on 127.0.0.1 only:
 
     kill-resume  SIGKILL a checkpointed batch at random moments and resume it:
                  no item sent twice, none lost, the file always readable
+    check        misbehaving servers of many kinds: check() names each as
+                 documented, within its timeout
 
     python tools/chaos.py                              # every scenario
     python tools/chaos.py kill-resume --cycles 50 --seed 1
 
-``--seed`` repeats the same choices (kill moments, faults); the timing of a
-busy machine still varies. The exit status is 1 when any scenario found a
-problem.
+``--seed`` repeats the same choices (kill moments, faults, the order of the
+probes); the timing of a busy machine still varies. The exit status is 1
+when any scenario found a problem.
 """
 
 from __future__ import annotations
@@ -30,14 +32,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _chaos.common import Outcome
 
-SCENARIOS = ("kill-resume",)
+SCENARIOS = ("kill-resume", "check")
 
 
 def run_scenario(name: str, rng: random.Random, args: argparse.Namespace) -> Outcome:
     """Run the scenario ``name`` with its settings from the command line."""
-    from _chaos.kill_resume import kill_resume
+    if name == "kill-resume":
+        from _chaos.kill_resume import kill_resume
 
-    return kill_resume(rng, cycles=args.cycles, items=args.items)
+        return kill_resume(rng, cycles=args.cycles, items=args.items)
+    from _chaos.check_servers import check_servers
+
+    return check_servers(rng, timeout=args.timeout)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -51,6 +57,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     parser.add_argument(
         "--items", type=int, default=200, help="kill-resume: prompts per run"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=1.5, help="check: each probe's timeout"
     )
     args = parser.parse_args(argv)
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
