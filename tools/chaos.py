@@ -1,19 +1,21 @@
 """The chaos run: attack chatproviders as an adversary and a careless user
 would, and check that nothing silently goes wrong.
 
-Two scenarios, each against emulators and raw sockets on 127.0.0.1 only:
+Three scenarios, each against emulators and raw sockets on 127.0.0.1 only:
 
     kill-resume  SIGKILL a checkpointed batch at random moments and resume it:
                  no item sent twice, none lost, the file always readable
     check        misbehaving servers of many kinds: check() names each as
                  documented, within its timeout
+    background   rounds of background streams, a quarter of them cancelled:
+                 every text whole, no thread or socket left behind
 
     python tools/chaos.py                              # every scenario
     python tools/chaos.py kill-resume --cycles 50 --seed 1
 
-``--seed`` repeats the same choices (kill moments, faults, the order of the
-probes); the timing of a busy machine still varies. The exit status is 1
-when any scenario found a problem.
+``--seed`` repeats the same choices (kill moments, faults, which streams are
+cancelled and how); the timing of a busy machine still varies. The exit
+status is 1 when any scenario found a problem.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _chaos.common import Outcome
 
-SCENARIOS = ("kill-resume", "check")
+SCENARIOS = ("kill-resume", "check", "background")
 
 
 def run_scenario(name: str, rng: random.Random, args: argparse.Namespace) -> Outcome:
@@ -41,9 +43,13 @@ def run_scenario(name: str, rng: random.Random, args: argparse.Namespace) -> Out
         from _chaos.kill_resume import kill_resume
 
         return kill_resume(rng, cycles=args.cycles, items=args.items)
-    from _chaos.check_servers import check_servers
+    if name == "check":
+        from _chaos.check_servers import check_servers
 
-    return check_servers(rng, timeout=args.timeout)
+        return check_servers(rng, timeout=args.timeout)
+    from _chaos.background import background
+
+    return background(rng, rounds=args.rounds, streams=args.streams)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -60,6 +66,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     parser.add_argument(
         "--timeout", type=float, default=1.5, help="check: each probe's timeout"
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="background: rounds")
+    parser.add_argument(
+        "--streams", type=int, default=320, help="background: streams per round"
     )
     args = parser.parse_args(argv)
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
