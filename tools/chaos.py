@@ -1,7 +1,7 @@
 """The chaos run: attack chatproviders as an adversary and a careless user
 would, and check that nothing silently goes wrong.
 
-Three scenarios, each against emulators and raw sockets on 127.0.0.1 only:
+Four scenarios, each against emulators and raw sockets on 127.0.0.1 only:
 
     kill-resume  SIGKILL a checkpointed batch at random moments and resume it:
                  no item sent twice, none lost, the file always readable
@@ -9,6 +9,8 @@ Three scenarios, each against emulators and raw sockets on 127.0.0.1 only:
                  documented, within its timeout
     background   rounds of background streams, a quarter of them cancelled:
                  every text whole, no thread or socket left behind
+    pools        clients made and used in the parent, then in thread, fork,
+                 spawn and forkserver pools: every call right, none hangs
 
     python tools/chaos.py                              # every scenario
     python tools/chaos.py kill-resume --cycles 50 --seed 1
@@ -34,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _chaos.common import Outcome
 
-SCENARIOS = ("kill-resume", "check", "background")
+SCENARIOS = ("kill-resume", "check", "background", "pools")
 
 
 def run_scenario(name: str, rng: random.Random, args: argparse.Namespace) -> Outcome:
@@ -47,9 +49,13 @@ def run_scenario(name: str, rng: random.Random, args: argparse.Namespace) -> Out
         from _chaos.check_servers import check_servers
 
         return check_servers(rng, timeout=args.timeout)
-    from _chaos.background import background
+    if name == "background":
+        from _chaos.background import background
 
-    return background(rng, rounds=args.rounds, streams=args.streams)
+        return background(rng, rounds=args.rounds, streams=args.streams)
+    from _chaos.pools import pools
+
+    return pools(rng, calls=args.calls, rounds=args.pool_rounds)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -70,6 +76,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--rounds", type=int, default=4, help="background: rounds")
     parser.add_argument(
         "--streams", type=int, default=320, help="background: streams per round"
+    )
+    parser.add_argument(
+        "--calls", type=int, default=6, help="pools: calls per client and pool"
+    )
+    parser.add_argument(
+        "--pool-rounds", type=int, default=3, help="pools: pools of each kind"
     )
     args = parser.parse_args(argv)
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
