@@ -1,0 +1,1 @@
+"""The scenarios of ``tools/chaos.py``, one module each, and what they share."""
