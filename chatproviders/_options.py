@@ -88,7 +88,7 @@ def check_base_url(base_url: Optional[str]) -> Optional[str]:
     if not isinstance(base_url, str):
         raise TypeError(f"base_url must be a str, got {type(base_url).__name__}")
     # a query can carry a key (``?key=...``): errors show only where it starts
-    shown = re.sub(r"([?#]).*", r"\1...", redact(base_url), count=1, flags=re.S)
+    shown = re.sub(r"([?#]).*", r"\1...", redact(base_url), flags=re.S)
     try:
         parts = urlsplit(base_url)
         parts.port  # noqa: B018 (raises for a port out of range or not a number)

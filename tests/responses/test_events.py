@@ -599,6 +599,17 @@ def test_tool_call_events_carry_the_call_id() -> None:
     pieces = list(iter_response_events(stream_bytes(KINDS["tools"])))
     first = next(p for p in pieces if isinstance(p, ToolCallDelta))
     assert (first.id, first.name, first.index) == ("call_0", "get_weather", 0)
+    assert first.type == "function"
+
+
+def test_a_queued_response_is_a_lifecycle_event() -> None:
+    """response.queued (a background response waiting its turn) is read as
+    the other lifecycle events are: its response, not a raw event."""
+    queued = {"type": "response.queued", "response": {"id": "r1", "status": "queued"}}
+    chunks = events(queued, created(), completed())
+    pieces = list(iter_response_events(chunks))
+    assert not [p for p in pieces if isinstance(p, ResponseEvent)]
+    assert pieces[0] == ResponseReported(queued["response"])
 
 
 def test_a_reasoning_delta_that_is_no_text_is_named() -> None:
