@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -106,6 +107,22 @@ class Checkpoint:
             os.close(fd)
             raise
         self._fd = fd
+        self._remove_leftovers()
+
+    def _temporary_name(self) -> tuple[str, str]:
+        """The folder, and the prefix of this file's rewrites in it."""
+        path = os.path.abspath(self.path)
+        return os.path.dirname(path), f".{os.path.basename(path)}."
+
+    def _remove_leftovers(self) -> None:
+        """Remove the rewrites of this file that a killed run left behind:
+        with the file locked, none of them is in progress."""
+        folder, prefix = self._temporary_name()
+        with contextlib.suppress(OSError):
+            for name in os.listdir(folder):
+                rest = name[len(prefix) :]
+                if name.startswith(prefix) and _TEMPORARY.fullmatch(rest):
+                    _remove(os.path.join(folder, name))
 
     def read(self) -> dict[int, dict[str, Any]]:
         """The records of the items that succeeded, by index; cuts a torn last
@@ -195,10 +212,10 @@ class Checkpoint:
         same folder, renamed over the old one, so a crash leaves one or the
         other, whole.
         """
-        folder = os.path.dirname(os.path.abspath(self.path))
+        folder, prefix = self._temporary_name()
         try:
             fd, temporary = tempfile.mkstemp(
-                prefix=".", suffix=".tmp", dir=folder, text=False
+                prefix=prefix, suffix=".tmp", dir=folder, text=False
             )
         except OSError as exc:
             raise self.error("cannot write the checkpoint", exc) from exc
@@ -254,6 +271,11 @@ def _lock(fd: int, book: Checkpoint) -> None:
         raise book.error("the checkpoint is in use by another process:") from None
     except OSError as exc:
         raise book.error("cannot lock the checkpoint", exc) from None
+
+
+#: What ``tempfile.mkstemp`` adds to a rewrite's prefix: 8 characters of its
+#: own and the suffix.
+_TEMPORARY = re.compile(r"[a-z0-9_]{8}\.tmp")
 
 
 def _remove(path: str) -> None:

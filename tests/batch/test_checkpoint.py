@@ -159,7 +159,75 @@ def test_a_rewrite_in_progress_is_a_hidden_file(tmp_path: Path) -> None:
         yield RECORD
 
     _rewrite(Checkpoint(path, ["aa"]), records())
-    assert len(seen) == 1 and seen[0].startswith("."), seen
+    assert len(seen) == 1 and seen[0].startswith(".c.jsonl."), seen
+    assert seen[0].endswith(".tmp")
+
+
+KILLED_REWRITE = """
+import sys, threading
+from chatproviders._batch.checkpoint import Checkpoint
+book = Checkpoint(sys.argv[1], ["aa"])
+book.open()
+def records():
+    yield {"index": 0, "input_sha": "aa", "error": None}
+    print("writing", flush=True)
+    threading.Event().wait()  # until the kill
+book.rewrite(records())
+"""
+
+
+def test_a_rewrite_a_kill_left_behind_is_removed_by_the_next_open(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL in the middle of a rewrite leaves its temporary file; the next
+    run that opens the checkpoint removes it, and the file is the old one."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(encode(RECORD) + encode(RECORD))
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_REWRITE, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "writing\n"
+    finally:
+        child.kill()
+        child.wait(60)
+        assert child.stdout is not None
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    (left,) = set(os.listdir(tmp_path)) - {"c.jsonl"}
+    assert left.startswith(".c.jsonl.") and left.endswith(".tmp")
+    book = Checkpoint(path, ["aa"])
+    book.open()
+    book.close()
+    assert os.listdir(tmp_path) == ["c.jsonl"]
+    assert path.read_bytes() == encode(RECORD) + encode(RECORD)
+
+
+def test_only_this_files_own_leftover_rewrites_are_removed(tmp_path: Path) -> None:
+    """Opening c.jsonl removes .c.jsonl.XXXXXXXX.tmp alone: not another
+    checkpoint's rewrites (c.jsonl.b's, other.jsonl's) nor other files."""
+    path = tmp_path / "c.jsonl"
+    mine = ".c.jsonl.ab_12cd3.tmp"
+    others = [
+        ".c.jsonl.b.ab_12cd3.tmp",
+        ".other.jsonl.ab_12cd3.tmp",
+        "c.jsonl.ab_12cd3.tmp",
+        ".c.jsonl.short.tmp",
+        ".c.jsonl.ab_12cd3.tmp.keep",
+    ]
+    for name in [mine, *others]:
+        (tmp_path / name).write_bytes(b"x")
+    book = Checkpoint(path, ["aa"])
+    book.open()
+    book.close()
+    assert sorted(os.listdir(tmp_path)) == sorted(["c.jsonl", *others])
 
 
 def test_a_rewrite_that_fails_midway_leaves_no_temporary_file(tmp_path: Path) -> None:

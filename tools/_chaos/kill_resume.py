@@ -322,7 +322,10 @@ class Run:
         duplicates, resent = self._sent_twice(outcome)
         tally.duplicates += duplicates
         tally.resent += resent
-        tally.leftovers += len(list(self.folder.glob(".*.tmp")))
+        left = sorted(path.name for path in self.folder.glob(".*.tmp"))
+        if left:  # a kill's rewrite is removed by the next run that opens the file
+            tally.leftovers += len(left)
+            outcome.problem(f"{where}: rewrites left in the folder: {left[:3]}")
 
     def _sent_twice(self, outcome: Outcome) -> tuple[int, int]:
         """Duplicates; and the items sent again because a kill came between
@@ -436,7 +439,7 @@ def _figures(tally: Tally, requests: int) -> dict[str, Any]:
         "losses": tally.losses,
         "answered, killed before the record, sent again": tally.resent,
         "torn last lines": tally.torn,
-        "temporary files left by kills": tally.leftovers,
+        "rewrites left once a run ended": tally.leftovers,
         "kills by phase": phases,
         "kills by moment": moments,
     }
