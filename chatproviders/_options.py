@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 import urllib3.util
@@ -175,11 +175,34 @@ def check_proxy(proxy: Optional[Proxy]) -> Optional[dict[str, str]]:
                 f"proxy for {key!r} must be an http, https or socks URL with a "
                 f"host, got {shown!r}"
             )
+        _check_credentials(key, url)
         if parsed.scheme.startswith("socks") and not importlib.util.find_spec("socks"):
             raise ValueError(
                 "a SOCKS proxy needs PySocks: pip install 'requests[socks]'"
             )
     return proxies
+
+
+def _check_credentials(key: str, url: str) -> None:
+    """A proxy URL's user name and password as requests will send them: parsed
+    by ``urlsplit`` (which refuses what NFKC folds into a delimiter) and
+    encoded as Latin-1 for Basic auth. Else a ValueError here, not a deep one
+    at the first request.
+    """
+    shown = redact(url)
+    try:
+        parts = urlsplit(url)
+        credentials = (parts.username, parts.password)
+    except ValueError:
+        raise ValueError(f"proxy for {key!r} is not a valid URL: {shown!r}") from None
+    try:
+        for part in credentials:
+            unquote(part or "").encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"proxy for {key!r}: its user name and password must be Latin-1 "
+            f"text, as HTTP's Basic auth sends them: {shown!r}"
+        ) from None
 
 
 def host_of(url: str) -> str:

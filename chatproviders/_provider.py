@@ -241,7 +241,9 @@ class Provider(Gpt4freeEntryPoints, Client):
         """Values never to show in an error (an API key, the password of
         ``base_url`` or a proxy URL), should a server echo one: ``***`` instead.
         """
-        urls = [self.base_url or "", *(self.options.proxies or {}).values()]
+        proxies = self.options.proxies or {}
+        urls = [self.base_url or ""]
+        urls += [url for key, url in proxies.items() if key != "no_proxy"]
         return tuple(password for password in map(_password, urls) if password)
 
     # -- calls --------------------------------------------------------------
@@ -426,10 +428,8 @@ def _json(value: Any) -> Optional[bytes]:
 
 
 def _password(url: str) -> Optional[str]:
-    try:
-        return urlsplit(url).password
-    except ValueError:
-        return None
+    # base_url and the proxies were parsed so when the client was made
+    return urlsplit(url).password
 
 
 def _hide(text: str, secret: str) -> str:

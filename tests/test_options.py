@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import responses
 
-from chatproviders import Cromicle, OpenAICompatible
+from chatproviders import APIStatusError, Cromicle, OpenAICompatible
 from tests.constants import BASE, HI
 from tests.loopback import Conn, LoopbackServer
 
@@ -104,3 +104,45 @@ def test_a_control_character_in_base_url_is_refused(url: str) -> None:
     a mistake named at construction, not a different URL sent."""
     with pytest.raises(ValueError, match="base_url"):
         Cromicle(base_url=url)
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        # requests' own URL parsing refuses these: a deep ValueError, at send
+        ("http://user:secretpass\u2100@127.0.0.1:3128", "is not a valid URL"),
+        ("http://user:secretpass\uff03@127.0.0.1:3128", "is not a valid URL"),
+        # Basic auth is Latin-1: a UnicodeEncodeError deep inside, at send
+        ("http://user:secretpass\u0100@127.0.0.1:3128", "Latin-1"),
+        ("http://us\u0100er:secretpass@127.0.0.1:3128", "Latin-1"),
+    ],
+)
+def test_a_proxy_whose_credentials_cannot_be_sent_is_refused(
+    url: str, words: str
+) -> None:
+    """Refused when the client is made, naming the proxy, never its password."""
+    with pytest.raises(ValueError, match="proxy for 'http'") as refused:
+        Cromicle(proxy=url)
+    assert words in str(refused.value)
+    assert "secretpass" not in str(refused.value)
+
+
+def test_a_latin1_proxy_password_is_taken() -> None:
+    """A password of Latin-1 text is one Basic auth can carry: taken."""
+    client = Cromicle(proxy="http://user:p\u00e4ss-w\u00f6rd@127.0.0.1:3128")
+    assert client.options.proxies is not None
+
+
+def test_a_no_proxy_list_that_is_no_url_does_not_break_an_error() -> None:
+    """no_proxy is a list of hosts, not a URL: an error of the client is
+    reported as itself, whatever the list holds."""
+
+    def refuse(conn: Conn) -> None:
+        if conn.read_request() is not None:
+            conn.respond(401, b"no")
+
+    with LoopbackServer(refuse) as server:
+        client = Cromicle(base_url=server.url, proxy={"no_proxy": "//[::1"})
+        with pytest.raises(APIStatusError) as caught:
+            client.complete(HI)
+    assert caught.value.status_code == 401

@@ -93,7 +93,28 @@ def test_a_parameter_json_cannot_carry_is_named_with_what_json_takes() -> None:
         House().complete(HI, temperature=float("nan"))
     message = str(caught.value)
     assert "parameter temperature=nan cannot be sent" in message
-    assert "JSON takes str, numbers (not NaN or infinity), bools, None" in message
+    assert message.endswith(
+        "JSON takes str, numbers (not NaN or infinity), bools, None, lists and dicts"
+    )
+
+
+def test_a_provider_class_without_its_protocol_table_is_refused() -> None:
+    """A subclass that leaves out what a request needs is a TypeError naming
+    it when the class is defined, unless it says it is abstract."""
+    with pytest.raises(TypeError, match="provider Half must set"):
+
+        class Half(Provider):
+            path = "/chat"
+
+    class Base(Provider, abstract=True):
+        path = "/chat"
+
+    assert Base.path == "/chat"
+
+
+def test_probe_model_names_a_bad_timeout() -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        House().probe_model(-1)
 
 
 def test_closed_is_a_bool_that_turns_true_on_close() -> None:
