@@ -146,3 +146,16 @@ def test_a_no_proxy_list_that_is_no_url_does_not_break_an_error() -> None:
         with pytest.raises(APIStatusError) as caught:
             client.complete(HI)
     assert caught.value.status_code == 401
+
+
+def test_a_base_url_requests_would_refuse_is_refused_when_the_client_is_made() -> None:
+    """A host with an empty label: requests' InvalidURL, as our ValueError."""
+    with pytest.raises(
+        ValueError, match=r"base_url is not a valid URL: 'http://\.a/v1'"
+    ):
+        Cromicle("http://.a/v1")
+
+
+def test_a_proxy_without_a_scheme_is_told_what_a_proxy_looks_like() -> None:
+    with pytest.raises(ValueError, match="proxy must be a URL such as"):
+        Cromicle(proxy="127.0.0.1:3128")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 import responses
 
 import chatproviders
 from chatproviders import (
+    APIStatusError,
     BadRequestError,
     OpenAICompatible,
     Provider,
@@ -144,6 +145,40 @@ def test_close_closes_the_pooled_connection_while_a_reply_is_still_held() -> Non
         client.close()
         assert hung_up.wait(WAIT), "the pooled connection is still open"
         assert stream.closed
+
+
+def test_close_ends_a_background_call_waiting_to_try_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A background stream whose call waits out a Retry-After when close()
+    comes ends then, without a second try and without the wait."""
+    from chatproviders._wire import retry
+
+    waiting = threading.Event()
+    tries: list[Conn] = []
+
+    def sleep(seconds: float, cancel: Optional[threading.Event] = None) -> None:
+        assert cancel is not None
+        waiting.set()
+        cancel.wait(WAIT)  # as the real one: cut short when cancel is set
+
+    monkeypatch.setattr(retry, "sleep", sleep)
+
+    def busy(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            tries.append(conn)
+            head = [("Retry-After", "30"), ("Content-Type", "text/plain")]
+            conn.send_head(503, head, "length", 4)
+            conn.sock.sendall(b"busy")
+
+    with LoopbackServer(busy) as server:
+        client = House(base_url=server.url, max_retries=2)
+        stream = client.stream_in_background(HI)
+        assert waiting.wait(WAIT)  # the worker waits 30 s before its next try
+        client.close()
+        with pytest.raises(APIStatusError, match="503") as ended:
+            stream.result(timeout=WAIT)  # the wait's last error, at once
+        assert ended.value.tries == 1 and len(tries) == 1
 
 
 def test_a_call_prepared_before_close_is_not_sent_after_it() -> None:

@@ -335,3 +335,32 @@ def test_a_bad_g4f_proxy_names_the_environment_variable(
         chatproviders.ChatCompletion.create(
             model="", messages=HI, provider=Cromicle, ignore_working=True
         )
+
+
+@responses.activate
+def test_client_keywords_configure_the_client_not_the_body() -> None:
+    """session, headers, timeout and max_retries passed to an entry point make
+    the client (the session is the one used), and none reaches the body."""
+    import requests
+
+    responses.post("http://127.0.0.1:9/chat", body="ok")
+    session = requests.Session()
+    session.headers["X-Session"] = "mine"
+    chunks = Cromicle.create_completion(
+        "gpt-3.5-turbo",
+        HI,
+        stream=False,
+        base_url="http://127.0.0.1:9",
+        session=session,
+        headers={"X-Extra": "1"},
+        timeout=5,
+        max_retries=0,
+        total_timeout=10,
+    )
+    assert list(chunks) == ["ok"]
+    request = responses.calls[0].request
+    assert (request.headers["X-Session"], request.headers["X-Extra"]) == ("mine", "1")
+    body = request.body
+    assert not any(
+        name in body for name in (b"session", b"headers", b"timeout", b"retries")
+    )

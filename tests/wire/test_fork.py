@@ -166,3 +166,29 @@ def test_3000_forks_under_8_threads_calling_the_client() -> None:
     assert (forks, errors) == (3000, 0), done.stderr
     assert calls > 10 * failed  # the threads really were busy, and answered
     assert hangs == 0
+
+
+def test_a_forked_child_closes_its_copies_of_the_pooled_sockets(
+    cromicle: EmulatorServer,
+) -> None:
+    """The child closes its copy of each pooled socket at once (the parent's
+    stays open and usable), so no connection lives on in a child that never
+    uses it."""
+    client = Cromicle(cromicle.url, total_timeout=WAIT)
+    assert client.complete(HI).text == "ok"
+    manager = client.session.get_adapter(cromicle.url).poolmanager
+    pools = [manager.pools.get(key) for key in manager.pools.keys()]  # noqa: SIM118
+    (fd,) = [c.sock.fileno() for p in pools for c in p.pool.queue if c and c.sock]
+
+    def closed_in_child() -> bytes:
+        try:
+            os.fstat(fd)
+        except OSError:
+            return b"1"
+        return b"0"
+
+    _, got = fork_and_report(closed_in_child)
+    assert got == b"1"
+    os.fstat(fd)  # the parent's own is open
+    assert client.complete(HI).text == "ok"
+    client.close()
