@@ -170,6 +170,7 @@ class Provider(Gpt4freeEntryPoints, Client):
         self._cancels: weakref.WeakSet[threading.Event] = weakref.WeakSet()
         self._closing = threading.Event()
         _sessions.add(session)
+        _users.setdefault(session, weakref.WeakSet()).add(self)
 
     # -- the options, as attributes -----------------------------------------
 
@@ -385,6 +386,9 @@ class Provider(Gpt4freeEntryPoints, Client):
         if self._owns_session:
             _close_pools(self.session)
             self.session.close()
+            for other in list(_users.get(self.session, ())):
+                if other is not self:  # a copy (with_options) on this session
+                    other.close()
 
     @property
     def closed(self) -> bool:
@@ -447,6 +451,11 @@ def _hide(text: str, secret: str) -> str:
 #: pooled sockets, so after a fork each pool is emptied (closing only the
 #: child's copies of the sockets).
 _sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
+#: The clients of each session: closing the one that made it closes the
+#: others too (copies from ``with_options``, a batch's among them).
+_users: weakref.WeakKeyDictionary[requests.Session, weakref.WeakSet[Provider]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _forget_connections() -> None:

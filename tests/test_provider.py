@@ -240,3 +240,23 @@ def test_an_excerpt_cut_through_the_key_hides_each_start_of_eight_or_more(
         assert KEY[:8] not in shown and shown.endswith("x***")
     else:
         assert shown.endswith("x" + KEY[:7])
+
+
+def test_closing_a_client_closes_its_copies_on_the_session_it_made() -> None:
+    """A copy from with_options() shares the session; closing the client that
+    made the session closes the copy too. A session passed in stays open, and
+    so do the other clients on it."""
+    import requests
+
+    client = House()
+    copy = client.with_options(max_retries=0)
+    client.close()
+    assert copy.closed
+
+    session = requests.Session()
+    mine = House(session=session)
+    other = mine.with_options(max_retries=0)
+    mine.close()
+    assert not other.closed
+    other.close()
+    session.close()

@@ -273,7 +273,8 @@ def send(
     """
     if cancel is not None and isinstance(client, Client):
         if cancel.is_set():
-            raise ChatProvidersError("the batch stopped before this item was sent")
+            why = "the client was closed" if client.closed else "the batch stopped"
+            raise ChatProvidersError(f"{why} before this item was sent")
         prepared = client.prepare(call.messages, call.model, call.params)
         stream = client.send_prepared(prepared, cancel=cancel)
         if acked is not None:

@@ -1140,3 +1140,33 @@ def test_the_summary_line_has_the_token_totals(
         f"{total} tokens ({prompt} prompt, {total - prompt} completion); "
         f"records in {out}\n"
     )
+
+
+def test_close_during_a_batch_stops_its_sending(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """client.close() while a batch waits out a 503's Retry-After: nothing
+    more reaches the server (the batch works through a copy of the client,
+    which shares its session), and the items not done fail."""
+    tries: list[Conn] = []
+
+    def busy(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            tries.append(conn)
+            head = [("Retry-After", "30"), ("Content-Type", "text/plain")]
+            conn.send_head(503, head, "length", 4)
+            conn.sock.sendall(b"busy")
+
+    with LoopbackServer(busy) as server:
+        client = Cromicle(base_url=server.url)
+
+        def close_in_the_pause(seconds: float) -> None:
+            client.close()
+            clock.sleep(seconds)
+
+        monkeypatch.setattr(_batch, "sleep", close_in_the_pause)
+        result = chatproviders.batch(client, ["a", "b"], concurrency=1)
+    assert len(tries) == 1
+    assert [str(item.error) for item in result] == [
+        "the client was closed before this item was sent"
+    ] * 2
