@@ -224,7 +224,8 @@ class Client(Closing):
 
         The copy shares this client's ``requests.Session`` (and so its
         connection pool) unless ``session`` is among the changes; closing
-        the copy never closes a session it did not make.
+        the copy never closes a session it did not make, and closing the
+        client that made the session closes the copy too.
         """
         arguments = {**self._arguments, **changes}
         shared = {}
