@@ -260,3 +260,33 @@ def test_closing_a_client_closes_its_copies_on_the_session_it_made() -> None:
     assert not other.closed
     other.close()
     session.close()
+
+
+def test_messages_json_cannot_carry_are_named_as_the_messages() -> None:
+    """A NaN in a message's extra field is the messages' fault, not a parameter's."""
+    with pytest.raises(chatproviders.InvalidMessagesError) as caught:
+        House().prepare(
+            [{"role": "user", "content": "hi", "x": float("nan")}], None, {}
+        )
+    assert "messages cannot be sent: JSON takes str" in str(caught.value)
+
+
+def test_the_probe_model_of_a_closed_list_is_the_default_one() -> None:
+    assert House().probe_model(1.0) == "house-1"
+
+
+def test_a_hint_already_in_the_message_is_not_added_again() -> None:
+    """A provider's advice is appended once, and not when the server said it."""
+
+    class Hinted(House):
+        def hint(self, error: chatproviders.ChatProvidersError) -> str:
+            return "see the docs"
+
+    def answer(conn: Conn) -> None:
+        if conn.read_request() is not None:
+            conn.respond(400, b"bad request: see the docs")
+
+    with LoopbackServer(answer) as server:
+        with pytest.raises(BadRequestError) as caught:
+            Hinted(base_url=server.url).complete(HI)
+    assert str(caught.value).count("see the docs") == 1
