@@ -1170,3 +1170,23 @@ def test_close_during_a_batch_stops_its_sending(
     assert [str(item.error) for item in result] == [
         "the client was closed before this item was sent"
     ] * 2
+
+
+def test_a_retry_after_of_exactly_what_the_client_allows_pauses_the_batch(
+    clock: FakeClock,
+) -> None:
+    """Retry-After: 60, the longest wait a client takes: the batch pauses 60 s
+    and goes on, it does not stop."""
+    seen: list[str] = []
+
+    def answer(conn: Conn, prompt: str) -> None:
+        seen.append(prompt)
+        if seen.count(prompt) == 1 and prompt == "p0":
+            reply(conn, "quota", 429, "Retry-After: 60")
+        else:
+            reply(conn, f"re {prompt}")
+
+    with prompt_server(answer) as server:
+        result = batch(Cromicle(base_url=server.url), ["p0"], concurrency=1)
+    assert result.texts == ["re p0"]
+    assert seen == ["p0", "p0"] and clock.now == 60.0
