@@ -187,10 +187,12 @@ def test_a_rewrite_a_kill_left_behind_is_removed_by_the_next_open(
 
     path = tmp_path / "c.jsonl"
     path.write_bytes(encode(RECORD) + encode(RECORD))
+    tree = str(Path(_checkpoint.__file__).resolve().parents[2])  # under test
     child = subprocess.Popen(
         [sys.executable, "-c", KILLED_REWRITE, str(path)],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "PYTHONPATH": tree},
     )
     try:
         assert child.stdout is not None
@@ -263,3 +265,86 @@ def test_a_rewrite_whose_folder_is_gone_raises_checkpoint_error(tmp_path: Path) 
         assert caught.value.path == str(path)
     finally:
         book.close()
+
+
+def test_a_blank_line_between_records_is_skipped_not_the_end(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    second = {**RECORD, "index": 1, "input_sha": "bb"}
+    path.write_bytes(encode(RECORD) + b"\n  \n" + encode(second))
+    book = Checkpoint(path, ["aa", "bb"])
+    try:
+        assert sorted(book.read()) == [0, 1]
+    finally:
+        book.close()
+
+
+def test_a_read_error_is_a_checkpoint_error_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(encode(RECORD))
+
+    def broken(fd: int, size: int) -> bytes:
+        raise OSError(5, "Input/output error")
+
+    book = Checkpoint(path, ["aa"])
+    book.open()
+    monkeypatch.setattr(_checkpoint.os, "read", broken)
+    try:
+        with pytest.raises(CheckpointError, match="cannot read the checkpoint"):
+            book.read()
+    finally:
+        book.close()
+
+
+@pytest.mark.parametrize("models", [None, ["m1"]])
+def test_a_line_of_another_input_list_names_no_model_when_none_changed(
+    tmp_path: Path, models: Any
+) -> None:
+    """Without models, or with the same model on both sides, the error says
+    only that the input list differs."""
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(encode({**RECORD, "input_sha": "old", "model": "m1"}))
+    book = Checkpoint(path, ["new"], models=models)
+    try:
+        with pytest.raises(ValueError) as refused:
+            book.read()
+    finally:
+        book.close()
+    message = str(refused.value)
+    assert "is item 0 of a different input list; use another" in message
+    assert "None" not in message
+
+
+def test_a_file_that_names_no_client_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(encode(RECORD))
+    book = Checkpoint(path, ["aa"], client={"class": "Cromicle"})
+    try:
+        with pytest.raises(ValueError, match=r"names no client \(written before"):
+            book.read()
+    finally:
+        book.close()
+
+
+@pytest.mark.parametrize("failing", ["write", "fsync"])
+def test_a_write_error_names_the_file_and_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """An append (os.write) or a rewrite (os.fsync) the disk refuses:
+    CheckpointError naming the file; a rewrite's new file is removed."""
+    path = tmp_path / "c.jsonl"
+    book = Checkpoint(path, ["aa"])
+    book.open()
+
+    def full(*args: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_checkpoint.os, failing, full)
+    try:
+        with pytest.raises(CheckpointError, match="cannot write the checkpoint"):
+            book.write(RECORD) if failing == "write" else book.rewrite([RECORD])
+    finally:
+        monkeypatch.undo()
+        book.close()
+    assert os.listdir(tmp_path) == ["c.jsonl"]
