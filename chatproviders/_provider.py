@@ -169,7 +169,6 @@ class Provider(Gpt4freeEntryPoints, Client):
         self._streams: weakref.WeakSet[ChatStream] = weakref.WeakSet()
         self._cancels: weakref.WeakSet[threading.Event] = weakref.WeakSet()
         self._closing = threading.Event()
-        _sessions.add(session)
         _users.setdefault(session, weakref.WeakSet()).add(self)
 
     # -- the options, as attributes -----------------------------------------
@@ -447,12 +446,11 @@ def _hide(text: str, secret: str) -> str:
     return text
 
 
-#: Every session a client uses: a child process must not share the parent's
-#: pooled sockets, so after a fork each pool is emptied (closing only the
-#: child's copies of the sockets).
-_sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
-#: The clients of each session: closing the one that made it closes the
-#: others too (copies from ``with_options``, a batch's among them).
+#: Every session a client uses, and its clients. A child process must not
+#: share the parent's pooled sockets, so after a fork each pool is emptied
+#: (closing only the child's copies of the sockets); closing the client that
+#: made a session closes the others on it (``with_options`` copies, a
+#: batch's among them).
 _users: weakref.WeakKeyDictionary[requests.Session, weakref.WeakSet[Provider]] = (
     weakref.WeakKeyDictionary()
 )
@@ -464,7 +462,7 @@ def _forget_connections() -> None:
     lock at the fork; held it stays, and ``PoolManager.clear()`` would wait
     for it forever.
     """
-    for session in list(_sessions):
+    for session in list(_users):
         for manager in _managers(session):
             _drop_pools(manager)
 

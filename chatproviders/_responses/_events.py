@@ -247,7 +247,8 @@ def iter_response_events(chunks: Iterable[bytes]) -> Iterator[Piece]:
 def _stream(chunks: Iterable[bytes]) -> Iterator[Piece]:
     decoder = SSEDecoder()
     items = _Items()
-    text_item: Any = object()  # the item of the last text delta
+    text_item: Any = object()  # the item and part of the last text delta
+    text_part: Any = None
     model: Optional[str] = None
     loads = json.JSONDecoder().raw_decode
     for chunk in chunks:
@@ -272,9 +273,9 @@ def _stream(chunks: Iterable[bytes]) -> Iterator[Piece]:
                 delta = data.get("delta")
                 if type(delta) is not str:
                     _malformed("an output_text delta", data)
-                key = (data.get("item_id"), data.get("content_index"))
-                if key != text_item:
-                    text_item = key
+                key, part = data.get("item_id"), data.get("content_index")
+                if key != text_item or part != text_part:
+                    text_item, text_part = key, part
                     items.streamed.update(_part(items.index(data), "text", data))
                 if delta:
                     yield delta

@@ -31,22 +31,12 @@ from typing import Any, Callable, Optional
 
 import chatproviders
 from chatproviders import FallbackProvider, GPROChat, OpenAICompatible
+from chatproviders._health.check import STATUSES
 from chatproviders.testing import serve
 
 from .common import Outcome, refused_url, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-#: The statuses of the table in docs/howto/check.rst, best first.
-STATUSES = (
-    "ok",
-    "down",
-    "timeout",
-    "auth",
-    "rate_limited",
-    "blocked",
-    "bad_reply",
-    "error",
-)
 #: Past the probe's timeout, how long check() may take to return.
 SLACK = 1.0
 
